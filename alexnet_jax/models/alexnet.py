@@ -1,0 +1,129 @@
+"""AlexNet (Krizhevsky, Sutskever & Hinton, NeurIPS 2012), faithful to the paper.
+
+Layer by layer (paper variant, `towers=2`):
+
+  conv1 96×11×11/4 → act → LRN → max-pool 3/2
+  conv2 256×5×5, two towers (groups=2) → act → LRN → max-pool 3/2
+  conv3 384×3×3 across both towers
+  conv4 384×3×3, two towers;  conv5 256×3×3, two towers → max-pool 3/2
+  fc6 4096 → act → dropout;  fc7 4096 → act → dropout;  fc8 → classes
+
+The 2012 model was split over two GPUs; its "towers" only exchange activations at
+conv3 and the FC layers. On one device the same function is a grouped convolution
+(`feature_group_count=2`), which is how it is written here. The "one weird trick"
+variant (Krizhevsky 2014, torchvision's `alexnet`) is 64-192-384-256-256 with no
+LRN and no towers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from alexnet_jax.models import layers
+
+# (features, kernel, padding, groups-if-towered) per conv layer; pooling after 1, 2 and 5.
+PAPER_CONVS = ((96, 11, None, False), (256, 5, 2, True), (384, 3, 1, False), (384, 3, 1, True), (256, 3, 1, True))
+OWT_CONVS = ((64, 11, None, False), (192, 5, 2, False), (384, 3, 1, False), (256, 3, 1, False), (256, 3, 1, False))
+VARIANTS = {"paper": PAPER_CONVS, "owt": OWT_CONVS}
+# The paper initialises these biases to 1 so the ReLUs start in their positive region.
+BIAS_ONE = ("conv2", "conv4", "conv5", "fc6", "fc7")
+
+
+class AlexNet(nn.Module):
+  """AlexNet; every field is set from `config.model` by `build` below."""
+
+  num_classes: int = 1000
+  variant: str = "paper"
+  towers: int = 2
+  width: float = 1.0
+  fc_dim: int = 4096
+  lrn: bool = True
+  lrn_size: int = 5
+  lrn_k: float = 2.0
+  lrn_alpha: float = 1e-4
+  lrn_beta: float = 0.75
+  pool_window: int = 3
+  pool_stride: int = 2
+  dropout: float = 0.5
+  act: str = "relu"
+  init_scheme: str = "paper"
+  init_std: float = 0.01
+  conv1_kernel: int = 11
+  conv1_stride: int = 4
+  conv1_padding: int = 0
+  remove_conv: int = 0
+  dtype: Any = jnp.float32
+
+  def _inits(self, name: str):
+    kinit = layers.kernel_init(self.init_scheme, self.init_std)
+    one = self.init_scheme == "paper" and name in BIAS_ONE
+    binit = nn.initializers.ones if one else nn.initializers.zeros
+    return kinit, binit
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    if self.variant not in VARIANTS:
+      raise ValueError(f"model.variant must be one of {sorted(VARIANTS)}, got {self.variant!r}")
+    act = layers.activation(self.act)
+    x = x.astype(self.dtype)
+    for i, (features, kernel, pad, towered) in enumerate(VARIANTS[self.variant], start=1):
+      name = f"conv{i}"
+      if i == 1:
+        kernel, stride, pad = self.conv1_kernel, self.conv1_stride, self.conv1_padding
+      else:
+        stride = 1
+      if i != self.remove_conv:
+        kinit, binit = self._inits(name)
+        x = nn.Conv(
+            max(1, int(round(features * self.width))), (kernel, kernel), strides=(stride, stride),
+            padding=[(pad, pad), (pad, pad)],
+            feature_group_count=self.towers if towered else 1,
+            kernel_init=kinit, bias_init=binit, dtype=self.dtype, param_dtype=jnp.float32, name=name)(x)
+        x = act(x)
+        if self.lrn and i in (1, 2):
+          x = layers.LocalResponseNorm(self.lrn_size, self.lrn_k, self.lrn_alpha, self.lrn_beta, name=f"lrn{i}")(x)
+      if i in (1, 2, 5):
+        x = layers.max_pool(x, self.pool_window, self.pool_stride)
+    x = x.reshape((x.shape[0], -1))
+    fc_dim = max(1, int(round(self.fc_dim * self.width)))
+    for name in ("fc6", "fc7"):
+      kinit, binit = self._inits(name)
+      x = nn.Dense(fc_dim, kernel_init=kinit, bias_init=binit, dtype=self.dtype,
+                   param_dtype=jnp.float32, name=name)(x)
+      x = act(x)
+      x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    kinit, binit = self._inits("fc8")
+    x = nn.Dense(self.num_classes, kernel_init=kinit, bias_init=binit, dtype=self.dtype,
+                 param_dtype=jnp.float32, name="fc8")(x)
+    return x.astype(jnp.float32)
+
+
+def build(cfg, num_classes: int, dtype: Any) -> AlexNet:
+  variant = cfg.get("variant", "paper")
+  return AlexNet(
+      num_classes=num_classes,
+      variant=variant,
+      towers=cfg.towers if variant == "paper" else 1,
+      width=cfg.width,
+      fc_dim=cfg.fc_dim,
+      lrn=cfg.lrn if variant == "paper" else False,
+      lrn_size=cfg.lrn_size,
+      lrn_k=cfg.lrn_k,
+      lrn_alpha=cfg.lrn_alpha,
+      lrn_beta=cfg.lrn_beta,
+      pool_window=cfg.pool_window,
+      pool_stride=cfg.pool_stride,
+      dropout=cfg.dropout,
+      act=cfg.activation,
+      init_scheme=cfg.init,
+      init_std=cfg.init_std,
+      conv1_kernel=cfg.conv1_kernel,
+      conv1_stride=cfg.conv1_stride,
+      conv1_padding=cfg.conv1_padding,
+      remove_conv=cfg.remove_conv,
+      dtype=dtype,
+  )

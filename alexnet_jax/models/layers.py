@@ -1,0 +1,178 @@
+"""Building blocks shared by every model family.
+
+One place for: local response normalisation, initialisers, activations, the
+conv-BN-act block and the pooling helpers. Families import from here instead of
+re-implementing them, so an ablation of e.g. LRN behaves identically everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Dtype = Any
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "relu": nn.relu,
+    "tanh": jnp.tanh,
+    "gelu": nn.gelu,
+    "sigmoid": nn.sigmoid,
+}
+
+
+def activation(name: str) -> Callable[[jax.Array], jax.Array]:
+  """Returns the activation called `name`, with a clear error for unknown names."""
+  try:
+    return ACTIVATIONS[name]
+  except KeyError:
+    raise ValueError(f"Unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}.") from None
+
+
+def kernel_init(scheme: str, std: float = 0.01) -> nn.initializers.Initializer:
+  """Weight initialiser by name.
+
+  'paper' is AlexNet's N(0, std); 'he' is Kaiming-normal (fan_out, as torchvision
+  ResNet); 'he_in' Kaiming fan_in; 'lecun' and 'xavier' are the usual ones.
+  """
+  if scheme == "paper":
+    return nn.initializers.normal(stddev=std)
+  if scheme == "he":
+    return nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+  if scheme == "he_in":
+    return nn.initializers.variance_scaling(2.0, "fan_in", "normal")
+  if scheme == "lecun":
+    return nn.initializers.lecun_normal()
+  if scheme == "xavier":
+    return nn.initializers.xavier_uniform()
+  raise ValueError(f"Unknown init scheme {scheme!r}; choose paper, he, he_in, lecun or xavier.")
+
+
+class LocalResponseNorm(nn.Module):
+  """Local response normalisation across channels (Krizhevsky et al. 2012, Sec. 3.3).
+
+      b[c] = a[c] / (k + alpha * sum_{c' in window(c)} a[c']**2) ** beta
+
+  The window holds `size` (the paper's n) adjacent channels centred on c,
+  clipped at the edges. As in the paper (and tf.nn.local_response_normalization),
+  alpha multiplies the plain sum; Caffe and torch.nn.LocalResponseNorm divide alpha
+  by n instead, so their alpha is n times ours.
+  """
+
+  size: int = 5
+  k: float = 2.0
+  alpha: float = 1e-4
+  beta: float = 0.75
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    half = (self.size - 1) // 2
+    sq = jnp.square(x.astype(jnp.float32))
+    channels = x.shape[-1]
+    padded = jnp.pad(sq, [(0, 0)] * (x.ndim - 1) + [(half, self.size - 1 - half)])
+    # A sum of `size` shifted slices: cheap on every backend, unlike reduce_window
+    # over the feature axis on CPU.
+    window_sum = sum(padded[..., i:i + channels] for i in range(self.size))
+    denom = self.k + self.alpha * window_sum
+    # denom ** -beta through exp/log keeps one fused elementwise op.
+    scale = jnp.exp(-self.beta * jnp.log(denom))
+    return (x.astype(jnp.float32) * scale).astype(x.dtype)
+
+
+def max_pool(x: jax.Array, window: int, stride: int, padding: Any = "VALID", ceil_mode: bool = False) -> jax.Array:
+  """Max pooling; ceil_mode pads on the high side like torch's ceil_mode=True."""
+  if ceil_mode:
+    pads = []
+    for size in x.shape[1:3]:
+      out = -(-(size - window) // stride) + 1
+      if (out - 1) * stride >= size:  # torch drops a window that starts in the padding
+        out -= 1
+      pads.append((0, max(0, (out - 1) * stride + window - size)))
+    padding = pads
+  return nn.max_pool(x, (window, window), (stride, stride), padding=padding)
+
+
+def avg_pool(x: jax.Array, window: int, stride: int, padding: Any = "VALID") -> jax.Array:
+  """Average pooling that divides by the full window, as torch's count_include_pad=True."""
+  return nn.avg_pool(x, (window, window), (stride, stride), padding=padding, count_include_pad=True)
+
+
+def global_avg_pool(x: jax.Array) -> jax.Array:
+  return jnp.mean(x, axis=(1, 2))
+
+
+def batch_norm(train: bool, dtype: Dtype, name: Optional[str] = None, zero_init: bool = False,
+               momentum: float = 0.9, epsilon: float = 1e-5) -> nn.BatchNorm:
+  """BatchNorm with torch-compatible defaults (momentum 0.1 in torch = 0.9 here, eps 1e-5).
+
+  Under `jax.jit` over a device mesh the batch mean and variance are computed over
+  the global (sharded) batch, so statistics are synchronised across devices.
+  """
+  return nn.BatchNorm(
+      use_running_average=not train,
+      momentum=momentum,
+      epsilon=epsilon,
+      dtype=dtype,
+      param_dtype=jnp.float32,
+      scale_init=nn.initializers.zeros if zero_init else nn.initializers.ones,
+      name=name,
+  )
+
+
+class ConvBNAct(nn.Module):
+  """Conv → (BatchNorm) → activation, the block every post-2014 family is built from.
+
+  `padding` is an int (symmetric), 'SAME' or 'VALID'. With `bn=False` the conv has a
+  bias; with `bn=True` it has none (the BN shift plays that role).
+  """
+
+  features: int
+  kernel: int | Sequence[int] = 3
+  stride: int = 1
+  padding: Any = "SAME"
+  groups: int = 1
+  bn: bool = True
+  act: Optional[str] = "relu"
+  kernel_init: nn.initializers.Initializer = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+  bias_init: nn.initializers.Initializer = nn.initializers.zeros
+  bn_zero_init: bool = False
+  bn_epsilon: float = 1e-5
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    kernel = (self.kernel, self.kernel) if isinstance(self.kernel, int) else tuple(self.kernel)
+    pad = self.padding
+    if isinstance(pad, int):
+      pad = [(pad, pad), (pad, pad)]
+    x = nn.Conv(
+        self.features, kernel, strides=(self.stride, self.stride), padding=pad,
+        feature_group_count=self.groups, use_bias=not self.bn,
+        kernel_init=self.kernel_init, bias_init=self.bias_init,
+        dtype=self.dtype, param_dtype=jnp.float32, name="conv")(x)
+    if self.bn:
+      x = batch_norm(train, self.dtype, name="bn", zero_init=self.bn_zero_init, epsilon=self.bn_epsilon)(x)
+    if self.act is not None:
+      x = activation(self.act)(x)
+    return x
+
+
+class Classifier(nn.Module):
+  """Dropout → Dense head used at the end of every family."""
+
+  num_classes: int
+  dropout: float = 0.0
+  kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+  bias_init: nn.initializers.Initializer = nn.initializers.zeros
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    if self.dropout > 0:
+      x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    x = nn.Dense(self.num_classes, kernel_init=self.kernel_init, bias_init=self.bias_init,
+                 dtype=self.dtype, param_dtype=jnp.float32, name="fc")(x)
+    # Logits in float32 whatever the compute dtype: the loss and softmax need it.
+    return x.astype(jnp.float32)

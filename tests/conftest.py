@@ -1,0 +1,22 @@
+"""Test setup: everything runs on CPU; TensorFlow stays quiet and off any GPU."""
+
+import os
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+import pathlib  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> pathlib.Path:
+  """The real image archives kept beside the repository for CI; skips the test when absent."""
+  if not SHARED_DATA.is_dir():
+    pytest.skip("real-image archives (../shared/data) are not present")
+  return SHARED_DATA

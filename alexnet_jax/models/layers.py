@@ -176,3 +176,31 @@ class Classifier(nn.Module):
                  dtype=self.dtype, param_dtype=jnp.float32, name="fc")(x)
     # Logits in float32 whatever the compute dtype: the loss and softmax need it.
     return x.astype(jnp.float32)
+
+
+def _adaptive_weights(size: int, out: int) -> jnp.ndarray:
+  """(out, size) averaging matrix of torch's adaptive pooling along one axis.
+
+  Output cell i averages input cells floor(i·size/out) .. ceil((i+1)·size/out) − 1,
+  so windows may overlap, and a map smaller than `out` is replicated.
+  """
+  rows = []
+  for i in range(out):
+    start, end = (i * size) // out, -(-((i + 1) * size) // out)
+    rows.append([1.0 / (end - start) if start <= j < end else 0.0 for j in range(size)])
+  return jnp.asarray(rows, jnp.float32)
+
+
+def adaptive_avg_pool(x: jax.Array, output_size: int | Sequence[int]) -> jax.Array:
+  """NHWC average pooling to a fixed spatial size, exactly as torch's AdaptiveAvgPool2d.
+
+  Written as two small averaging matrices (static shapes, any input size), so it equals
+  a plain average pool when the size divides evenly and an identity when it matches.
+  """
+  oh, ow = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
+  h, w = x.shape[1:3]
+  if (h, w) == (oh, ow):
+    return x
+  wh = _adaptive_weights(h, oh).astype(x.dtype)
+  ww = _adaptive_weights(w, ow).astype(x.dtype)
+  return jnp.einsum("ih,jw,nhwc->nijc", wh, ww, x)

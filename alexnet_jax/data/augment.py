@@ -119,7 +119,7 @@ def inception_crop_window(shape: tf.Tensor, min_area: float, seed: tf.Tensor,
   """
   bbox = tf.constant([0.0, 0.0, 1.0, 1.0], tf.float32, shape=[1, 1, 4])
   begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
-      tf.cast(shape, tf.int32), bounding_boxes=bbox, seed=seed, min_object_covered=0.0,
+      tf.concat([tf.cast(shape[:2], tf.int32), [3]], 0), bounding_boxes=bbox, seed=seed, min_object_covered=0.0,
       aspect_ratio_range=aspect_range, area_range=(min_area, 1.0), max_attempts=10,
       use_image_if_no_bounding_boxes=True)
   return tf.stack([begin[0], begin[1], size[0], size[1]])

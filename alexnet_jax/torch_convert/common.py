@@ -97,8 +97,9 @@ class StateDict:
     """The tensor `key` as float32 NumPy, marking it used."""
     if key not in self._arrays:
       near = [k for k in self._arrays if k.rsplit(".", 1)[0] == key.rsplit(".", 1)[0]]
-      hint = f" Keys with the same prefix: {near}." if near else ""
-      raise ConversionError(f"state_dict has no tensor {key!r}.{hint} Is this the right model name?")
+      hint = f"keys with the same prefix: {near}" if near else f"its first keys are {list(self._arrays)[:6]}"
+      raise ConversionError(
+          f"state_dict has no tensor {key!r} ({hint}). Does --model name the architecture it was saved from?")
     self._used.add(key)
     return to_numpy(self._arrays[key])
 

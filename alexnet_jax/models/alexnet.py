@@ -78,11 +78,10 @@ class AlexNet(nn.Module):
         stride = 1
       if i != self.remove_conv:
         kinit, binit = self._inits(name)
-        x = nn.Conv(
+        x = layers.Conv(
             max(1, int(round(features * self.width))), (kernel, kernel), strides=(stride, stride),
-            padding=[(pad, pad), (pad, pad)],
-            feature_group_count=self.towers if towered else 1,
-            kernel_init=kinit, bias_init=binit, dtype=self.dtype, param_dtype=jnp.float32, name=name)(x)
+            padding=pad, groups=self.towers if towered else 1,
+            kernel_init=kinit, bias_init=binit, dtype=self.dtype, name=name)(x)
         x = act(x)
         if self.lrn and i in (1, 2):
           x = layers.LocalResponseNorm(self.lrn_size, self.lrn_k, self.lrn_alpha, self.lrn_beta, name=f"lrn{i}")(x)

@@ -1,0 +1,111 @@
+"""clu metric collections for training and evaluation, and a JSON-lines metric writer."""
+
+
+
+import json
+import os
+from typing import Any, Mapping
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+from clu import metric_writers
+from clu import metrics
+
+
+def topk_correct(logits: jax.Array, labels: jax.Array, k: int) -> jax.Array:
+  """1.0 where the label is among the k highest logits (k clipped to the class count)."""
+  k = min(k, logits.shape[-1])
+  _, idx = jax.lax.top_k(logits, k)
+  return jnp.any(idx == labels[:, None], axis=-1).astype(jnp.float32)
+
+
+@flax.struct.dataclass
+class TrainMetrics(metrics.Collection):
+  loss: metrics.Average.from_output("loss")
+  top1: metrics.Average.from_output("top1")
+  top5: metrics.Average.from_output("top5")
+  grad_norm: metrics.Average.from_output("grad_norm")
+  learning_rate: metrics.LastValue.from_output("learning_rate")
+
+
+@flax.struct.dataclass
+class EvalMetrics(metrics.Collection):
+  loss: metrics.Average.from_output("loss")
+  top1: metrics.Average.from_output("top1")
+  top5: metrics.Average.from_output("top5")
+
+
+def to_floats(values: Mapping[str, Any]) -> dict[str, float]:
+  return {k: float(np.asarray(v)) for k, v in values.items()}
+
+
+class JsonlWriter(metric_writers.MetricWriter):
+  """Appends one JSON object per `write_scalars` call: {"step": s, "<name>": value, ...}.
+
+  Tools read `metrics.jsonl` without TensorBoard. On resume the writer first drops lines
+  logged after the restored step (they belong to work that was lost with the process),
+  so the file always describes one consistent history.
+  """
+
+  def __init__(self, path: str, resume_step: int | None = None):
+    self._path = path
+    if resume_step is not None and os.path.exists(path):
+      kept = [line for line in _read_lines(path) if json.loads(line).get("step", 0) <= resume_step]
+      tmp = path + ".tmp"
+      with open(tmp, "w") as f:
+        f.writelines(line + "\n" for line in kept)
+      os.replace(tmp, path)
+    self._file = open(path, "a", buffering=1)
+
+  def write_scalars(self, step: int, scalars: Mapping[str, Any]):
+    row = {"step": int(step), **to_floats(scalars)}
+    self._file.write(json.dumps(row) + "\n")
+
+  def write_summaries(self, step, values, metadata=None):
+    pass
+
+  def write_images(self, step, images):
+    pass
+
+  def write_videos(self, step, videos):
+    pass
+
+  def write_audios(self, step, audios, *, sample_rate):
+    pass
+
+  def write_texts(self, step, texts):
+    pass
+
+  def write_histograms(self, step, arrays, num_buckets=None):
+    pass
+
+  def write_hparams(self, hparams):
+    pass
+
+  def flush(self):
+    self._file.flush()
+
+  def close(self):
+    self._file.close()
+
+
+def _read_lines(path: str) -> list[str]:
+  out = []
+  with open(path) as f:
+    for line in f:
+      line = line.strip()
+      if not line:
+        continue
+      try:
+        json.loads(line)
+      except json.JSONDecodeError:  # a line cut short by a kill: drop it
+        continue
+      out.append(line)
+  return out
+
+
+def read_jsonl(path: str) -> list[dict[str, Any]]:
+  """Reads a metrics.jsonl file (skipping a torn last line)."""
+  return [json.loads(line) for line in _read_lines(path)] if os.path.exists(path) else []

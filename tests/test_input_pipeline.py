@@ -173,3 +173,17 @@ def test_real_imagenette_subset(shared_data, tmp_path):
   assert batch["image"].shape == (8, 64, 64, 3) and np.isfinite(batch["image"]).all()
   labels = np.concatenate([b["label"][b["mask"] > 0] for b in ip.eval_batches(c)])
   assert np.bincount(labels, minlength=10).tolist() == [5] * 10
+
+
+def test_unknown_eval_split_is_a_data_error(emb_dir):
+  with pytest.raises(ip.DataError, match=r"'test' is not a split.*available"):
+    ip.num_eval_batches(_config("embedded", emb_dir), split="test")
+
+
+def test_data_package_does_not_import_jax():
+  """The data code stays framework-neutral (TensorFlow itself may load JAX; we never do)."""
+  import pathlib
+  import re
+  pkg = pathlib.Path(ip.__file__).parent
+  for path in pkg.glob("*.py"):
+    assert not re.search(r"^\s*(import|from)\s+(jax|flax)\b", path.read_text(), re.M), path

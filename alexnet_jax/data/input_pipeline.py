@@ -122,7 +122,12 @@ class _TfdsSource:
     return split if process_count == 1 else tfds.even_splits(split, n=process_count)[process_index]
 
   def split_size(self, split: str, process_index: int, process_count: int) -> int:
-    return int(self.builder.info.splits[self._shard(split, process_index, process_count)].num_examples)
+    try:
+      shard = self.builder.info.splits[self._shard(split, process_index, process_count)]
+    except (KeyError, ValueError) as e:
+      raise DataError(f"split={split!r} is not a split of {self.builder.name!r} "
+                      f"(available: {list(self.builder.info.splits)}). {e}") from None
+    return int(shard.num_examples)
 
   def train_records(self, epoch, skip, take, seed, process_index, process_count, shuffle_buffer):
     order_seed = int(_epoch_seed(seed, epoch, process_index)[0])
@@ -266,7 +271,6 @@ def _options() -> tf.data.Options:
   options = tf.data.Options()
   options.deterministic = True
   options.experimental_optimization.map_parallelization = True
-  options.threading.private_threadpool_size = 0
   return options
 
 

@@ -62,6 +62,16 @@ def check_batch_size(global_batch: int, mesh: Mesh, what: str = "config.batch_si
         f"{jax.process_count()} processes.")
 
 
+def state_shardings(abstract_state, mesh: Mesh, strategy: str = "data"):
+  """Sharding for every leaf of the train state under `strategy` (config.mesh.strategy).
+
+  'data': everything replicated (plain data parallelism).
+  """
+  if strategy != "data":
+    raise ValueError(f"config.mesh.strategy={strategy!r} is not supported; use 'data'.")
+  return jax.tree.map(lambda _: replicated(mesh), abstract_state)
+
+
 def to_global(batch: dict[str, np.ndarray], sharding: NamedSharding) -> dict[str, jax.Array]:
   """Host-local numpy batch → one global array per field, sharded over the 'data' axis."""
   return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}

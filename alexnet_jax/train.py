@@ -38,7 +38,12 @@ from alexnet_jax import models
 from alexnet_jax import optim
 from alexnet_jax import parallel
 from alexnet_jax import workdir as workdir_lib
-from alexnet_jax.data import input_pipeline
+
+
+def _data():
+  """The input pipeline, imported on first use so that model code and benchmarks stay free of TensorFlow."""
+  from alexnet_jax.data import input_pipeline
+  return input_pipeline
 
 
 class TrainingError(Exception):
@@ -169,9 +174,9 @@ class _Checkpointed:
 class Trainer:
   """Holds what the train and eval loops share: mesh, model, jitted steps, shardings."""
 
-  def __init__(self, config: ml_collections.ConfigDict):
+  def __init__(self, config: ml_collections.ConfigDict, info=None):
     self.config = config
-    self.info = input_pipeline.get_info(config)
+    self.info = info if info is not None else _data().get_info(config)
     self.mesh = parallel.make_mesh(config.mesh)
     parallel.check_batch_size(config.batch_size, self.mesh)
     parallel.check_batch_size(config.eval_batch_size, self.mesh, "config.eval_batch_size")
@@ -187,7 +192,7 @@ class Trainer:
 
     init = functools.partial(create_train_state, config, self.model, config.input.image_size)
     abstract = jax.eval_shape(init, self.base_key)
-    self.state_sharding = jax.tree.map(lambda _: self.repl, abstract)
+    self.state_sharding = parallel.state_shardings(abstract, self.mesh, config.mesh.strategy)
     self._init = jax.jit(init, out_shardings=self.state_sharding)
     step = functools.partial(train_step, schedule=self.schedule, label_smoothing=config.label_smoothing,
                              aux_weight=config.aux_loss_weight)
@@ -211,7 +216,7 @@ class Trainer:
   def evaluate(self, state: TrainState, split: str | None = None) -> dict[str, float]:
     """Loss, top-1 and top-5 over every example of the split (remainders padded and masked)."""
     cfg = self.config
-    batches = input_pipeline.eval_batches(cfg, split=split, process_index=jax.process_index(),
+    batches = _data().eval_batches(cfg, split=split, process_index=jax.process_index(),
                                           process_count=jax.process_count())
     acc = metrics_lib.EvalMetrics.empty()
     n = 0.0
@@ -298,7 +303,7 @@ def _train_locked(config, workdir):
   report = periodic_actions.ReportProgress(num_train_steps=trainer.total_steps, writer=writer,
                                            every_steps=cfg.log_every_steps)
   eval_every = max(1, int(round(cfg.eval_every_epochs * trainer.steps_per_epoch)))
-  host_batches = input_pipeline.train_batches(cfg, start_step=start_step, process_index=jax.process_index(),
+  host_batches = _data().train_batches(cfg, start_step=start_step, process_index=jax.process_index(),
                                               process_count=jax.process_count())
   batches = trainer.device_batches(host_batches, cfg.input.prefetch)
 

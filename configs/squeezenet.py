@@ -53,6 +53,7 @@ def smoke(c: ml_collections.ConfigDict) -> None:
   """Quick mode at 64 px: half width; a stride-1 conv1 keeps the last fire module's map at 7×7."""
   c.model.width = 0.5 * c.model.width
   c.model.conv1_stride = 1
+  c.input.std_rgb = common.IMAGENET_STD_RGB  # unit-scale inputs for the short run
   c.schedule.base_lr = 0.02
 
 

@@ -85,6 +85,7 @@ def smoke(c: ml_collections.ConfigDict) -> None:
   c.model.width = 0.25 * c.model.width
   c.model.fc_dim = 2048  # 512 after the width multiplier
   c.model.pool7 = "flatten"
+  c.input.std_rgb = common.IMAGENET_STD_RGB  # unit-scale inputs for the short run
   c.schedule.base_lr = 0.05 if c.model.bn else 0.02
 
 

@@ -3,6 +3,8 @@
   python main.py --config=configs/alexnet.py:smoke
   python main.py --config=configs/alexnet.py --workdir=runs/alexnet
   python main.py --config=configs/alexnet.py:smoke --mode=eval        # evaluate the latest checkpoint
+  python main.py --config=configs/alexnet.py:smoke --mode=eval --protocols=center,10crop
+  python main.py --config=configs/alexnet.py:smoke --mode=predict --images=photos/ --topk=5
   python main.py --config=configs/vgg.py:depth=16 --config.batch_size=64
 
 Without --workdir the run goes to runs/<config name and arguments>. Running the same
@@ -21,8 +23,15 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file, optionally with arguments: path.py:arg=value,...",
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "Run folder (logs, checkpoints); default runs/<config name>.")
-flags.DEFINE_enum("mode", "train", ["train", "eval"], "train (and evaluate), or only evaluate a checkpoint.")
-flags.DEFINE_integer("step", None, "With --mode=eval: the checkpoint step (default: the latest).")
+flags.DEFINE_enum("mode", "train", ["train", "eval", "predict"],
+                  "train (and evaluate), evaluate a checkpoint (protocols × sets), or predict images.")
+flags.DEFINE_integer("step", None, "With --mode=eval/predict: the checkpoint step (default: the latest).")
+flags.DEFINE_string("protocols", None, "--mode=eval: comma-separated center,10crop,multiscale,144crop "
+                    "(default config.eval.protocols); --mode=predict: the first one is used.")
+flags.DEFINE_string("sets", None, "--mode=eval: comma-separated validation,minival,real,v2 (default config.eval.sets).")
+flags.DEFINE_string("images", None, "--mode=predict: an image file or a folder of images.")
+flags.DEFINE_integer("topk", 5, "--mode=predict: labels shown per image.")
+flags.DEFINE_string("json", None, "--mode=predict: also write the predictions to this JSON file.")
 flags.DEFINE_string("coordinator", None, "Multi-host: address:port of process 0 (or $JAX_COORDINATOR_ADDRESS).")
 flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes (or $JAX_NUM_PROCESSES).")
 flags.DEFINE_integer("process_id", None, "Multi-host: this process's index (or $JAX_PROCESS_ID).")
@@ -56,13 +65,27 @@ def main(argv):
   workdir = FLAGS.workdir or os.path.join("runs", config.name)
   logging.info("Config %s → workdir %s", config.name, workdir)
   if FLAGS.mode == "eval":
-    train.evaluate_checkpoint(config, workdir, FLAGS.step)
+    from alexnet_jax import evaluate
+    evaluate.evaluate_checkpoint(config, workdir, FLAGS.step, protocols=_csv(FLAGS.protocols),
+                                 sets=_csv(FLAGS.sets))
+  elif FLAGS.mode == "predict":
+    if not FLAGS.images:
+      raise app.UsageError("--mode=predict needs --images=<image file or folder>.")
+    from alexnet_jax import predict
+    protocol = (_csv(FLAGS.protocols) or ("center",))[0]
+    predict.run(config, workdir, FLAGS.images, step=FLAGS.step, topk=FLAGS.topk, protocol=protocol,
+                json_path=FLAGS.json)
   else:
     _, summary = train.train_and_evaluate(config, workdir)
     ev = summary.get("eval") or {}
     if ev:
       print(f"Final eval at step {summary['step']}: top-1 {ev['top1']:.4f}, top-5 {ev['top5']:.4f}, "
             f"loss {ev['loss']:.4f} ({int(ev['num_examples'])} examples). Workdir: {workdir}")
+
+
+def _csv(text: str | None) -> tuple[str, ...] | None:
+  items = tuple(s.strip() for s in (text or "").split(",") if s.strip())
+  return items or None
 
 
 def run():

@@ -167,6 +167,18 @@ def base_config() -> ml_collections.ConfigDict:
   c.mesh.data = -1               # -1: every device not used by `model`
   c.mesh.model = 1               # >1 splits towers / FC layers across devices (see parallel.py)
   c.mesh.strategy = "data"       # data | towers | fc  (the 2012 split, or Krizhevsky 2014)
+
+  # Evaluation protocols and sets (alexnet_jax/evaluate.py; `--mode=eval`).
+  c.eval = ml_collections.ConfigDict()
+  c.eval.protocols = ("center",)   # center | 10crop | multiscale | 144crop
+  c.eval.sets = ("validation",)    # validation | real | v2 | minival
+  c.eval.scales = (256, 384, 512)  # multiscale: test scales Q for a 224 crop (scaled with image_size)
+  c.eval.googlenet_scales = (256, 288, 320, 352)  # 144crop: short sides for a 224 crop (scaled likewise)
+  c.eval.batch_size = 0            # images per eval batch (global); 0: eval_batch_size // views per image
+  c.eval.real_json = ""            # ReaL labels (real.json); '' uses TFDS imagenet2012_real if prepared
+  c.eval.v2_dir = ""               # ImageNet-V2 folder (<dir>/<class index>/<image>); '' uses TFDS imagenet_v2
+  c.eval.minival_size = 10000      # minival: the last N examples of the train split
+  c.eval.top_confusions = 20       # most-confused class pairs listed per protocol and set
   return c
 
 

@@ -1,0 +1,244 @@
+"""Result tables and learning-curve plots for a sweep.
+
+  python -m experiments.aggregate runs/sweeps/<sweep>
+
+Reads every member folder's summary.json and metrics.jsonl (and, when the sweep runner wrote
+it, sweep.json for the member order, overrides, baseline and the paper's reported effects) and
+writes, into the sweep folder:
+  results.md   a table: member, overrides, top-1, top-5, Δ vs the baseline (accuracy points),
+               the paper's reported Δ where it has one, wall time, img/s
+  results.csv  the same numbers, machine-readable
+  curves.png   train loss and eval top-1 against epoch, one line per member
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import sys
+from typing import Any, Mapping, Sequence
+
+
+@dataclasses.dataclass
+class MemberResult:
+  """What the table and plots need from one member's folder."""
+
+  name: str
+  overrides: str
+  summary: dict[str, Any] | None
+  train_curve: list[tuple[float, float]]  # (epoch, train loss)
+  eval_curve: list[tuple[float, float]]   # (epoch, eval top-1)
+  paper: Mapping[str, Any] | None = None
+
+  @property
+  def done(self) -> bool:
+    return bool(self.summary and self.summary.get("done"))
+
+  def metric(self, key: str) -> float | None:
+    value = ((self.summary or {}).get("eval") or {}).get(key)
+    return None if value is None else float(value)
+
+
+def read_jsonl(path: str) -> list[dict[str, Any]]:
+  """metrics.jsonl rows; a torn last line (a run killed mid-write) is skipped."""
+  rows = []
+  if not os.path.exists(path):
+    return rows
+  with open(path) as f:
+    for line in f:
+      line = line.strip()
+      if not line:
+        continue
+      try:
+        rows.append(json.loads(line))
+      except ValueError:
+        continue
+  return rows
+
+
+def curves(rows: Sequence[Mapping[str, Any]]) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+  """(epoch, train/loss) and (epoch, eval/top1) series, in step order, last write per step winning.
+
+  A resumed run may log a step twice; keeping the last value makes the curve single-valued.
+  """
+  train: dict[int, tuple[float, float]] = {}
+  evals: dict[int, tuple[float, float]] = {}
+  for r in rows:
+    if "epoch" not in r or "step" not in r:
+      continue
+    if "train/loss" in r:
+      train[int(r["step"])] = (float(r["epoch"]), float(r["train/loss"]))
+    if "eval/top1" in r:
+      evals[int(r["step"])] = (float(r["epoch"]), float(r["eval/top1"]))
+  return [train[s] for s in sorted(train)], [evals[s] for s in sorted(evals)]
+
+
+def _read_json(path: str) -> Any:
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return None
+
+
+def load_members(folder: str) -> tuple[list[MemberResult], str]:
+  """Every member of the sweep in `folder` and the baseline's name.
+
+  With sweep.json the member order is the definition's; without it, every sub-folder holding
+  a summary.json or metrics.jsonl is a member (alphabetical) and the baseline is the one called
+  'baseline', else the first.
+  """
+  if not os.path.isdir(folder):
+    raise FileNotFoundError(f"Sweep folder {folder!r} does not exist; pass <workdir_root>/<sweep name>.")
+  plan = _read_json(os.path.join(folder, "sweep.json")) or {}
+  entries = plan.get("members")
+  if not entries:
+    names = sorted(d for d in os.listdir(folder)
+                   if any(os.path.exists(os.path.join(folder, d, f)) for f in ("summary.json", "metrics.jsonl")))
+    entries = [{"name": n} for n in names]
+  if not entries:
+    raise FileNotFoundError(f"No member runs in {folder!r} (no sub-folder has summary.json or metrics.jsonl).")
+  members = []
+  for e in entries:
+    workdir = os.path.join(folder, e["name"])
+    over = [f"{k}={v}" for k, v in (e.get("args") or {}).items()]
+    over += [f"--config.{k}={v}" for k, v in (e.get("overrides") or {}).items()]
+    train, evals = curves(read_jsonl(os.path.join(workdir, "metrics.jsonl")))
+    members.append(MemberResult(e["name"], " ".join(over) or "(base)", _read_json(os.path.join(workdir, "summary.json")),
+                                train, evals, e.get("paper")))
+  names = [m.name for m in members]
+  baseline = plan.get("baseline") or ("baseline" if "baseline" in names else names[0])
+  return members, baseline
+
+
+def _points(value: float | None) -> str:
+  return "" if value is None else f"{value:+.2f}"
+
+
+def _pct(value: float | None) -> str:
+  return "" if value is None else f"{100 * value:.2f}"
+
+
+def table_rows(members: Sequence[MemberResult], baseline: str) -> list[dict[str, str]]:
+  """One row per member; Δ is (member − baseline) accuracy in points, so negative means worse."""
+  base = next((m for m in members if m.name == baseline), None)
+  rows = []
+  for m in members:
+    row = {"member": m.name, "overrides": m.overrides,
+           "status": "done" if m.done else ("partial" if m.summary or m.train_curve else "missing")}
+    for k in ("top1", "top5"):
+      value, ref = m.metric(k), base.metric(k) if base else None
+      row[k] = _pct(value)
+      row[f"d_{k}"] = "" if value is None or ref is None or m is base else _points(100 * (value - ref))
+      row[f"paper_d_{k}"] = _points((m.paper or {}).get(k))
+    row["paper_note"] = (m.paper or {}).get("note", "")
+    s = m.summary or {}
+    row["epochs"] = "" if s.get("epoch") is None else f"{float(s['epoch']):.2f}"
+    row["wall_s"] = "" if s.get("wall_s") is None else f"{float(s['wall_s']):.0f}"
+    row["img_per_s"] = "" if s.get("img_per_s") is None else f"{float(s['img_per_s']):.0f}"
+    rows.append(row)
+  return rows
+
+
+COLUMNS = [("member", "member"), ("overrides", "overrides"), ("status", "status"), ("top1", "top-1 %"),
+           ("top5", "top-5 %"), ("d_top1", "Δ top-1 (pts)"), ("d_top5", "Δ top-5 (pts)"),
+           ("paper_d_top1", "paper Δ top-1"), ("paper_d_top5", "paper Δ top-5"), ("epochs", "epochs"),
+           ("wall_s", "wall s"), ("img_per_s", "img/s"), ("paper_note", "paper says")]
+
+
+def write_csv(rows: Sequence[Mapping[str, str]], path: str) -> None:
+  with open(path, "w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=[k for k, _ in COLUMNS])
+    w.writeheader()
+    w.writerows(rows)
+
+
+def machine_description() -> str:
+  """The CPU model (from /proc/cpuinfo where there is one) and core count, for provenance."""
+  model = platform.processor() or platform.machine()
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("model name"):
+          model = line.split(":", 1)[1].strip()
+          break
+  except OSError:
+    pass
+  return f"{model}, {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()} CPU(s)"
+
+
+def markdown(rows: Sequence[Mapping[str, str]], baseline: str, title: str, command: str | None = None) -> str:
+  lines = [f"# {title}", "",
+           f"Machine: {machine_description()}. Date: {datetime.date.today().isoformat()}.",
+           *( [f"Command: `{command}`"] if command else [] ), "",
+           f"Δ = member − `{baseline}` in accuracy points (negative: the change hurt). "
+           "Paper Δ: the effect the paper reports on ImageNet, as accuracy points; blank where it gives none.", "",
+           "| " + " | ".join(h for _, h in COLUMNS) + " |",
+           "|" + "|".join("---" for _ in COLUMNS) + "|"]
+  for r in rows:
+    lines.append("| " + " | ".join(str(r[k]).replace("|", "\\|") for k, _ in COLUMNS) + " |")
+  return "\n".join(lines) + "\n"
+
+
+def plot_curves(members: Sequence[MemberResult], path: str, title: str = "") -> None:
+  """Two panels: train loss and eval top-1 against epoch, one colour per member."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  fig, (ax_loss, ax_top1) = plt.subplots(1, 2, figsize=(12, 4.5))
+  for m in members:
+    if m.train_curve:
+      ax_loss.plot(*zip(*m.train_curve), label=m.name, lw=1.2)
+    if m.eval_curve:
+      ep, top1 = zip(*m.eval_curve)
+      ax_top1.plot(ep, [100 * t for t in top1], marker="o", ms=3, label=m.name, lw=1.2)
+  ax_loss.set(xlabel="epoch", ylabel="train loss", title="training loss")
+  ax_top1.set(xlabel="epoch", ylabel="top-1 accuracy (%)", title="validation top-1")
+  for ax in (ax_loss, ax_top1):
+    ax.grid(alpha=0.3)
+  ax_top1.legend(fontsize=8, loc="lower right")
+  if title:
+    fig.suptitle(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def aggregate(folder: str, out_dir: str | None = None, command: str | None = None) -> list[str]:
+  """Writes results.md, results.csv and curves.png for the sweep in `folder`; returns the paths."""
+  members, baseline = load_members(folder)
+  out_dir = out_dir or folder
+  os.makedirs(out_dir, exist_ok=True)
+  name = os.path.basename(os.path.normpath(folder))
+  rows = table_rows(members, baseline)
+  md, csv_path, png = (os.path.join(out_dir, f) for f in ("results.md", "results.csv", "curves.png"))
+  with open(md, "w") as f:
+    f.write(markdown(rows, baseline, f"Sweep `{name}`", command))
+  write_csv(rows, csv_path)
+  plot_curves(members, png, f"sweep {name}")
+  return [md, csv_path, png]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  p = argparse.ArgumentParser(prog="python -m experiments.aggregate", description=__doc__.split("\n")[0])
+  p.add_argument("folder", help="the sweep folder, <workdir_root>/<sweep>")
+  p.add_argument("--out", default="", help="where to write the table and plots (default: the sweep folder)")
+  p.add_argument("--command", default="", help="the command that produced the runs, recorded in results.md")
+  flags = p.parse_args(argv)
+  try:
+    written = aggregate(flags.folder, flags.out or None, flags.command or None)
+  except FileNotFoundError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  print("Wrote " + ", ".join(written))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

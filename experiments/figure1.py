@@ -1,0 +1,145 @@
+"""AlexNet's Figure 1: training error against epochs for the ReLU and tanh CIFAR-10 nets.
+
+  python -m experiments.figure1 <root>/figure1 [--out <folder>] [--threshold 0.25]
+
+<root>/figure1 holds the two runs made by `python -m experiments.sweep experiments/sweeps/figure1.py`
+(folders relu/ and tanh/). Training error is measured over each epoch: the trainer logs the
+running training top-1 of each log interval (the weights change during the epoch, as in the
+paper's curves), and an epoch's error is the step-weighted mean of the intervals that end in
+it. "Epochs to reach the threshold" is the first whole epoch whose error is at or below it.
+If a run never reaches the threshold, its count is only known to exceed the epochs it ran,
+and the speed-up is reported as a lower bound.
+
+Writes figure1.png (the paper's layout: both curves, a dashed line at the threshold) and
+figure1.json (per-epoch errors, epochs to threshold, the ratio).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from typing import Any, Mapping, Sequence
+
+from experiments import aggregate
+
+
+def epoch_errors(rows: Sequence[Mapping[str, Any]]) -> list[float]:
+  """Training error of each whole epoch (index 0 = epoch 1) from metrics.jsonl rows.
+
+  Each train row at step s covers the steps since the previous train row; rows whose interval
+  ends in epoch e (steps ((e−1)·n, e·n]) contribute, weighted by their length. Epochs that are
+  not finished (fewer logged steps than a whole epoch) are left out.
+  """
+  train = {}
+  for r in rows:
+    if "train/top1" in r and "step" in r and "epoch" in r:
+      train[int(r["step"])] = (float(r["epoch"]), float(r["train/top1"]))  # a resumed step: last wins
+  if not train:
+    return []
+  steps = sorted(train)
+  per_epoch = _steps_per_epoch(train)
+  sums: dict[int, float] = {}
+  counts: dict[int, int] = {}
+  prev = 0
+  for s in steps:
+    e = math.ceil(s / per_epoch)
+    n = s - prev
+    sums[e] = sums.get(e, 0.0) + n * (1.0 - train[s][1])
+    counts[e] = counts.get(e, 0) + n
+    prev = s
+  out = []
+  for e in range(1, max(counts) + 1):
+    if counts.get(e, 0) < per_epoch:
+      break
+    out.append(sums[e] / counts[e])
+  return out
+
+
+def _steps_per_epoch(train: Mapping[int, tuple[float, float]]) -> int:
+  for s, (epoch, _) in sorted(train.items(), reverse=True):
+    if epoch > 0:
+      return max(1, round(s / epoch))
+  raise ValueError("metrics.jsonl has no row with a positive epoch; cannot tell the epoch length.")
+
+
+def epochs_to(errors: Sequence[float], threshold: float) -> int | None:
+  """The first epoch (1-based) with error ≤ threshold, or None if none reaches it."""
+  return next((i + 1 for i, err in enumerate(errors) if err <= threshold), None)
+
+
+def speedup(relu: int | None, tanh: int | None, tanh_epochs_run: int) -> dict[str, Any]:
+  """tanh epochs / ReLU epochs; a lower bound when tanh did not get there."""
+  if relu is None:
+    return {"ratio": None, "bound": "undefined", "text": "ReLU did not reach the threshold; no ratio."}
+  if tanh is None:
+    low = (tanh_epochs_run + 1) / relu
+    return {"ratio": low, "bound": "lower",
+            "text": f"tanh did not reach the threshold in {tanh_epochs_run} epochs: speed-up > {low:.1f}x "
+                    f"(at least {tanh_epochs_run + 1} vs {relu} epochs)"}
+  return {"ratio": tanh / relu, "bound": "exact", "text": f"speed-up {tanh / relu:.1f}x ({tanh} vs {relu} epochs)"}
+
+
+def plot(errors: Mapping[str, Sequence[float]], threshold: float, title: str, path: str) -> None:
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  fig, ax = plt.subplots(figsize=(6, 4.5))
+  styles = {"relu": dict(ls="-", color="black", label="ReLU"), "tanh": dict(ls="--", color="black", label="tanh")}
+  for name, errs in errors.items():
+    style = styles.get(name, dict(label=name))
+    ax.plot(range(1, len(errs) + 1), errs, marker="o", ms=3, lw=1.4, **style)
+  ax.axhline(threshold, ls=(0, (4, 3)), color="tab:red", lw=1, label=f"{100 * threshold:.0f}% training error")
+  ax.set(xlabel="Epochs", ylabel="Training error rate", title=title, ylim=(0, 0.8))
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def figure1(folder: str, out_dir: str | None = None, threshold: float = 0.25) -> dict[str, Any]:
+  """Computes the Figure 1 numbers for `folder` (with relu/ and tanh/) and writes the plot and JSON."""
+  if not 0 < threshold < 1:
+    raise ValueError(f"--threshold is a training error rate between 0 and 1, got {threshold}.")
+  errors = {}
+  for name in ("relu", "tanh"):
+    path = os.path.join(folder, name, "metrics.jsonl")
+    if not os.path.exists(path):
+      raise FileNotFoundError(f"{path} is missing; run `python -m experiments.sweep experiments/sweeps/figure1.py` "
+                              f"with --workdir_root={os.path.dirname(os.path.normpath(folder)) or '.'} first.")
+    errors[name] = epoch_errors(aggregate.read_jsonl(path))
+  reach = {k: epochs_to(v, threshold) for k, v in errors.items()}
+  result = {"threshold": threshold, "epoch_errors": errors, "epochs_to_threshold": reach,
+            "epochs_run": {k: len(v) for k, v in errors.items()},
+            "speedup": speedup(reach["relu"], reach["tanh"], len(errors["tanh"])),
+            "machine": aggregate.machine_description()}
+  out_dir = out_dir or folder
+  os.makedirs(out_dir, exist_ok=True)
+  plot(errors, threshold, f"CIFAR-10, four-layer CNN: {result['speedup']['text']}", os.path.join(out_dir, "figure1.png"))
+  with open(os.path.join(out_dir, "figure1.json"), "w") as f:
+    json.dump(result, f, indent=2)
+  return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  p = argparse.ArgumentParser(prog="python -m experiments.figure1", description=__doc__.split("\n")[0])
+  p.add_argument("folder", help="the folder holding relu/ and tanh/ runs")
+  p.add_argument("--out", default="", help="where to write figure1.png/json (default: the folder)")
+  p.add_argument("--threshold", type=float, default=0.25, help="training error to reach (the paper: 0.25)")
+  flags = p.parse_args(argv)
+  try:
+    result = figure1(flags.folder, flags.out or None, flags.threshold)
+  except (FileNotFoundError, ValueError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  print(f"epochs to {100 * flags.threshold:.0f}% training error: {result['epochs_to_threshold']}; "
+        f"{result['speedup']['text']}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

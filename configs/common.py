@@ -68,10 +68,15 @@ def _convert(key: str, text: str, default: Any) -> Any:
         f"Config argument {key!r} expects a {type(default).__name__}, got {text!r}.") from None
 
 
-def parse_args(arg: str | None, family_args: Mapping[str, Any]) -> ml_collections.ConfigDict:
-  """Parses `key=value,flag,...` against the family's arguments plus `ARGS`."""
+def parse_args(arg: str | None, family_args: Mapping[str, Any],
+               smoke_args: Mapping[str, Any] | None = None) -> ml_collections.ConfigDict:
+  """Parses `key=value,flag,...` against the family's arguments plus `ARGS`.
+
+  `smoke_args` are the family's defaults in quick mode: with `smoke` they replace the
+  normal defaults, and arguments the user gave explicitly still win over both.
+  """
   defaults = {**ARGS, **family_args}
-  values = dict(defaults)
+  given: dict[str, Any] = {}
   for item in filter(None, (s.strip() for s in (arg or "").split(","))):
     key, eq, text = item.partition("=")
     key = key.strip()
@@ -80,7 +85,14 @@ def parse_args(arg: str | None, family_args: Mapping[str, Any]) -> ml_collection
           f"Unknown config argument {key!r}. This config accepts: {', '.join(sorted(defaults))}.")
     if not eq and not isinstance(defaults[key], bool):
       raise ValueError(f"Config argument {key!r} needs a value, e.g. {key}={defaults[key]!r}.")
-    values[key] = _convert(key, text.strip(), defaults[key])
+    given[key] = _convert(key, text.strip(), defaults[key])
+  values = dict(defaults)
+  if given.get("smoke") and smoke_args:
+    unknown = set(smoke_args) - set(defaults)
+    if unknown:
+      raise ValueError(f"smoke_args name unknown arguments: {sorted(unknown)}")
+    values.update(smoke_args)
+  values.update(given)
   return ml_collections.ConfigDict(values)
 
 
@@ -191,9 +203,11 @@ def apply_common_args(c: ml_collections.ConfigDict, args: ml_collections.ConfigD
     c.input.image_size = 64
     c.input.resize_size = 72
     c.input.shuffle_buffer = 8192
+    # Families' quick modes use He-style init, which expects unit-scale inputs.
+    c.input.std_rgb = IMAGENET_STD_RGB
     c.batch_size = 64
     c.eval_batch_size = 250
-    c.num_epochs = 8.0
+    c.num_epochs = 5.0
     c.schedule.name = "cosine"
     c.schedule.warmup_epochs = 0.5
     c.log_every_steps = 25

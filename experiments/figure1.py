@@ -10,13 +10,15 @@ it. "Epochs to reach the threshold" is the first whole epoch whose error is at o
 If a run never reaches the threshold, its count is only known to exceed the epochs it ran,
 and the speed-up is reported as a lower bound.
 
-Writes figure1.png (the paper's layout: both curves, a dashed line at the threshold) and
-figure1.json (per-epoch errors, epochs to threshold, the ratio).
+Writes figure1.png (the paper's layout: both curves, a dashed line at the threshold),
+figure1.json (per-epoch errors, epochs to threshold, the ratio) and figure1.md (the same as a
+table, with the machine, the date and the command).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import math
 import os
@@ -101,7 +103,31 @@ def plot(errors: Mapping[str, Sequence[float]], threshold: float, title: str, pa
   plt.close(fig)
 
 
-def figure1(folder: str, out_dir: str | None = None, threshold: float = 0.25) -> dict[str, Any]:
+def markdown(result: Mapping[str, Any], command: str | None = None) -> str:
+  """figure1.md: provenance, the epochs to the threshold, and the per-epoch training errors."""
+  errs = result["epoch_errors"]
+  reach = result["epochs_to_threshold"]
+  thr = 100 * result["threshold"]
+  lines = ["# Figure 1: ReLU vs tanh, four-layer CNN on CIFAR-10", "",
+           f"Machine: {result['machine']}. Date: {result['date']}.",
+           *([f"Command: `{command}`"] if command else []), "",
+           f"Training error is averaged over each epoch. **{result['speedup']['text']}.**", "",
+           f"| net | epochs run | epochs to {thr:.0f}% training error | final epoch training error |",
+           "|---|---|---|---|"]
+  for name in ("relu", "tanh"):
+    final = f"{100 * errs[name][-1]:.1f}%" if errs[name] else ""
+    got = reach[name] if reach[name] is not None else f"not reached in {len(errs[name])}"
+    lines.append(f"| {name} | {len(errs[name])} | {got} | {final} |")
+  n = max(len(v) for v in errs.values())
+  lines += ["", "| epoch | ReLU training error % | tanh training error % |", "|---|---|---|"]
+  for e in range(n):
+    cells = [f"{100 * errs[k][e]:.1f}" if e < len(errs[k]) else "" for k in ("relu", "tanh")]
+    lines.append(f"| {e + 1} | {cells[0]} | {cells[1]} |")
+  return "\n".join(lines) + "\n"
+
+
+def figure1(folder: str, out_dir: str | None = None, threshold: float = 0.25,
+            command: str | None = None) -> dict[str, Any]:
   """Computes the Figure 1 numbers for `folder` (with relu/ and tanh/) and writes the plot and JSON."""
   if not 0 < threshold < 1:
     raise ValueError(f"--threshold is a training error rate between 0 and 1, got {threshold}.")
@@ -116,12 +142,14 @@ def figure1(folder: str, out_dir: str | None = None, threshold: float = 0.25) ->
   result = {"threshold": threshold, "epoch_errors": errors, "epochs_to_threshold": reach,
             "epochs_run": {k: len(v) for k, v in errors.items()},
             "speedup": speedup(reach["relu"], reach["tanh"], len(errors["tanh"])),
-            "machine": aggregate.machine_description()}
+            "machine": aggregate.machine_description(), "date": datetime.date.today().isoformat()}
   out_dir = out_dir or folder
   os.makedirs(out_dir, exist_ok=True)
   plot(errors, threshold, f"CIFAR-10, four-layer CNN: {result['speedup']['text']}", os.path.join(out_dir, "figure1.png"))
   with open(os.path.join(out_dir, "figure1.json"), "w") as f:
     json.dump(result, f, indent=2)
+  with open(os.path.join(out_dir, "figure1.md"), "w") as f:
+    f.write(markdown(result, command))
   return result
 
 
@@ -130,9 +158,10 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("folder", help="the folder holding relu/ and tanh/ runs")
   p.add_argument("--out", default="", help="where to write figure1.png/json (default: the folder)")
   p.add_argument("--threshold", type=float, default=0.25, help="training error to reach (the paper: 0.25)")
+  p.add_argument("--command", default="", help="the command that produced the runs, recorded in figure1.md")
   flags = p.parse_args(argv)
   try:
-    result = figure1(flags.folder, flags.out or None, flags.threshold)
+    result = figure1(flags.folder, flags.out or None, flags.threshold, flags.command or None)
   except (FileNotFoundError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

@@ -29,8 +29,10 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent import futures
 from typing import Any, Iterable, Mapping, Sequence
@@ -190,12 +192,20 @@ def load_sweep(path: str) -> Sweep:
 
 
 def expand(sweep: Sweep, root: str, extra_args: str = "", main: str = DEFAULT_MAIN,
-           python: str = sys.executable) -> list[Job]:
+           python: str = sys.executable, extra_overrides: Sequence[str] = ()) -> list[Job]:
   """The concrete command and workdir of every member.
 
   Arguments combine left to right, later ones winning: BASE's, the member's, then `extra_args`
   (a config-string fragment such as 'data=/data/imagenette,res=64' for the whole sweep).
+  `extra_overrides` ('field=value', e.g. 'log_every_steps=13') are added to every member's
+  `--config.<field>` overrides, after the member's own.
   """
+  sweep_overrides = {}
+  for item in extra_overrides:
+    key, eq, value = item.partition("=")
+    if not eq or not key.strip():
+      raise SweepError(f"--set expects field=value (e.g. --set=log_every_steps=13), got {item!r}.")
+    sweep_overrides[key.strip().removeprefix("config.")] = value.strip()
   path, base_args = split_config(sweep.base)
   _, extra = split_config(":" + extra_args)
   jobs = []
@@ -204,7 +214,8 @@ def expand(sweep: Sweep, root: str, extra_args: str = "", main: str = DEFAULT_MA
                            for k, v in m.args.items()}, **extra}
     workdir = os.path.join(root, sweep.name, m.name)
     argv = [python, main, f"--config={join_config(path, args)}", f"--workdir={workdir}"]
-    argv += [f"--config.{k}={_value_text(v)}" for k, v in m.overrides.items()]
+    overrides = {**m.overrides, **sweep_overrides}
+    argv += [f"--config.{k}={_value_text(v)}" for k, v in overrides.items()]
     jobs.append(Job(m, workdir, tuple(argv)))
   return jobs
 
@@ -267,6 +278,20 @@ def member_env(cpus: set[int] | None) -> dict[str, str]:
   return env
 
 
+# Members running now, so a stop request can be passed on to them (they checkpoint and exit).
+_LIVE: set[subprocess.Popen] = set()
+_STOP = threading.Event()
+
+
+def _forward_stop(signum, frame) -> None:
+  """SIGTERM/SIGINT: start no new member and ask the running ones to save and exit."""
+  del frame
+  _STOP.set()
+  for proc in list(_LIVE):
+    if proc.poll() is None:
+      proc.send_signal(signum)
+
+
 def run_job(job: Job, cpus: set[int] | None = None, log_dir: str | None = None) -> tuple[str, float]:
   """Runs one member to completion; returns ('done' | 'failed (exit N)', seconds)."""
   log_dir = log_dir or os.path.dirname(job.workdir)
@@ -277,8 +302,14 @@ def run_job(job: Job, cpus: set[int] | None = None, log_dir: str | None = None) 
   with open(log_path, "a") as log:
     log.write(f"# {datetime.datetime.now().isoformat(timespec='seconds')} {job.command}\n")
     log.flush()
-    rc = subprocess.call(list(job.argv), stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
-                         env=member_env(cpus), preexec_fn=preexec)
+    proc = subprocess.Popen(list(job.argv), stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+                            env=member_env(cpus), preexec_fn=preexec,
+                            start_new_session=True)  # Ctrl-C reaches members once, via _forward_stop
+    _LIVE.add(proc)
+    try:
+      rc = proc.wait()
+    finally:
+      _LIVE.discard(proc)
   wall = time.time() - t0
   if rc != 0:
     return f"failed (exit {rc}; log {log_path})", wall
@@ -304,6 +335,7 @@ def run_sweep(jobs: Sequence[Job], parallel: int = 1, pin_cpus: bool | None = No
               log_dir: str | None = None, out=None) -> int:
   """Runs the members not yet done; returns how many failed."""
   out = out or sys.stdout
+  _STOP.clear()
   total = len(jobs)
   todo = []
   for i, job in enumerate(jobs, 1):
@@ -329,10 +361,15 @@ def run_sweep(jobs: Sequence[Job], parallel: int = 1, pin_cpus: bool | None = No
     queue = list(todo)
     free = list(range(max(1, parallel)))
     while queue or pending:
-      while queue and free:
+      while queue and free and not _STOP.is_set():
         slot = free.pop(0)
         i, job, state = queue.pop(0)
         pending[pool.submit(work, slot, i, job, state)] = slot
+      if not pending:
+        print(f"Stopped; {len(queue)} member(s) not started. Run the same command again to continue.",
+              file=out, flush=True)
+        failed += len(queue)
+        break
       done, _ = futures.wait(pending, return_when=futures.FIRST_COMPLETED)
       for fut in done:
         free.append(pending.pop(fut))
@@ -376,6 +413,8 @@ def parse_flags(argv: Sequence[str]) -> argparse.Namespace:
   p.add_argument("sweep", help="sweep definition file, e.g. experiments/sweeps/demo.py")
   p.add_argument("--workdir_root", default="runs/sweeps", help="members run in <root>/<sweep>/<member>")
   p.add_argument("--args", default="", help="config-string arguments added to every member, e.g. data=<folder>,res=64")
+  p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                 help="a --config.<field>=<value> override for every member (repeatable)")
   p.add_argument("--dry_run", action="store_true", help="print the commands and each member's state; run nothing")
   p.add_argument("--parallel", type=int, default=1, help="members run at once (each gets its share of the CPUs)")
   p.add_argument("--pin_cpus", choices=["auto", "yes", "no"], default="auto",
@@ -404,7 +443,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"error: {e}", file=sys.stderr)
     return 2
   root = os.path.abspath(flags.workdir_root)
-  jobs = expand(sweep, root, flags.args, main=flags.main)
+  try:
+    jobs = expand(sweep, root, flags.args, main=flags.main, extra_overrides=flags.set)
+  except SweepError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
   if flags.only:
     wanted = [s.strip() for s in flags.only.split(",") if s.strip()]
     unknown = sorted(set(wanted) - {j.member.name for j in jobs})
@@ -427,7 +470,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
   write_plan(sweep, root, jobs)
   pin = {"auto": None, "yes": True, "no": False}[flags.pin_cpus]
-  failed = run_sweep(jobs, flags.parallel, pin, log_dir)
+  previous = {sig: signal.signal(sig, _forward_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+  try:
+    failed = run_sweep(jobs, flags.parallel, pin, log_dir)
+  finally:
+    for sig, handler in previous.items():
+      signal.signal(sig, handler)
   folder = os.path.join(root, sweep.name)
   if failed:
     print(f"{failed} member(s) did not finish; see {log_dir}. Run the same command again to resume them.")

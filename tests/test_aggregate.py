@@ -112,6 +112,8 @@ def test_figure1_ratio_exact_and_lower_bound(tmp_path):
   assert result["epochs_to_threshold"] == {"relu": 2, "tanh": 4}
   assert result["speedup"]["ratio"] == pytest.approx(2.0) and result["speedup"]["bound"] == "exact"
   assert (root / "figure1.png").stat().st_size > 5000 and (root / "figure1.json").exists()
+  md = (root / "figure1.md").read_text()
+  assert "speed-up 2.0x (4 vs 2 epochs)" in md and "Machine:" in md and "| 4 |  | 20.0 |" in md
 
   slow = figure1.speedup(2, None, 6)
   assert slow["bound"] == "lower" and slow["ratio"] == pytest.approx(3.5) and "> 3.5x" in slow["text"]

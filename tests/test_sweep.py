@@ -188,3 +188,44 @@ def test_demo_and_ablation_definitions_load():
   assert abl.paper["lrn_off"]["top1"] == -1.4
   fig = sweep.load_sweep("experiments/sweeps/figure1.py")
   assert [m.args["act"] for m in fig.members] == ["relu", "tanh"]
+
+
+SLOW_MAIN = textwrap.dedent("""
+    import os, signal, sys, time
+    args = dict(a.split("=", 1) for a in sys.argv[1:])
+    os.makedirs(args["--workdir"], exist_ok=True)
+    open(os.path.join(args["--workdir"], "started"), "w").close()
+    def stop(signum, frame):
+        open(os.path.join(args["--workdir"], "stopped_by_%d" % signum), "w").close()
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, stop)
+    time.sleep(60)
+""")
+
+
+def test_sigterm_is_forwarded_and_no_new_member_starts(defn, tmp_path):
+  import signal
+  import subprocess
+  import time
+  slow = _write(tmp_path / "slow_main.py", SLOW_MAIN)
+  root = tmp_path / "r"
+  proc = subprocess.Popen([sys.executable, "-m", "experiments.sweep", defn, f"--workdir_root={root}",
+                           f"--main={slow}"], stdout=subprocess.PIPE, text=True, cwd=sweep.REPO)
+  first = root / "mini" / "baseline" / "started"
+  deadline = time.time() + 30
+  while not first.exists() and time.time() < deadline:
+    time.sleep(0.1)
+  assert first.exists()
+  proc.send_signal(signal.SIGTERM)
+  out, _ = proc.communicate(timeout=30)
+  assert (root / "mini" / "baseline" / f"stopped_by_{int(signal.SIGTERM)}").exists()
+  assert not (root / "mini" / "no_lrn").exists()
+  assert proc.returncode == 1 and "not started" in out
+
+
+def test_set_adds_overrides_to_every_member(defn, tmp_path, capsys):
+  jobs = sweep.expand(sweep.load_sweep(defn), str(tmp_path), extra_overrides=["log_every_steps=13"])
+  assert all(j.argv[-1] == "--config.log_every_steps=13" for j in jobs)
+  assert "--config.schedule.base_lr=0.05" in jobs[1].argv
+  assert sweep.main([defn, f"--workdir_root={tmp_path}", "--set=oops", "--dry_run"]) == 2
+  assert "--set expects field=value" in capsys.readouterr().err

@@ -444,7 +444,7 @@ _VAL_NAME = re.compile(r"ILSVRC2012_val_(\d{8})")
 def validation_index(file_name: str) -> int:
   """0-based position of an ILSVRC-2012 validation file (ILSVRC2012_val_00000001.JPEG → 0)."""
   m = _VAL_NAME.search(os.path.basename(file_name))
-  if not m:
+  if not m or int(m.group(1)) < 1:
     raise _data_error(f"ReaL labels are matched by validation file name, but {file_name!r} is not named "
                       "ILSVRC2012_val_<8 digits>.JPEG. Keep the original file names of the validation images.")
   return int(m.group(1)) - 1
@@ -776,6 +776,9 @@ def format_report(results: dict[str, dict[str, Any]], *, model: str, dataset: st
             "averaging buys, and the gap between sets (validation → real → v2) as what the labels and a "
             "fresh test set change; only rows with the same dataset, protocol and set compare with a paper. "
             "`multiscale` here averages crops, not VGG's dense evaluation."]
+  if any(r.get("minival_in_train") for by_set in results.values() for r in by_set.values()):
+    lines += ["", "Note: minival is the tail of the train split and this run trained on it (train_split had no "
+              "slice); train with --config.train_split='train[:-N]' for a held-out minival."]
   if dataset not in ("imagenet2012",):
     lines += ["", f"Note: this run's dataset is `{dataset}`, not ILSVRC-2012, so its numbers do not compare "
               "directly with the papers'."]

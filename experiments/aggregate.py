@@ -194,7 +194,8 @@ def plot_curves(members: Sequence[MemberResult], path: str, title: str = "") -> 
   fig, (ax_loss, ax_top1) = plt.subplots(1, 2, figsize=(12, 4.5))
   for m in members:
     if m.train_curve:
-      ax_loss.plot(*zip(*m.train_curve), label=m.name, lw=1.2)
+      few = len(m.train_curve) < 20  # markers keep short (or one-point) curves visible
+      ax_loss.plot(*zip(*m.train_curve), label=m.name, lw=1.2, marker="." if few else None)
     if m.eval_curve:
       ep, top1 = zip(*m.eval_curve)
       ax_top1.plot(ep, [100 * t for t in top1], marker="o", ms=3, label=m.name, lw=1.2)

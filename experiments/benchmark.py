@@ -1,0 +1,411 @@
+"""Throughput benchmark: JAX train step vs PyTorch on the same device, and the input pipeline.
+
+  python -m experiments.benchmark                              # every model, defaults for this device
+  python -m experiments.benchmark --models=alexnet,resnet50 --batch=16 --steps=5
+  python -m experiments.benchmark --pipeline_dir=<image folder> --json=bench.json
+
+For each model it measures:
+  * the jitted JAX train step (forward, backward, SGD-momentum update with weight decay, the
+    non-finite guard: the same math as `alexnet_jax.train.train_step`, rebuilt here from
+    `alexnet_jax.models` + optax so that this file imports neither TensorFlow, clu nor
+    ml_collections and runs where only JAX and PyTorch are installed) on device-resident
+    synthetic batches, in images/s; the FLOPs of one step from XLA's cost analysis, the
+    achieved FLOP/s and, where the device's peak is known, the utilisation;
+  * the same model trained by PyTorch (torchvision's model; the paper AlexNet, which
+    torchvision lacks, written here with groups=2 and LRN): on GPU `torch.compile`, bf16
+    autocast and channels_last; on CPU eager float32;
+  * JAX steps and PyTorch steps alternate, one of each per round, and each rate is the
+    median over rounds, so both see the same background load.
+
+With --pipeline_dir it also measures decoding plus the paper's augmentation (resize to
+256, random 224 crop, flip, PCA lighting, normalisation) on the folder's JPEGs: our tf.data
+pipeline (`alexnet_jax.data`, needs TensorFlow) against torchvision's ImageFolder +
+DataLoader with PIL doing the same work with as many worker processes as cores, and says
+whether each would keep the measured train step fed.
+
+CPU defaults are small (batch 8, 112 px for VGG/GoogLeNet/ResNet-50) so that a 2-core
+machine finishes in minutes; the output says which sizes were used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import functools
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from alexnet_jax import models
+
+# Dense bf16 tensor-core peaks (FLOP/s) by device-kind substring; utilisation is only
+# reported for these (and only for --dtype=bfloat16).
+PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
+
+
+class Cfg(dict):
+  """The attribute view of `config.model` the model registry reads (no ml_collections needed)."""
+
+  def __getattr__(self, name: str) -> Any:
+    try:
+      return self[name]
+    except KeyError:
+      raise AttributeError(name) from None
+
+
+_ALEXNET = dict(name="alexnet", variant="paper", towers=2, width=1.0, fc_dim=4096, lrn=True, lrn_size=5,
+                lrn_k=2.0, lrn_alpha=1e-4, lrn_beta=0.75, pool_window=3, pool_stride=2, dropout=0.5,
+                activation="relu", init="paper", init_std=0.01, conv1_kernel=11, conv1_stride=4,
+                conv1_padding=0, remove_conv=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+  """One benchmarked model: its config.model fields, input size and the PyTorch twin."""
+  model_cfg: dict
+  res: int          # the paper's input size
+  cpu_res: int      # the size used on CPU by default (smaller for the heavy nets)
+  torch_name: str   # torchvision builder, or 'alexnet_paper' (defined below)
+
+
+SPECS: dict[str, Spec] = {
+    "alexnet": Spec(_ALEXNET, 227, 227, "alexnet_paper"),
+    "alexnet_owt": Spec({**_ALEXNET, "variant": "owt", "conv1_padding": 2}, 224, 224, "alexnet"),
+    "vgg16": Spec(dict(name="vgg", depth=16, bn=False, width=1.0, fc_dim=4096, dropout=0.5, pool7="adaptive"),
+                  224, 112, "vgg16"),
+    "googlenet": Spec(dict(name="googlenet", width=1.0, bn=True, branch3_kernel=3, lrn=False, aux_logits=True,
+                           dropout=0.2, aux_dropout=0.7, init="torchvision", conv1_stride=2),
+                      224, 112, "googlenet"),
+    "resnet50": Spec(dict(name="resnet", depth=50), 224, 112, "resnet50"),
+}
+NUM_CLASSES = 1000
+AUX_WEIGHT = 0.3
+
+
+# ----------------------------------------------------------------------------- JAX
+
+
+def make_optimizer(momentum: float = 0.9, weight_decay: float = 5e-4) -> optax.GradientTransformation:
+  """The paper's SGD (as alexnet_jax.optim builds it): decay inside the update, momentum, injected lr."""
+  def factory(learning_rate):
+    return optax.chain(optax.add_decayed_weights(weight_decay), optax.scale_by_learning_rate(learning_rate),
+                       optax.trace(decay=momentum))
+  return optax.inject_hyperparams(factory)(learning_rate=0.01)
+
+
+def train_step(state: dict, images: jax.Array, labels: jax.Array, key: jax.Array, *, apply_fn: Callable,
+               tx: optax.GradientTransformation) -> tuple[dict, jax.Array]:
+  """One step with train.train_step's math: CE (+0.3 × aux CE), SGD update, non-finite guard."""
+  step_key = jax.random.fold_in(key, state["step"])
+  has_bn = bool(state["batch_stats"])
+
+  def loss_fn(params):
+    variables = {"params": params, **({"batch_stats": state["batch_stats"]} if has_bn else {})}
+    logits, mutated = apply_fn(variables, images, train=True, rngs={"dropout": step_key},
+                               mutable=["batch_stats", "aux"])
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+    for aux in jax.tree.leaves(mutated.get("aux", {})):
+      loss = loss + AUX_WEIGHT * optax.softmax_cross_entropy_with_integer_labels(
+          aux.astype(jnp.float32), labels).mean()
+    return loss, mutated.get("batch_stats", state["batch_stats"])
+
+  (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+  updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+  params = optax.apply_updates(state["params"], updates)
+  finite = jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(grads))
+  new = {"params": params, "opt_state": opt_state, "batch_stats": stats}
+  old = {k: state[k] for k in new}
+  new = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+  return {**new, "step": state["step"] + 1}, loss
+
+
+@dataclasses.dataclass
+class JaxBench:
+  step: Callable[[], Any]
+  flops: float
+  num_params: int
+
+
+def build_jax(name: str, batch: int, res: int, dtype: Any) -> JaxBench:
+  """Jitted, donated train step on device-resident synthetic data; XLA's FLOP count per step."""
+  spec = SPECS[name]
+  model = models.build_model(Cfg(spec.model_cfg), NUM_CLASSES, dtype)
+  tx = make_optimizer()
+  key = jax.random.key(0)
+
+  @jax.jit
+  def init(key):
+    variables = model.init({"params": key, "dropout": key}, jnp.zeros((1, res, res, 3)), train=False)
+    params = variables["params"]
+    return {"params": params, "opt_state": tx.init(params), "batch_stats": variables.get("batch_stats", {}),
+            "step": jnp.zeros((), jnp.int32)}
+
+  state = init(key)
+  rng = np.random.default_rng(0)
+  images = jax.device_put(rng.normal(size=(batch, res, res, 3)).astype(np.float32) * 50)
+  labels = jax.device_put(rng.integers(0, NUM_CLASSES, batch).astype(np.int32))
+  fn = jax.jit(functools.partial(train_step, apply_fn=model.apply, tx=tx), donate_argnums=0)
+  compiled = fn.lower(state, images, labels, key).compile()
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  flops = float((cost or {}).get("flops", float("nan")))
+  holder = {"state": state}
+
+  def step():
+    holder["state"], loss = compiled(holder["state"], images, labels, key)
+    return jax.block_until_ready(loss)
+
+  n = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(state["params"]))
+  return JaxBench(step, flops, n)
+
+
+# ----------------------------------------------------------------------------- PyTorch
+
+
+def _torch_alexnet_paper(num_classes: int):
+  """The 2012 net in PyTorch: two towers as groups=2, LRN (torch's alpha is n × the paper's)."""
+  from torch import nn
+  lrn = lambda: nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)  # noqa: E731
+  return nn.Sequential(
+      nn.Conv2d(3, 96, 11, 4), nn.ReLU(inplace=True), lrn(), nn.MaxPool2d(3, 2),
+      nn.Conv2d(96, 256, 5, padding=2, groups=2), nn.ReLU(inplace=True), lrn(), nn.MaxPool2d(3, 2),
+      nn.Conv2d(256, 384, 3, padding=1), nn.ReLU(inplace=True),
+      nn.Conv2d(384, 384, 3, padding=1, groups=2), nn.ReLU(inplace=True),
+      nn.Conv2d(384, 256, 3, padding=1, groups=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+      nn.Flatten(), nn.Linear(256 * 6 * 6, 4096), nn.ReLU(inplace=True), nn.Dropout(0.5),
+      nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(0.5), nn.Linear(4096, num_classes))
+
+
+def build_torch(name: str, batch: int, res: int, on_gpu: bool) -> Callable[[], Any]:
+  """PyTorch train step: eager fp32 on CPU; torch.compile + bf16 autocast + channels_last on GPU."""
+  import torch
+  import torchvision
+  spec = SPECS[name]
+  if spec.torch_name == "alexnet_paper":
+    model = _torch_alexnet_paper(NUM_CLASSES)
+  elif spec.torch_name == "googlenet":
+    model = torchvision.models.googlenet(num_classes=NUM_CLASSES, aux_logits=True, init_weights=False)
+  else:
+    model = getattr(torchvision.models, spec.torch_name)(num_classes=NUM_CLASSES)
+  device = torch.device("cuda" if on_gpu else "cpu")
+  model = model.to(device).train()
+  if on_gpu:
+    model = model.to(memory_format=torch.channels_last)
+  opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+  x = torch.randn(batch, 3, res, res, device=device) * 50
+  if on_gpu:
+    x = x.contiguous(memory_format=torch.channels_last)
+  y = torch.randint(0, NUM_CLASSES, (batch,), device=device)
+  ce = torch.nn.CrossEntropyLoss()
+
+  def loss_fn(x, y):
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=on_gpu):
+      out = model(x)
+      if isinstance(out, tuple):  # GoogLeNetOutputs(logits, aux2, aux1)
+        return ce(out[0], y) + AUX_WEIGHT * (ce(out[1], y) + ce(out[2], y))
+      return ce(out, y)
+
+  compute = torch.compile(loss_fn) if on_gpu else loss_fn
+
+  def step():
+    opt.zero_grad(set_to_none=True)
+    loss = compute(x, y)
+    loss.backward()
+    opt.step()
+    if on_gpu:
+      torch.cuda.synchronize()
+    return loss
+
+  return step
+
+
+# ----------------------------------------------------------------------------- pipeline
+
+
+def _split_dir(root: str) -> str:
+  for split in ("train", "val", "validation"):
+    if os.path.isdir(os.path.join(root, split)):
+      return split
+  raise SystemExit(f"--pipeline_dir={root!r} must hold <split>/<class>/<image> (a train or val folder).")
+
+
+def pipeline_ours(root: str, batch: int, batches: int) -> float:
+  """Images/s of alexnet_jax.data's train pipeline with the paper's augmentation."""
+  from configs import alexnet as alexnet_config
+  from alexnet_jax.data import input_pipeline
+  split = _split_dir(root)
+  config = alexnet_config.get_config(f"data={root},res=224")
+  config.unlock()
+  config.train_split = config.eval_split = split
+  config.batch_size = batch
+  it = input_pipeline.train_batches(config)
+  next(it)  # start-up (listing, the first decode) is not timed
+  t = time.perf_counter()
+  for _ in range(batches):
+    next(it)
+  return batches * batch / (time.perf_counter() - t)
+
+
+def pipeline_torch(root: str, batch: int, batches: int, workers: int) -> float:
+  """Images/s of torchvision ImageFolder + DataLoader doing the same work with PIL."""
+  import torch
+  from torchvision import datasets, transforms
+  eigval = torch.tensor([0.2175, 0.0188, 0.0045])
+  eigvec = torch.tensor([[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140], [-0.5836, -0.6948, 0.4203]])
+  mean = torch.tensor([123.68, 116.779, 103.939]).view(3, 1, 1)
+
+  def lighting_and_mean(img: torch.Tensor) -> torch.Tensor:
+    alpha = torch.randn(3) * 0.1
+    shift = (eigvec @ (alpha * eigval)) * 255.0
+    return img.float() + shift.view(3, 1, 1) - mean
+
+  tf = transforms.Compose([transforms.Resize(256), transforms.RandomCrop(224), transforms.RandomHorizontalFlip(),
+                           transforms.PILToTensor(), transforms.Lambda(lighting_and_mean)])
+  ds = datasets.ImageFolder(os.path.join(root, _split_dir(root)), transform=tf)
+  loader = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True)
+  it = iter(loader)
+  next(it)  # worker start-up is not timed
+  t = time.perf_counter()
+  for _ in range(batches):
+    next(it)
+  return batches * batch / (time.perf_counter() - t)
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def machine() -> dict[str, Any]:
+  cpu = platform.processor() or "unknown CPU"
+  try:
+    with open("/proc/cpuinfo") as f:
+      cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+  except (OSError, StopIteration):
+    pass
+  dev = jax.devices()[0]
+  versions = {"python": platform.python_version(), "jax": jax.__version__}
+  for mod in ("flax", "optax", "torch", "torchvision"):
+    try:
+      versions[mod] = __import__(mod).__version__
+    except ImportError:
+      versions[mod] = "not installed"
+  return {"cpu": cpu, "cores": os.cpu_count(), "device": f"{dev.platform}:{dev.device_kind}",
+          "device_count": jax.device_count(), "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+          "versions": versions, "command": "python -m experiments.benchmark " + " ".join(sys.argv[1:])}
+
+
+def peak_flops(device_kind: str, dtype: str) -> float | None:
+  if dtype != "bfloat16":
+    return None
+  return next((v for k, v in PEAK_BF16.items() if k in device_kind), None)
+
+
+def bench_model(name: str, args, on_gpu: bool, info: dict) -> dict[str, Any]:
+  spec = SPECS[name]
+  res = args.res or (spec.res if on_gpu else spec.cpu_res)
+  dtype = jnp.bfloat16 if args.dtype == "bfloat16" else jnp.float32
+  jx = build_jax(name, args.batch, res, dtype)
+  jx.step()  # first call after compile: allocation, warm caches
+  th = None
+  if not args.skip_torch:
+    th = build_torch(name, args.batch, res, on_gpu)
+    for _ in range(3 if on_gpu else 1):  # compile / warm up
+      th()
+  jt, tt = [], []
+  for _ in range(args.steps):  # alternate so both see the same background load
+    t = time.perf_counter()
+    jx.step()
+    jt.append(time.perf_counter() - t)
+    if th is not None:
+      t = time.perf_counter()
+      th()
+      tt.append(time.perf_counter() - t)
+  j_step = statistics.median(jt)
+  row = {"model": name, "batch": args.batch, "res": res, "dtype": args.dtype, "params": jx.num_params,
+         "jax_img_s": args.batch / j_step, "jax_step_ms": 1e3 * j_step, "gflop_per_step": jx.flops / 1e9,
+         "achieved_tflop_s": jx.flops / j_step / 1e12}
+  peak = peak_flops(info["device"], args.dtype)
+  row["utilisation"] = row["achieved_tflop_s"] * 1e12 / peak if peak else None
+  if tt:
+    t_step = statistics.median(tt)
+    row.update(torch_img_s=args.batch / t_step, torch_step_ms=1e3 * t_step, jax_over_torch=t_step / j_step)
+  return row
+
+
+def parse(argv=None) -> argparse.Namespace:
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--models", default=",".join(SPECS), help=f"comma-separated, from {', '.join(SPECS)}")
+  p.add_argument("--batch", type=int, default=0, help="per step (default 256 on GPU, 8 on CPU)")
+  p.add_argument("--steps", type=int, default=0, help="timed rounds (default 20 on GPU, 3 on CPU)")
+  p.add_argument("--res", type=int, default=0, help="input size for every model (default: per model)")
+  p.add_argument("--dtype", default="", choices=["", "float32", "bfloat16"],
+                 help="JAX compute dtype (default bfloat16 on GPU, float32 on CPU)")
+  p.add_argument("--skip_torch", action="store_true", help="JAX only")
+  p.add_argument("--pipeline_dir", default="", help="image folder <split>/<class>/<image> for the pipeline test")
+  p.add_argument("--pipeline_batches", type=int, default=8)
+  p.add_argument("--json", default="", help="also write the results here")
+  args = p.parse_args(argv)
+  unknown = [m for m in args.models.split(",") if m and m not in SPECS]
+  if unknown:
+    p.error(f"unknown model(s) {unknown}; choose from {', '.join(SPECS)}")
+  return args
+
+
+def main(argv=None) -> dict[str, Any]:
+  args = parse(argv)
+  on_gpu = jax.default_backend() == "gpu"
+  args.batch = args.batch or (256 if on_gpu else 8)
+  args.steps = args.steps or (20 if on_gpu else 3)
+  args.dtype = args.dtype or ("bfloat16" if on_gpu else "float32")
+  if not on_gpu and not args.skip_torch:
+    import torch
+    torch.set_num_threads(os.cpu_count() or 1)
+  info = machine()
+  print(f"# {info['date']}  CPU: {info['cpu']} ({info['cores']} cores)  device: {info['device']} "
+        f"× {info['device_count']}")
+  print("# versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
+  print(f"# command: {info['command']}")
+  print(f"# batch {args.batch}, {args.steps} timed rounds (median), JAX dtype {args.dtype}; PyTorch "
+        + ("torch.compile + bf16 autocast + channels_last" if on_gpu else "eager float32"))
+  rows = []
+  hdr = f"{'model':12s} {'res':>4s} {'params':>8s} {'JAX img/s':>10s} {'torch img/s':>11s} {'JAX/torch':>9s} " \
+        f"{'GFLOP/step':>10s} {'TFLOP/s':>8s} {'util':>6s}"
+  print(hdr)
+  for name in filter(None, args.models.split(",")):
+    r = bench_model(name, args, on_gpu, info)
+    rows.append(r)
+    util = f"{100 * r['utilisation']:.1f}%" if r["utilisation"] else "n/a"
+    print(f"{name:12s} {r['res']:4d} {r['params'] / 1e6:7.1f}M {r['jax_img_s']:10.1f} "
+          f"{r.get('torch_img_s', float('nan')):11.1f} {r.get('jax_over_torch', float('nan')):9.2f} "
+          f"{r['gflop_per_step']:10.1f} {r['achieved_tflop_s']:8.3f} {util:>6s}", flush=True)
+  out: dict[str, Any] = {"machine": info, "args": vars(args), "train_step": rows}
+  if args.pipeline_dir:
+    cores = os.cpu_count() or 1
+    ours = pipeline_ours(args.pipeline_dir, 64, args.pipeline_batches)
+    theirs = pipeline_torch(args.pipeline_dir, 64, args.pipeline_batches, cores)
+    out["pipeline"] = {"dir": os.path.basename(os.path.normpath(args.pipeline_dir)), "cores": cores,
+                       "ours_img_s": ours, "torch_img_s": theirs, "ours_per_core": ours / cores,
+                       "torch_per_core": theirs / cores, "ratio": ours / theirs}
+    print(f"# input pipeline (decode + resize 256 + random 224 crop + flip + PCA lighting, batch 64, "
+          f"{cores} cores): tf.data {ours:.1f} img/s ({ours / cores:.1f}/core), torchvision DataLoader "
+          f"({cores} workers) {theirs:.1f} img/s ({theirs / cores:.1f}/core); ratio {ours / theirs:.2f}")
+    for r in rows:
+      fed = "yes" if ours >= r["jax_img_s"] else f"no (needs {r['jax_img_s'] / ours:.1f}× more input throughput)"
+      print(f"#   keeps {r['model']} fed ({r['jax_img_s']:.1f} img/s at res {r['res']}): {fed}")
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump(out, f, indent=2)
+  return out
+
+
+if __name__ == "__main__":
+  main()

@@ -6,7 +6,7 @@
 The `.pth` is read with `torch.load(..., weights_only=True)`, which refuses arbitrary
 pickled code. The converted variables are checked against the Flax model that
 `--config` (default: the one matching `--model`) builds, then written with
-`alexnet_jax.checkpoint.save_pretrained(workdir, variables, config)` so that
+`alexnet_jax.pretrained.save_pretrained(workdir, variables, config)` so that
 `main.py --config=... --workdir=...` can evaluate or fine-tune them, and/or to
 `--out` as a flat .npz ('params/conv1/kernel', 'batch_stats/...').
 """
@@ -100,12 +100,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     save_npz(args.out, variables)
     print(f"Wrote {args.out}")
   if args.workdir:
-    from alexnet_jax import checkpoint
-    if not hasattr(checkpoint, "save_pretrained"):
-      raise NotImplementedError(
-          "This version of alexnet_jax.checkpoint has no save_pretrained(workdir, variables, config); "
-          "use --out=<file.npz> to export the converted variables instead.")
-    checkpoint.save_pretrained(args.workdir, variables, config)
+    from alexnet_jax import pretrained
+    pretrained.save_pretrained(args.workdir, variables, config, num_classes)
     print(f"Wrote a pretrained checkpoint of {args.model} to {args.workdir}")
   return variables
 

@@ -1,0 +1,41 @@
+"""torchvision weights → step-0 Orbax checkpoint → main.py evaluates it."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+torch = pytest.importorskip("torch")
+torchvision = pytest.importorskip("torchvision")
+
+
+@pytest.mark.slow
+def test_pth_to_checkpoint_then_eval(tmp_path):
+  torch.manual_seed(0)
+  model = torchvision.models.alexnet(weights=None, num_classes=10)
+  pth = tmp_path / "alexnet.pth"
+  torch.save(model.state_dict(), pth)
+  workdir = tmp_path / "run"
+  data_dir = tmp_path / "tfds"
+  cfg = ("configs/alexnet.py:variant=owt,geometry=224,data=embedded")
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
+  subprocess.run([sys.executable, "-m", "alexnet_jax.torch_convert", "--model=alexnet", f"--pth={pth}",
+                  f"--workdir={workdir}", f"--config={cfg}"], cwd=REPO, env=env, check=True, timeout=600)
+  assert (workdir / "checkpoints" / "0").is_dir()
+  assert (workdir / "config.json").is_file()
+
+  # A second conversion into the same workdir must not overwrite it.
+  again = subprocess.run([sys.executable, "-m", "alexnet_jax.torch_convert", "--model=alexnet", f"--pth={pth}",
+                          f"--workdir={workdir}", f"--config={cfg}"], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=600)
+  assert again.returncode != 0
+  assert "already holds checkpoints" in again.stderr
+
+  out = subprocess.run([sys.executable, "main.py", f"--config={cfg}", f"--workdir={workdir}", "--mode=eval",
+                        f"--config.data_dir={data_dir}", "--config.embedded_eval_size=64",
+                        "--config.embedded_train_size=64", "--config.eval_batch_size=32"],
+                       cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+  assert out.returncode == 0, out.stderr[-3000:]

@@ -34,7 +34,7 @@ def list_images(path: str) -> list[str]:
     return [path]
   if not os.path.isdir(path):
     raise FileNotFoundError(f"--images={path!r} is neither an image file nor a folder.")
-  found = sorted(os.path.join(root, f) for root, _, files in os.walk(path) for f in files
+  found = sorted(os.path.join(root, f) for root, _, files in os.walk(path, followlinks=True) for f in files
                  if f.lower().endswith(IMAGE_EXTENSIONS))
   if not found:
     raise FileNotFoundError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) under {path!r}.")

@@ -149,5 +149,18 @@ def test_param_spec_keeps_indivisible_axes_replicated():
   assert parallel.param_spec((4096, 999), 2) == P()
 
 
+def test_benchmark_imports_no_tensorflow_clu_or_ml_collections():
+  # The GPU machine has JAX and PyTorch only: the benchmark's train-step path must not need TF.
+  code = ("import sys, experiments.benchmark as b; "
+          "print([m for m in ('tensorflow', 'clu', 'ml_collections') if m in sys.modules]); "
+          "print(sorted(b.SPECS))")
+  proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
+                        env=dict(os.environ, JAX_PLATFORMS="cpu"))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  bad, names = proc.stdout.strip().splitlines()[-2:]
+  assert bad == "[]", bad
+  assert "alexnet" in names and "resnet50" in names
+
+
 if __name__ == "__main__" and sys.argv[-1] == "worker":
   print(json.dumps(_worker()))

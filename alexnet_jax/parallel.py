@@ -201,6 +201,17 @@ def describe(shardings) -> dict[str, str]:
           for p, s in flat if isinstance(s, NamedSharding) and s.spec != P()}
 
 
+def host_to_global(tree, mesh: Mesh):
+  """Replicated global arrays from host-local values that are equal on every process.
+
+  Multi-host checkpoints can only hold global arrays; values built on one host (a fresh
+  metrics accumulator, a scalar) become one replicated array over the whole mesh. With
+  one process this is a plain device_put.
+  """
+  sharding = replicated(mesh)
+  return jax.tree.map(lambda a: jax.make_array_from_process_local_data(sharding, np.asarray(a)), tree)
+
+
 def to_global(batch: dict[str, np.ndarray], sharding: NamedSharding) -> dict[str, jax.Array]:
   """Host-local numpy batch → one global array per field, sharded like `sharding`.
 

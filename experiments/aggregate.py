@@ -106,11 +106,15 @@ def load_members(folder: str) -> tuple[list[MemberResult], str]:
   members = []
   for e in entries:
     workdir = os.path.join(folder, e["name"])
+    if not any(os.path.exists(os.path.join(workdir, f)) for f in ("summary.json", "metrics.jsonl")):
+      continue  # planned but never started (e.g. left out with --only)
     over = [f"{k}={v}" for k, v in (e.get("args") or {}).items()]
     over += [f"--config.{k}={v}" for k, v in (e.get("overrides") or {}).items()]
     train, evals = curves(read_jsonl(os.path.join(workdir, "metrics.jsonl")))
     members.append(MemberResult(e["name"], " ".join(over) or "(base)", _read_json(os.path.join(workdir, "summary.json")),
                                 train, evals, e.get("paper")))
+  if not members:
+    raise FileNotFoundError(f"No member of the sweep in {folder!r} has started (no summary.json or metrics.jsonl).")
   names = [m.name for m in members]
   baseline = plan.get("baseline") or ("baseline" if "baseline" in names else names[0])
   return members, baseline

@@ -448,6 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   except SweepError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
+  all_jobs = jobs
   if flags.only:
     wanted = [s.strip() for s in flags.only.split(",") if s.strip()]
     unknown = sorted(set(wanted) - {j.member.name for j in jobs})
@@ -461,14 +462,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     with open(flags.slurm, "w") as f:
       f.write(slurm_script(jobs, sweep.name, log_dir, flags.slurm_partition, flags.slurm_gpus,
                            flags.slurm_cpus, flags.slurm_mem, flags.slurm_time))
-    write_plan(sweep, root, jobs)
+    write_plan(sweep, root, all_jobs)
     print(f"Wrote {flags.slurm}: {len(jobs)} array tasks (0-{len(jobs) - 1}). Submit with: sbatch {flags.slurm}")
     return 0
   if flags.dry_run:
     for i, j in enumerate(jobs, 1):
       print(f"[{i}/{len(jobs)}] {j.member.name} ({member_state(j.workdir)}): {j.command}")
     return 0
-  write_plan(sweep, root, jobs)
+  write_plan(sweep, root, all_jobs)  # every member, so a later --only run keeps the full plan
   pin = {"auto": None, "yes": True, "no": False}[flags.pin_cpus]
   previous = {sig: signal.signal(sig, _forward_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
   try:

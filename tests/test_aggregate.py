@@ -32,7 +32,8 @@ def sweep_dir(tmp_path):
       "members": [{"name": "baseline", "args": {}, "overrides": {}},
                   {"name": "lrn_off", "args": {"lrn": "False"}, "overrides": {"schedule.base_lr": "0.1"},
                    "paper": {"top1": -1.4, "top5": -1.2, "note": "Sec. 3.3"}},
-                  {"name": "half", "args": {"seed": "1"}}]}))
+                  {"name": "half", "args": {"seed": "1"}},
+                  {"name": "never_started", "args": {"seed": "2"}}]}))
   return folder
 
 
@@ -64,7 +65,7 @@ def test_aggregate_writes_markdown_csv_and_png(sweep_dir, tmp_path):
   assert "| lrn_off |" in text and "-1.50" in text
   with open(csv_path) as f:
     rows = list(csv.DictReader(f))
-  assert [r["member"] for r in rows] == ["baseline", "lrn_off", "half"]
+  assert [r["member"] for r in rows] == ["baseline", "lrn_off", "half"]  # never_started is left out
   assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n" and (out / "curves.png").stat().st_size > 5000
 
 

@@ -164,6 +164,13 @@ def test_slurm_script_has_one_array_task_per_member(defn, tmp_path, capsys):
   assert not (tmp_path / "r" / "mini" / "baseline").exists()  # nothing ran
 
 
+def test_only_runs_a_subset_but_keeps_the_whole_plan(defn, fake_main, tmp_path, capsys):
+  assert sweep.main([defn, f"--workdir_root={tmp_path}", f"--main={fake_main}", "--only=no_lrn", "--aggregate=no"]) == 0
+  assert not (tmp_path / "mini" / "baseline").exists() and (tmp_path / "mini" / "no_lrn" / "summary.json").exists()
+  plan = json.loads((tmp_path / "mini" / "sweep.json").read_text())
+  assert [m["name"] for m in plan["members"]] == ["baseline", "no_lrn"]
+
+
 def test_only_rejects_unknown_members(defn, tmp_path, capsys):
   assert sweep.main([defn, f"--workdir_root={tmp_path}", "--only=nope", "--dry_run"]) == 2
   assert "unknown members ['nope']" in capsys.readouterr().err

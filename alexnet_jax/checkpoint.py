@@ -11,15 +11,63 @@ picked up on restore.
 from __future__ import annotations
 
 import os
+import shutil
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
 from absl import logging
 
+from alexnet_jax.workdir import WorkdirError
+
 
 class CheckpointMismatchError(Exception):
   """The checkpoint was written by another model or config; nothing was loaded."""
+
+
+class CheckpointUnreadableError(WorkdirError):
+  """A checkpoint's files are missing or damaged (it fits the model, but cannot be read)."""
+
+
+class CheckpointWriteError(WorkdirError):
+  """A checkpoint could not be written (disk full, permissions); earlier ones are intact."""
+
+
+def complete_steps(workdir_or_ckpt_dir: str) -> list[int]:
+  """Steps whose checkpoint folder was finalised (Orbax's temporary folders are not counted)."""
+  d = workdir_or_ckpt_dir
+  if os.path.basename(os.path.normpath(d)) != "checkpoints":
+    d = checkpoint_dir(d)
+  if not os.path.isdir(d):
+    return []
+  return sorted(int(n) for n in os.listdir(d) if n.isdigit() and os.path.isdir(os.path.join(d, n)))
+
+
+def _reason(exc: BaseException) -> str:
+  """The OS error behind `exc` (Orbax wraps errors of its writer threads), else its last line."""
+  err: BaseException | None = exc
+  while err is not None:
+    if isinstance(err, OSError) and err.strerror:
+      return err.strerror
+    err = err.__cause__ or err.__context__
+  text = str(exc).strip()
+  return text.splitlines()[-1] if text else type(exc).__name__
+
+
+def write_error(directory: str, step: int | None, exc: BaseException) -> CheckpointWriteError:
+  """A message for a failed write: what failed, why, and which checkpoint the next run resumes from.
+
+  `directory` is the checkpoint folder; `step` the checkpoint being written (None: another
+  file of the run, e.g. metrics on a full disk).
+  """
+  done = complete_steps(str(directory))
+  kept = (f"the latest complete checkpoint, step {done[-1]}, is intact and the next run resumes from it"
+          if done else "no complete checkpoint exists yet, so the next run starts from step 0")
+  what = (f"Could not write the checkpoint at step {step} in {directory}" if step is not None
+          else f"Could not write to the run's folder {os.path.dirname(os.path.normpath(str(directory)))}")
+  return CheckpointWriteError(
+      f"{what} ({_reason(exc)}); {kept}. Free disk space or fix the folder's permissions, then run "
+      f"the same command again.")
 
 
 def checkpoint_dir(workdir: str) -> str:
@@ -30,7 +78,10 @@ def manager(workdir: str, *, keep: int = 3, async_save: bool = True, create: boo
   options = ocp.CheckpointManagerOptions(
       max_to_keep=keep, create=create, enable_async_checkpointing=async_save,
       cleanup_tmp_directories=True)
-  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_names=("state", "meta"))
+  # Naming the handlers (not only the items) lets a fresh process read a checkpoint's metadata
+  # before restoring it, which `check_compatible` needs on every resume.
+  handlers = {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
+  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_handlers=handlers)
 
 
 def save(mgr: ocp.CheckpointManager, step: int, tree: Any, meta: dict[str, Any], *, force: bool = True) -> None:
@@ -47,7 +98,7 @@ def check_compatible(mgr: ocp.CheckpointManager, step: int, target: Any) -> None
   """Compares the saved tree's names and shapes with `target`; raises listing every mismatch."""
   saved = mgr.item_metadata(step)["state"]
   if saved is None:
-    raise CheckpointMismatchError(f"Checkpoint step {step} has no readable 'state' item.")
+    raise CheckpointUnreadableError(f"Checkpoint step {step} has no readable 'state' metadata.")
   saved_p = {k: tuple(getattr(v, "shape", ())) for k, v in _paths(saved).items()}
   want_p = {k: tuple(getattr(v, "shape", ())) for k, v in _paths(target).items()}
   missing = sorted(set(want_p) - set(saved_p))
@@ -78,3 +129,49 @@ def restore(mgr: ocp.CheckpointManager, step: int, target: Any) -> tuple[Any, di
 def read_meta(mgr: ocp.CheckpointManager, step: int) -> dict[str, Any]:
   out = mgr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
   return dict(out["meta"] or {})
+
+
+def restore_latest(mgr: ocp.CheckpointManager, target: Any) -> tuple[int | None, Any, dict[str, Any]]:
+  """Restores the newest readable checkpoint: (step, tree, meta), or (None, None, {}) if there is none.
+
+  A checkpoint that fits the model but cannot be read (files lost or damaged after it was
+  finalised) is moved to <workdir>/checkpoints_unreadable/<step> and the next older one is
+  tried, so a damaged folder never stops a run that has an intact earlier checkpoint. A
+  checkpoint of another model or config is not damage: that raises at once.
+  """
+  moved: list[str] = []
+  for step in sorted(mgr.all_steps(), reverse=True):
+    try:
+      tree, meta = restore(mgr, step, target)
+    except CheckpointMismatchError:
+      if moved:  # an older checkpoint does not fit either: report the whole picture
+        raise CheckpointUnreadableError(_unreadable_message(mgr, moved)) from None
+      raise
+    except Exception as e:  # noqa: BLE001 - Orbax and TensorStore raise many types for damaged data
+      moved.append(_move_aside(mgr, step, e))
+      continue
+    return step, tree, meta
+  if moved:
+    raise CheckpointUnreadableError(_unreadable_message(mgr, moved))
+  return None, None, {}
+
+
+def _move_aside(mgr: ocp.CheckpointManager, step: int, exc: BaseException) -> str:
+  src = os.path.join(str(mgr.directory), str(step))
+  dest_root = os.path.join(os.path.dirname(os.path.normpath(str(mgr.directory))), "checkpoints_unreadable")
+  os.makedirs(dest_root, exist_ok=True)
+  dest = os.path.join(dest_root, str(step))
+  n = 1
+  while os.path.exists(dest):
+    dest, n = os.path.join(dest_root, f"{step}.{n}"), n + 1
+  shutil.move(src, dest)
+  mgr.reload()
+  logging.warning("Checkpoint step %d could not be read (%s); moved it to %s and trying the one before.",
+                  step, _reason(exc), dest)
+  return dest
+
+
+def _unreadable_message(mgr: ocp.CheckpointManager, moved: list[str]) -> str:
+  return (f"No readable checkpoint is left in {mgr.directory}: the damaged ones were moved to "
+          f"{', '.join(moved)} (nothing was deleted). Run the same command again to start over from step 0, "
+          f"or move a good checkpoint folder back.")

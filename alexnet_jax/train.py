@@ -12,6 +12,7 @@ checkpoint at step k continues exactly as if it had never stopped.
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import math
@@ -105,7 +106,11 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], base_key: jax.Arr
   updates, new_opt_state = state.tx.update(grads, opt_state, state.params)
   new_params = optax.apply_updates(state.params, updates)
   grad_norm = optax.global_norm(grads)
-  finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+  # A finite gradient times a huge learning rate can still overflow the parameters, so the
+  # new parameters are checked too: a step that would store inf/NaN is never applied.
+  params_ok = jax.tree.reduce(jnp.logical_and, jax.tree.map(lambda p: jnp.isfinite(p).all(), new_params),
+                              jnp.array(True))
+  finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & params_ok
 
   def pick(new, old):
     return jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
@@ -260,24 +265,32 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> tuple
   and throughput. A workdir whose run already finished is not trained again.
   """
   workdir_lib.prepare(workdir)
-  with workdir_lib.Lock(workdir):
-    return _train_locked(config, workdir)
+  with workdir_lib.Lock(workdir), _Preemption() as preempt:
+    try:
+      return _train_locked(config, workdir, preempt)
+    except OSError as e:
+      if e.errno not in _DISK_ERRNOS:
+        raise
+      raise checkpoint.write_error(checkpoint.checkpoint_dir(workdir), None, e) from e
 
 
-def _train_locked(config, workdir):
+# Write failures that mean "the workdir's disk cannot take more": a clear error, not a traceback.
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+def _train_locked(config, workdir, preempt: _Preemption):
   trainer = Trainer(config)
   info, cfg = trainer.info, config
   mgr = checkpoint.manager(workdir, keep=cfg.keep_checkpoints, async_save=cfg.async_checkpoints)
-  changed = workdir_lib.save_config(workdir, cfg) if jax.process_index() == 0 else {}
 
   state = trainer.init_state()
   pending = metrics_lib.TrainMetrics.empty()
   start_step, prior_wall = 0, 0.0
-  latest = mgr.latest_step()
+  latest, restored, meta = checkpoint.restore_latest(mgr, _Checkpointed(state, pending))
   if latest is not None:
-    restored, meta = checkpoint.restore(mgr, latest, _Checkpointed(state, pending))
     state, pending = restored.state, restored.pending
     start_step, prior_wall = int(state.step), float(meta.get("wall_s", 0.0))
+    changed = workdir_lib.save_config(workdir, cfg) if jax.process_index() == 0 else {}
     if changed:
       logging.warning("Resuming with config fields changed since the last run: %s",
                       "; ".join(f"{k}: {a!r} → {b!r}" for k, (a, b) in changed.items()))
@@ -290,9 +303,13 @@ def _train_locked(config, workdir):
       return state, summary
     logging.info("Resuming from step %d of %d.", start_step, trainer.total_steps)
   else:
+    if jax.process_index() == 0:
+      workdir_lib.save_config(workdir, cfg)
     parameter_overview.log_parameter_overview(state.params)
 
-  writer = _default_writer(workdir, start_step if latest is not None else None)
+  # A fresh start (no checkpoint) also drops metric rows left by a run killed before its
+  # first checkpoint: the file must describe one history.
+  writer = _default_writer(workdir, start_step)
   if latest is None:
     writer.write_hparams({k: v for k, v in _flat(cfg.to_dict()).items()})
   n_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(state.params))
@@ -312,7 +329,11 @@ def _train_locked(config, workdir):
             "num_classes": info.num_classes, "wall_s": prior_wall + time.time() - t0}
 
   def save(step, done=False):
-    checkpoint.save(mgr, step, _Checkpointed(state, pending), meta(step, done))
+    _finish_saves(mgr, last_ckpt)  # the previous async save: its failure names its own step
+    try:
+      checkpoint.save(mgr, step, _Checkpointed(state, pending), meta(step, done))
+    except Exception as e:  # noqa: BLE001 - Orbax raises its own types for a failed write
+      raise checkpoint.write_error(str(mgr.directory), step, e) from e
 
   t0 = time.time()
   finite_flags: list[tuple[int, jax.Array]] = []
@@ -321,47 +342,58 @@ def _train_locked(config, workdir):
   last_ckpt = latest
   log_t, log_step = time.time(), start_step
   step = start_step
-  with _Preemption() as preempt:
-    while step < trainer.total_steps:
-      with jax.profiler.StepTraceAnnotation("train", step_num=step):
-        batch = next(batches)
-        state, m, finite = trainer.train_step(state, batch, trainer.base_key)
-      pending = pending.merge(m)
-      finite_flags.append((step, finite))
-      step += 1
-      report(step)
-      is_last = step == trainer.total_steps
-      if step % cfg.log_every_steps == 0 or is_last or preempt.requested:
-        _guard_finite(finite_flags, last_ckpt, cfg.nan_guard, mgr)
-        finite_flags.clear()
-        last_train = metrics_lib.to_floats(pending.compute())
-        pending = metrics_lib.TrainMetrics.empty()
-        now = time.time()
-        img_s = (step - log_step) * cfg.batch_size / max(now - log_t, 1e-9)
-        log_t, log_step = now, step
-        writer.write_scalars(step, {**{f"train/{k}": v for k, v in last_train.items()},
-                                    "train/img_per_s": img_s, "epoch": step / trainer.steps_per_epoch})
-      if step % eval_every == 0 or is_last:
-        with report.timed("eval"):
-          last_eval = trainer.evaluate(state)
-        state = state.replace(plateau=optim.plateau_update(cfg.schedule, state.plateau, 1.0 - last_eval["top1"]))
-        writer.write_scalars(step, {**{f"eval/{k}": v for k, v in last_eval.items()},
-                                    "epoch": step / trainer.steps_per_epoch,
-                                    "lr_scale": float(state.plateau.scale)})
-        logging.info("step %d (epoch %.2f): eval top-1 %.4f, top-5 %.4f, loss %.4f on %d examples", step,
-                     step / trainer.steps_per_epoch, last_eval["top1"], last_eval["top5"], last_eval["loss"],
-                     int(last_eval["num_examples"]))
-      if step % cfg.checkpoint_every_steps == 0 or is_last or preempt.requested:
-        save(step, done=is_last)
-        last_ckpt = step
-      if preempt.requested and not is_last:
-        logging.warning("Saved checkpoint at step %d; exiting. Run the same command to resume.", step)
-        break
-  mgr.wait_until_finished()
+  while step < trainer.total_steps:
+    if preempt.requested and step == start_step:  # signalled during start-up: nothing new to save
+      logging.warning("Signal received before the first step; exiting. Run the same command to resume.")
+      break
+    with jax.profiler.StepTraceAnnotation("train", step_num=step):
+      batch = next(batches)
+      state, m, finite = trainer.train_step(state, batch, trainer.base_key)
+    pending = pending.merge(m)
+    finite_flags.append((step, finite))
+    step += 1
+    report(step)
+    is_last = step == trainer.total_steps
+    if step % cfg.log_every_steps == 0 or is_last or preempt.requested:
+      _guard_finite(finite_flags, last_ckpt, cfg.nan_guard, mgr)
+      finite_flags.clear()
+    # A preempted run does not log early: its pending metrics go into the checkpoint, so the
+    # resumed run writes the same rows as one that was never interrupted.
+    if step % cfg.log_every_steps == 0 or is_last:
+      last_train = metrics_lib.to_floats(pending.compute())
+      pending = metrics_lib.TrainMetrics.empty()
+      now = time.time()
+      img_s = (step - log_step) * cfg.batch_size / max(now - log_t, 1e-9)
+      log_t, log_step = now, step
+      writer.write_scalars(step, {**{f"train/{k}": v for k, v in last_train.items()},
+                                  "train/img_per_s": img_s, "epoch": step / trainer.steps_per_epoch})
+    if step % eval_every == 0 or is_last:
+      with report.timed("eval"):
+        last_eval = trainer.evaluate(state)
+      state = state.replace(plateau=optim.plateau_update(cfg.schedule, state.plateau, 1.0 - last_eval["top1"]))
+      writer.write_scalars(step, {**{f"eval/{k}": v for k, v in last_eval.items()},
+                                  "epoch": step / trainer.steps_per_epoch,
+                                  "lr_scale": float(state.plateau.scale)})
+      logging.info("step %d (epoch %.2f): eval top-1 %.4f, top-5 %.4f, loss %.4f on %d examples", step,
+                   step / trainer.steps_per_epoch, last_eval["top1"], last_eval["top5"], last_eval["loss"],
+                   int(last_eval["num_examples"]))
+    if step % cfg.checkpoint_every_steps == 0 or is_last or preempt.requested:
+      save(step, done=is_last)
+      last_ckpt = step
+    if preempt.requested and not is_last:
+      logging.warning("Saved checkpoint at step %d; exiting. Run the same command to resume.", step)
+      break
+  _finish_saves(mgr, last_ckpt)
   mgr.close()
   writer.flush()
   wall = prior_wall + time.time() - t0
   done = step >= trainer.total_steps
+  if done and not last_eval:
+    # Killed after the final checkpoint but before the summary was written: the rerun only
+    # completes the record (metrics of the last step, re-evaluated if they were not logged).
+    last_train, last_eval = _logged_metrics(workdir, step)
+    if not last_eval:
+      last_eval = trainer.evaluate(state)
   summary = {
       "done": done, "step": step, "total_steps": trainer.total_steps, "epoch": step / trainer.steps_per_epoch,
       "eval": last_eval, "train": last_train, "wall_s": wall, "config_name": cfg.name,
@@ -374,6 +406,29 @@ def _train_locked(config, workdir):
   return state, summary
 
 
+def _finish_saves(mgr, last_ckpt: int | None) -> None:
+  """Waits for the async checkpoint in flight; a failed write becomes a clear error."""
+  try:
+    mgr.wait_until_finished()
+  except Exception as e:  # noqa: BLE001 - Orbax re-raises the background thread's error
+    raise checkpoint.write_error(str(mgr.directory), last_ckpt, e) from e
+
+
+def _logged_metrics(workdir: str, step: int) -> tuple[dict[str, float], dict[str, float]]:
+  """The train and eval rows metrics.jsonl holds for `step` (without the 'train/'/'eval/' prefixes)."""
+  train_m: dict[str, float] = {}
+  eval_m: dict[str, float] = {}
+  for row in metrics_lib.read_jsonl(os.path.join(workdir, "metrics.jsonl")):
+    if row.get("step") != step:
+      continue
+    for k, v in row.items():
+      if k.startswith("train/") and k != "train/img_per_s":
+        train_m[k[len("train/"):]] = v
+      elif k.startswith("eval/"):
+        eval_m[k[len("eval/"):]] = v
+  return train_m, eval_m
+
+
 def _guard_finite(flags, last_ckpt, enabled: bool, mgr) -> None:
   """NaN/inf guard, checked once per log interval (no per-step host sync)."""
   if not enabled or not flags:
@@ -382,11 +437,11 @@ def _guard_finite(flags, last_ckpt, enabled: bool, mgr) -> None:
   for (step, _), ok in zip(flags, values):
     if not bool(ok):
       mgr.wait_until_finished()
-      where = (f"the last good checkpoint is step {last_ckpt} in {mgr.directory} (kept)"
-               if last_ckpt is not None else "no checkpoint was written yet")
+      where = (f"The last good checkpoint is step {last_ckpt} in {mgr.directory} (kept)"
+               if last_ckpt is not None else "No checkpoint was written yet")
       raise TrainingError(
-          f"The loss or gradient became non-finite at step {step + 1}; the update was not applied and "
-          f"training stopped. {where}. Lower the learning rate (config.schedule.base_lr), add "
+          f"The loss, gradient or updated parameters became non-finite at step {step + 1}; the update was "
+          f"not applied and training stopped. {where}. Lower the learning rate (config.schedule.base_lr), add "
           f"config.optimizer.grad_clip_norm, or check the data.")
 
 

@@ -121,4 +121,4 @@ def test_two_process_checkpoint_restores_in_one_process(runs):
   proc = subprocess.run(_command(runs["data"], runs["multi"]) + ["--mode=eval"], cwd=REPO, env=_env(),
                         capture_output=True, text=True, timeout=TIMEOUT_S)
   assert proc.returncode == 0, proc.stderr[-5000:]
-  assert f"Checkpoint step {STEPS}" in proc.stderr
+  assert f"Restored checkpoint step {STEPS}" in proc.stderr, proc.stderr[-3000:]

@@ -5,7 +5,8 @@ pytree (params, batch statistics, optimizer state with its step and learning rat
 plateau state) plus the pending train-metric accumulator; `meta` is JSON (step, epoch,
 whether the run finished, the model name). Orbax writes each step into a temporary
 folder and renames it when complete, so a checkpoint cut short by a kill is never
-picked up on restore.
+picked up on restore. A complete checkpoint damaged later is moved to
+<workdir>/checkpoints_unreadable/ and the one before it restored (`restore_latest`).
 """
 
 from __future__ import annotations

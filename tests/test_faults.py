@@ -44,9 +44,17 @@ def _env() -> dict[str, str]:
   return env
 
 
+def _log_path(workdir: pathlib.Path, log: str) -> pathlib.Path:
+  """<workdir>.<log>.txt, or a file in the temp folder when the workdir's parent is not a folder."""
+  parent = workdir.parent
+  while not parent.is_dir():
+    parent = parent.parent
+  return parent / f"{workdir.name}.{log}.txt"
+
+
 def _start(workdir: pathlib.Path, *extra: str, log: str = "log") -> subprocess.Popen:
-  """Starts `main.py` in the background; stdout+stderr go to <workdir>.<log>.txt."""
-  out = open(f"{workdir}.{log}.txt", "w")
+  """Starts `main.py` in the background; stdout+stderr go to `_log_path`."""
+  out = open(_log_path(workdir, log), "w")
   return subprocess.Popen([sys.executable, "main.py", *TINY, f"--workdir={workdir}", *extra],
                           cwd=REPO, env=_env(), stdout=out, stderr=subprocess.STDOUT)
 
@@ -59,7 +67,7 @@ def _finish(proc: subprocess.Popen, workdir: pathlib.Path, log: str = "log",
     proc.kill()
     proc.wait()
     raise
-  return rc, pathlib.Path(f"{workdir}.{log}.txt").read_text(errors="replace")
+  return rc, _log_path(workdir, log).read_text(errors="replace")
 
 
 def _run(workdir: pathlib.Path, *extra: str, log: str = "log") -> tuple[int, str]:
@@ -181,7 +189,7 @@ def test_kill_preempt_nan_and_resume_end_bit_identical(reference, tmp_path):
   caught = _wait_for(lambda: bool(_tmp_dirs(wd)), p, poll=0.002)
   p.kill()
   p.wait()
-  log = pathlib.Path(f"{wd}.4.txt").read_text()
+  log = _log_path(wd, "4").read_text()
   assert "schedule.base_lr: inf → " in log  # the resumed run said what changed since run 3
   if caught:
     assert _complete(wd)[-1] < TOTAL

@@ -47,7 +47,7 @@ def _env() -> dict[str, str]:
 def _log_path(workdir: pathlib.Path, log: str) -> pathlib.Path:
   """<workdir>.<log>.txt, or a file in the temp folder when the workdir's parent is not a folder."""
   parent = workdir.parent
-  while not parent.is_dir():
+  while not parent.is_dir() or os.path.ismount(parent):  # keep logs off a test's small disk
     parent = parent.parent
   return parent / f"{workdir.name}.{log}.txt"
 

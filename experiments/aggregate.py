@@ -195,19 +195,22 @@ def plot_curves(members: Sequence[MemberResult], path: str, title: str = "") -> 
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
-  fig, (ax_loss, ax_top1) = plt.subplots(1, 2, figsize=(12, 4.5))
-  for m in members:
+  fig, (ax_loss, ax_top1) = plt.subplots(1, 2, figsize=(13, 4.5))
+  # tab10 repeats after ten members; tab20 keeps up to twenty distinct.
+  colours = plt.get_cmap("tab10" if len(members) <= 10 else "tab20").colors
+  for i, m in enumerate(members):
+    c = colours[i % len(colours)]
     if m.train_curve:
       few = len(m.train_curve) < 20  # markers keep short (or one-point) curves visible
-      ax_loss.plot(*zip(*m.train_curve), label=m.name, lw=1.2, marker="." if few else None)
+      ax_loss.plot(*zip(*m.train_curve), label=m.name, lw=1.2, marker="." if few else None, color=c)
     if m.eval_curve:
       ep, top1 = zip(*m.eval_curve)
-      ax_top1.plot(ep, [100 * t for t in top1], marker="o", ms=3, label=m.name, lw=1.2)
+      ax_top1.plot(ep, [100 * t for t in top1], marker="o", ms=3, label=m.name, lw=1.2, color=c)
   ax_loss.set(xlabel="epoch", ylabel="train loss", title="training loss")
   ax_top1.set(xlabel="epoch", ylabel="top-1 accuracy (%)", title="validation top-1")
   for ax in (ax_loss, ax_top1):
     ax.grid(alpha=0.3)
-  ax_top1.legend(fontsize=8, loc="lower right")
+  ax_top1.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
   if title:
     fig.suptitle(title)
   fig.tight_layout()

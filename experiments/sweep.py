@@ -459,6 +459,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     jobs = [j for j in jobs if j.member.name in wanted]
   log_dir = os.path.join(root, sweep.name, "logs")
   if flags.slurm:
+    os.makedirs(log_dir, exist_ok=True)  # SLURM does not create the --output folder
     with open(flags.slurm, "w") as f:
       f.write(slurm_script(jobs, sweep.name, log_dir, flags.slurm_partition, flags.slurm_gpus,
                            flags.slurm_cpus, flags.slurm_mem, flags.slurm_time))

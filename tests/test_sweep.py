@@ -162,6 +162,7 @@ def test_slurm_script_has_one_array_task_per_member(defn, tmp_path, capsys):
   assert len(cmds) == 2 and "lrn=False" in cmds[1] and "no_lrn" in cmds[1]
   assert 'eval "${COMMANDS[$SLURM_ARRAY_TASK_ID]}"' in text
   assert not (tmp_path / "r" / "mini" / "baseline").exists()  # nothing ran
+  assert (tmp_path / "r" / "mini" / "logs").is_dir()  # the --output folder must exist before sbatch
 
 
 def test_only_runs_a_subset_but_keeps_the_whole_plan(defn, fake_main, tmp_path, capsys):

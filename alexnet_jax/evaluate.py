@@ -827,7 +827,6 @@ def open_checkpoints(workdir: str):
 def restore_for_eval(config, workdir: str, step: int | None = None, info=None):
   """(Trainer, restored TrainState, step) for the latest or given checkpoint of `workdir`."""
   from alexnet_jax import checkpoint
-  from alexnet_jax import metrics as metrics_lib
   from alexnet_jax import train
   ckpt_dir = checkpoint.checkpoint_dir(workdir)
   if not os.path.isdir(ckpt_dir):
@@ -842,7 +841,7 @@ def restore_for_eval(config, workdir: str, step: int | None = None, info=None):
     if step not in steps:
       raise FileNotFoundError(f"No checkpoint for step {step} in {workdir!r}; available: {sorted(steps)}.")
     trainer = train.Trainer(config, info=info)
-    target = train._Checkpointed(trainer.init_state(), metrics_lib.TrainMetrics.empty())
+    target = train.checkpoint_tree(trainer, trainer.init_state())
     restored, _ = checkpoint.restore(mgr, step, target)
   finally:
     mgr.close()

@@ -16,7 +16,6 @@ import jax.numpy as jnp
 from absl import logging
 
 from alexnet_jax import checkpoint
-from alexnet_jax import metrics as metrics_lib
 from alexnet_jax import train
 from alexnet_jax import workdir as workdir_lib
 
@@ -42,7 +41,7 @@ def save_pretrained(workdir: str, variables: Mapping[str, Any], config, num_clas
     cast = jax.tree.map(lambda v, t: jax.device_put(jnp.asarray(v, t.dtype), t.sharding), given, target)
     state = state.replace(params=cast["params"], batch_stats=cast["batch_stats"])
     mgr = checkpoint.manager(workdir, keep=config.keep_checkpoints, async_save=False)
-    checkpoint.save(mgr, 0, train._Checkpointed(state, metrics_lib.TrainMetrics.empty()),
+    checkpoint.save(mgr, 0, train.checkpoint_tree(trainer, state),
                     {"step": 0, "epoch": 0.0, "done": False, "model": config.model.name,
                      "num_classes": num_classes, "wall_s": 0.0, "pretrained": True})
     mgr.wait_until_finished()

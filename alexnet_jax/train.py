@@ -12,6 +12,7 @@ checkpoint at step k continues exactly as if it had never stopped.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import json
@@ -176,6 +177,16 @@ class _Checkpointed:
   pending: metrics_lib.TrainMetrics  # train metrics accumulated since the last log
 
 
+def checkpoint_tree(trainer: "Trainer", state: TrainState, pending=None) -> _Checkpointed:
+  """What a checkpoint stores for `state` (and the pending train metrics, empty by default).
+
+  The metric accumulator is made a global array so every process of a multi-host run can
+  write and read the same checkpoint.
+  """
+  pending = metrics_lib.TrainMetrics.empty() if pending is None else pending
+  return _Checkpointed(state, parallel.host_to_global(pending, trainer.mesh))
+
+
 class Trainer:
   """Holds what the train and eval loops share: mesh, model, jitted steps, shardings."""
 
@@ -183,8 +194,9 @@ class Trainer:
     self.config = config
     self.info = info if info is not None else _data().get_info(config)
     self.mesh = parallel.make_mesh(config.mesh)
-    parallel.check_batch_size(config.batch_size, self.mesh)
-    parallel.check_batch_size(config.eval_batch_size, self.mesh, "config.eval_batch_size")
+    strategy = config.mesh.strategy
+    parallel.check_batch_size(config.batch_size, self.mesh, strategy=strategy)
+    parallel.check_batch_size(config.eval_batch_size, self.mesh, "config.eval_batch_size", strategy=strategy)
     self.model = models.build_model(config.model, self.info.num_classes, compute_dtype(config))
     self.steps_per_epoch, self.total_steps = optim.steps_for(
         self.info.num_train, config.batch_size, config.num_epochs)
@@ -192,7 +204,7 @@ class Trainer:
       self.total_steps = config.num_train_steps
     self.schedule = optim.make_schedule(config.schedule, self.steps_per_epoch, self.total_steps)
     self.base_key = jax.random.key(config.seed)
-    self.data_sharding = parallel.batch_sharding(self.mesh)
+    self.data_sharding = parallel.batch_sharding(self.mesh, config.mesh.strategy)
     self.repl = parallel.replicated(self.mesh)
 
     init = functools.partial(create_train_state, config, self.model, config.input.image_size)
@@ -265,7 +277,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> tuple
   and throughput. A workdir whose run already finished is not trained again.
   """
   workdir_lib.prepare(workdir)
-  with workdir_lib.Lock(workdir), _Preemption() as preempt:
+  # Every process of a multi-host run shares the workdir; process 0 holds the run's lock.
+  lock = workdir_lib.Lock(workdir) if jax.process_index() == 0 else contextlib.nullcontext()
+  with lock, _Preemption() as preempt:
     try:
       return _train_locked(config, workdir, preempt)
     except OSError as e:
@@ -286,7 +300,7 @@ def _train_locked(config, workdir, preempt: _Preemption):
   state = trainer.init_state()
   pending = metrics_lib.TrainMetrics.empty()
   start_step, prior_wall = 0, 0.0
-  latest, restored, meta = checkpoint.restore_latest(mgr, _Checkpointed(state, pending))
+  latest, restored, meta = checkpoint.restore_latest(mgr, checkpoint_tree(trainer, state, pending))
   if latest is not None:
     state, pending = restored.state, restored.pending
     start_step, prior_wall = int(state.step), float(meta.get("wall_s", 0.0))
@@ -331,7 +345,7 @@ def _train_locked(config, workdir, preempt: _Preemption):
   def save(step, done=False):
     _finish_saves(mgr, last_ckpt)  # the previous async save: its failure names its own step
     try:
-      checkpoint.save(mgr, step, _Checkpointed(state, pending), meta(step, done))
+      checkpoint.save(mgr, step, checkpoint_tree(trainer, state, pending), meta(step, done))
     except Exception as e:  # noqa: BLE001 - Orbax raises its own types for a failed write
       raise checkpoint.write_error(str(mgr.directory), step, e) from e
 
@@ -458,7 +472,7 @@ def evaluate_checkpoint(config, workdir: str, step: int | None = None) -> dict[s
   step = steps[-1] if step is None else step
   if step not in steps:
     raise FileNotFoundError(f"No checkpoint for step {step} in {workdir!r}; available: {steps}.")
-  target = _Checkpointed(trainer.init_state(), metrics_lib.TrainMetrics.empty())
+  target = checkpoint_tree(trainer, trainer.init_state())
   restored, _ = checkpoint.restore(mgr, step, target)
   mgr.close()
   result = trainer.evaluate(restored.state)

@@ -93,7 +93,7 @@ def run():
   from alexnet_jax import errors
   try:
     app.run(main)
-  except errors.USER_ERRORS as e:
+  except errors.user_errors() as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
 

@@ -64,6 +64,8 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from alexnet_jax.errors import ConfigError
+
 PROTOCOLS = ("center", "10crop", "multiscale", "144crop")
 SETS = ("validation", "minival", "real", "v2")
 REFERENCE_CROP = 224  # the crop size the papers' scales refer to
@@ -143,7 +145,7 @@ def scaled_sizes(scales: Sequence[int], image_size: int) -> tuple[int, ...]:
   """Test scales given for a 224 crop, rescaled to this config's crop size."""
   out = tuple(int(round(q * image_size / REFERENCE_CROP)) for q in scales)
   if not out or min(out) < image_size:
-    raise ValueError(f"Test scales {tuple(scales)} (→ {out} at image_size {image_size}) must be "
+    raise ConfigError(f"Test scales {tuple(scales)} (→ {out} at image_size {image_size}) must be "
                      f"non-empty and each ≥ {REFERENCE_CROP} (the crop they are given for).")
   return out
 
@@ -164,7 +166,7 @@ def check_protocols(protocols: Iterable[str]) -> tuple[str, ...]:
   protocols = tuple(protocols)
   bad = [p for p in protocols if p not in PROTOCOLS]
   if bad or not protocols:
-    raise ValueError(f"Unknown evaluation protocol(s) {bad or '(none given)'}; choose from "
+    raise ConfigError(f"Unknown evaluation protocol(s) {bad or '(none given)'}; choose from "
                      f"{', '.join(PROTOCOLS)} (config.eval.protocols or --protocols).")
   return protocols
 
@@ -173,7 +175,7 @@ def check_sets(sets: Iterable[str]) -> tuple[str, ...]:
   sets = tuple(sets)
   bad = [s for s in sets if s not in SETS]
   if bad or not sets:
-    raise ValueError(f"Unknown evaluation set(s) {bad or '(none given)'}; choose from "
+    raise ConfigError(f"Unknown evaluation set(s) {bad or '(none given)'}; choose from "
                      f"{', '.join(SETS)} (config.eval.sets or --sets).")
   return sets
 
@@ -243,7 +245,7 @@ def make_preprocess(protocol: str, config) -> Callable[[Any], Any]:
     return lambda image: tf.expand_dims(center(image), 0)
   if protocol == "10crop":
     if resize_size < size:
-      raise ValueError(f"10crop needs config.input.resize_size ({resize_size}) ≥ image_size ({size}).")
+      raise ConfigError(f"10crop needs config.input.resize_size ({resize_size}) ≥ image_size ({size}).")
     make = functools.partial(ten_crop_views, size=size, resize_size=resize_size)
   elif protocol == "multiscale":
     make = functools.partial(multiscale_views, size=size, scales=scaled_sizes(config.eval.scales, size))
@@ -263,7 +265,7 @@ def images_per_batch(config, protocol: str, multiple: int = 1) -> int:
   if int(config.eval.batch_size) > 0:
     b = int(config.eval.batch_size)
     if b % multiple:
-      raise ValueError(f"config.eval.batch_size={b} must be a multiple of {multiple} (devices × processes).")
+      raise ConfigError(f"config.eval.batch_size={b} must be a multiple of {multiple} (devices × processes).")
     return b
   per = int(config.eval_batch_size) // num_views(protocol, config.eval)
   return max(multiple, per // multiple * multiple)
@@ -476,7 +478,7 @@ def minival_split(config, num_train: int) -> tuple[str, bool]:
   n = int(config.eval.minival_size)
   base, _, rest = str(config.train_split).partition("[")
   if n <= 0:
-    raise ValueError(f"config.eval.minival_size={n} must be positive.")
+    raise ConfigError(f"config.eval.minival_size={n} must be positive.")
   if _is_folder(config):
     raise _data_error(
         "minival slices the train split, which needs a TFDS dataset; config.dataset is an image folder. "

@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from alexnet_jax.errors import ConfigError
+
 Schedule = Callable[[jax.Array], jax.Array]
 
 
@@ -54,7 +56,7 @@ def make_optimizer(cfg, params) -> optax.GradientTransformation:
         parts.append(optax.add_decayed_weights(cfg.weight_decay, mask))
       parts.append(optax.rmsprop(learning_rate, decay=0.9, eps=cfg.eps, momentum=cfg.momentum))
     else:
-      raise ValueError(f"config.optimizer.name={cfg.name!r} is not known; choose sgd, adamw or rmsprop.")
+      raise ConfigError(f"config.optimizer.name={cfg.name!r} is not known; choose sgd, adamw or rmsprop.")
     return optax.chain(*parts)
 
   return optax.inject_hyperparams(factory)(learning_rate=0.0)
@@ -74,7 +76,7 @@ def make_schedule(cfg, steps_per_epoch: int, total_steps: int) -> Schedule:
   elif cfg.name == "poly":
     main = optax.polynomial_schedule(base, 0.0, cfg.poly_power, max(1, total_steps - warmup))
   else:
-    raise ValueError(
+    raise ConfigError(
         f"config.schedule.name={cfg.name!r} is not known; choose plateau, step, cosine, poly or constant.")
   if warmup > 0:
     return optax.join_schedules([optax.linear_schedule(0.0, base, warmup), main], [warmup])

@@ -31,6 +31,8 @@ import numpy as np
 from jax.experimental import mesh_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from alexnet_jax.errors import ConfigError
+
 DATA = "data"
 MODEL = "model"
 STRATEGIES = ("data", "towers", "fc")
@@ -43,7 +45,7 @@ def _env_int(name: str) -> int | None:
   try:
     return int(text)
   except ValueError:
-    raise ValueError(f"${name}={text!r} must be an integer.") from None
+    raise ConfigError(f"${name}={text!r} must be an integer.") from None
 
 
 def distributed_args(coordinator: str | None = None, num_processes: int | None = None,
@@ -58,17 +60,17 @@ def distributed_args(coordinator: str | None = None, num_processes: int | None =
   process_id = process_id if process_id is not None else _env_int("JAX_PROCESS_ID")
   n = 1 if num_processes is None else num_processes
   if n < 1:
-    raise ValueError(f"--num_processes={n} must be at least 1.")
+    raise ConfigError(f"--num_processes={n} must be at least 1.")
   if n > 1:
     if not coordinator:
-      raise ValueError(f"--num_processes={n} needs --coordinator=<host:port of process 0> "
+      raise ConfigError(f"--num_processes={n} needs --coordinator=<host:port of process 0> "
                        "(or $JAX_COORDINATOR_ADDRESS).")
     if ":" not in coordinator:
-      raise ValueError(f"--coordinator={coordinator!r} must be host:port, e.g. 10.0.0.1:1234.")
+      raise ConfigError(f"--coordinator={coordinator!r} must be host:port, e.g. 10.0.0.1:1234.")
     if process_id is None:
-      raise ValueError(f"--num_processes={n} needs --process_id=0..{n - 1} (or $JAX_PROCESS_ID).")
+      raise ConfigError(f"--num_processes={n} needs --process_id=0..{n - 1} (or $JAX_PROCESS_ID).")
     if not 0 <= process_id < n:
-      raise ValueError(f"--process_id={process_id} must be in 0..{n - 1} for {n} processes.")
+      raise ConfigError(f"--process_id={process_id} must be in 0..{n - 1} for {n} processes.")
   return coordinator, n, process_id
 
 
@@ -96,10 +98,10 @@ def make_mesh(mesh_cfg) -> Mesh:
   strategy = getattr(mesh_cfg, "strategy", "data")
   check_strategy(strategy, model)
   if len(devices) % model:
-    raise ValueError(f"config.mesh.model={model} does not divide the {len(devices)} available devices.")
+    raise ConfigError(f"config.mesh.model={model} does not divide the {len(devices)} available devices.")
   data = int(mesh_cfg.data) if mesh_cfg.data > 0 else len(devices) // model
   if data * model != len(devices):
-    raise ValueError(
+    raise ConfigError(
         f"config.mesh asks for data={data} × model={model} devices but {len(devices)} are available; "
         f"set config.mesh.data=-1 to use them all.")
   grid = np.asarray(devices).reshape(data, model)
@@ -111,9 +113,9 @@ def make_mesh(mesh_cfg) -> Mesh:
 
 def check_strategy(strategy: str, model: int) -> None:
   if strategy not in STRATEGIES:
-    raise ValueError(f"config.mesh.strategy={strategy!r} is not known; choose one of {', '.join(STRATEGIES)}.")
+    raise ConfigError(f"config.mesh.strategy={strategy!r} is not known; choose one of {', '.join(STRATEGIES)}.")
   if strategy == "data" and model > 1:
-    raise ValueError(f"config.mesh.model={model} splits parameters, which strategy 'data' never does; "
+    raise ConfigError(f"config.mesh.model={model} splits parameters, which strategy 'data' never does; "
                      "use config.mesh.strategy=towers or fc, or config.mesh.model=1.")
 
 
@@ -138,7 +140,7 @@ def check_batch_size(global_batch: int, mesh: Mesh, what: str = "config.batch_si
                      strategy: str = "data") -> None:
   n = data_shards(mesh, strategy)
   if global_batch % n or global_batch % jax.process_count():
-    raise ValueError(
+    raise ConfigError(
         f"{what}={global_batch} must be divisible by the {n} data-parallel devices and the "
         f"{jax.process_count()} processes; pick a multiple of {np.lcm(n, jax.process_count())}.")
 

@@ -16,6 +16,8 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from alexnet_jax.errors import ConfigError
+
 # name → module path (relative to this package) that defines `build`.
 _FAMILIES = {
     "alexnet": "alexnet",
@@ -36,6 +38,6 @@ def build_model(model_cfg, num_classes: int, dtype: Any = jnp.float32) -> nn.Mod
   """Builds the module named by `model_cfg.name`."""
   name = model_cfg.name
   if name not in _FAMILIES:
-    raise ValueError(f"config.model.name={name!r} is not a known model; choose one of {names()}.")
+    raise ConfigError(f"config.model.name={name!r} is not a known model; choose one of {names()}.")
   module = importlib.import_module(f"alexnet_jax.models.{_FAMILIES[name]}")
   return module.build(model_cfg, num_classes, dtype)

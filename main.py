@@ -38,10 +38,6 @@ flags.DEFINE_integer("process_id", None, "Multi-host: this process's index (or $
 flags.mark_flags_as_required(["config"])
 
 
-class UserError(Exception):
-  pass
-
-
 class _QuietLibraries:
   """Drops INFO chatter from checkpointing internals; their warnings and errors still show."""
 

@@ -459,29 +459,6 @@ def _guard_finite(flags, last_ckpt, enabled: bool, mgr) -> None:
           f"config.optimizer.grad_clip_norm, or check the data.")
 
 
-def evaluate_checkpoint(config, workdir: str, step: int | None = None) -> dict[str, Any]:
-  """Eval-only mode: restores the latest (or the given) checkpoint and evaluates it."""
-  if not os.path.isdir(checkpoint.checkpoint_dir(workdir)):
-    raise FileNotFoundError(f"No checkpoints in {workdir!r} (expected {checkpoint.checkpoint_dir(workdir)}). "
-                            f"Train first, or point --workdir at a trained run.")
-  trainer = Trainer(config)
-  mgr = checkpoint.manager(workdir, create=False, async_save=False)
-  steps = mgr.all_steps()
-  if not steps:
-    raise FileNotFoundError(f"No complete checkpoint in {checkpoint.checkpoint_dir(workdir)}.")
-  step = steps[-1] if step is None else step
-  if step not in steps:
-    raise FileNotFoundError(f"No checkpoint for step {step} in {workdir!r}; available: {steps}.")
-  target = checkpoint_tree(trainer, trainer.init_state())
-  restored, _ = checkpoint.restore(mgr, step, target)
-  mgr.close()
-  result = trainer.evaluate(restored.state)
-  result["step"] = step
-  logging.info("Checkpoint step %d: top-1 %.4f, top-5 %.4f, loss %.4f on %d examples.", step,
-               result["top1"], result["top5"], result["loss"], int(result["num_examples"]))
-  return result
-
-
 def _flat(d, prefix=""):
   out = {}
   for k, v in d.items():

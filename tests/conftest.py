@@ -8,6 +8,14 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 import pathlib  # noqa: E402
 
+# Importing torch (the equivalence tests' peer) after TensorFlow crashes in triton's start-up
+# with these wheels; importing it first, when it is installed, avoids that.
+try:  # noqa: SIM105
+  import torch  # noqa: E402,F401
+  import torchvision  # noqa: E402,F401
+except ImportError:
+  pass
+
 import pytest  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

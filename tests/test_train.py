@@ -15,6 +15,7 @@ import jax
 import numpy as np
 import pytest
 
+from alexnet_jax import evaluate
 from alexnet_jax import metrics
 from alexnet_jax import train
 from alexnet_jax import workdir as workdir_lib
@@ -83,8 +84,9 @@ def test_finished_run_does_not_train_again(trained):
 
 def test_eval_only_restores_the_trained_state(trained):
   wd, _, summary = trained
-  result = train.evaluate_checkpoint(tiny_config(), str(wd))
-  assert result["step"] == STEPS
+  trainer, state, step = evaluate.restore_for_eval(tiny_config(), str(wd))
+  result = trainer.evaluate(state)
+  assert step == STEPS
   for k in ("top1", "top5", "loss", "num_examples"):
     assert result[k] == pytest.approx(summary["eval"][k], abs=1e-6), k
 

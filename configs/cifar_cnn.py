@@ -84,7 +84,6 @@ def get_config(arg=None):
   c.input.pca_lighting = 0.0
   c.input.mean_rgb = CIFAR_MEAN_RGB
   c.input.std_rgb = CIFAR_STD_RGB
-  c.input.cache = True
   c.optimizer.name = "sgd"
   c.optimizer.momentum = 0.9
   c.optimizer.weight_decay = 0.0  # "No regularization of any kind"

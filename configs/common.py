@@ -130,7 +130,6 @@ def base_config() -> ml_collections.ConfigDict:
   c.input.mean_rgb = IMAGENET_MEAN_RGB
   c.input.std_rgb = (1.0, 1.0, 1.0)  # AlexNet only subtracts the mean
   c.input.shuffle_buffer = 16384
-  c.input.cache = False          # cache decoded eval images / raw train records in memory
   c.input.prefetch = 2           # batches prefetched to the devices
   c.input.skip_corrupt = True    # image folders: skip unreadable files (counted and logged)
 

@@ -102,7 +102,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   if args.workdir:
     from alexnet_jax import pretrained
     pretrained.save_pretrained(args.workdir, variables, config, num_classes)
-    print(f"Wrote a pretrained checkpoint of {args.model} to {args.workdir}")
+    print(f"Wrote a pretrained checkpoint of {args.model} to {args.workdir}. Evaluate it with:\n"
+          f"  python main.py --config={args.config or torch_convert.config_arg(args.model)} "
+          f"--workdir={args.workdir} --mode=eval")
   return variables
 
 

@@ -162,22 +162,20 @@ def num_views(protocol: str, eval_cfg) -> int:
   return 3 * 6 * 2 * len(eval_cfg.googlenet_scales)
 
 
+def _check_names(names: Iterable[str], known: Sequence[str], what: str, where: str) -> tuple[str, ...]:
+  names = tuple(names)
+  bad = [n for n in names if n not in known]
+  if bad or not names:
+    raise ConfigError(f"Unknown {what} {bad or '(none given)'}; choose from {', '.join(known)} ({where}).")
+  return names
+
+
 def check_protocols(protocols: Iterable[str]) -> tuple[str, ...]:
-  protocols = tuple(protocols)
-  bad = [p for p in protocols if p not in PROTOCOLS]
-  if bad or not protocols:
-    raise ConfigError(f"Unknown evaluation protocol(s) {bad or '(none given)'}; choose from "
-                     f"{', '.join(PROTOCOLS)} (config.eval.protocols or --protocols).")
-  return protocols
+  return _check_names(protocols, PROTOCOLS, "evaluation protocol(s)", "config.eval.protocols or --protocols")
 
 
 def check_sets(sets: Iterable[str]) -> tuple[str, ...]:
-  sets = tuple(sets)
-  bad = [s for s in sets if s not in SETS]
-  if bad or not sets:
-    raise ConfigError(f"Unknown evaluation set(s) {bad or '(none given)'}; choose from "
-                     f"{', '.join(SETS)} (config.eval.sets or --sets).")
-  return sets
+  return _check_names(sets, SETS, "evaluation set(s)", "config.eval.sets or --sets")
 
 
 # ----------------------------------------------------------------------------- view makers (TF)

@@ -13,6 +13,8 @@ import numpy as np
 from clu import metric_writers
 from clu import metrics
 
+from alexnet_jax import jsonl
+
 
 def topk_correct(logits: jax.Array, labels: jax.Array, k: int) -> jax.Array:
   """1.0 where the label is among the k highest logits (k clipped to the class count)."""
@@ -52,10 +54,10 @@ class JsonlWriter(metric_writers.MetricWriter):
   def __init__(self, path: str, resume_step: int | None = None):
     self._path = path
     if resume_step is not None and os.path.exists(path):
-      kept = [line for line in _read_lines(path) if json.loads(line).get("step", 0) <= resume_step]
+      kept = [row for row in jsonl.read(path) if row.get("step", 0) <= resume_step]
       tmp = path + ".tmp"
       with open(tmp, "w") as f:
-        f.writelines(line + "\n" for line in kept)
+        f.writelines(json.dumps(row) + "\n" for row in kept)
       os.replace(tmp, path)
     self._file = open(path, "a", buffering=1)
 
@@ -91,21 +93,6 @@ class JsonlWriter(metric_writers.MetricWriter):
     self._file.close()
 
 
-def _read_lines(path: str) -> list[str]:
-  out = []
-  with open(path) as f:
-    for line in f:
-      line = line.strip()
-      if not line:
-        continue
-      try:
-        json.loads(line)
-      except json.JSONDecodeError:  # a line cut short by a kill: drop it
-        continue
-      out.append(line)
-  return out
-
-
 def read_jsonl(path: str) -> list[dict[str, Any]]:
   """Reads a metrics.jsonl file (skipping a torn last line)."""
-  return [json.loads(line) for line in _read_lines(path)] if os.path.exists(path) else []
+  return jsonl.read(path)

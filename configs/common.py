@@ -243,6 +243,21 @@ def set_augmentation(c: ml_collections.ConfigDict, aug: str) -> None:
   c.input.update(presets[aug])
 
 
+# Input normalisation presets on the 0..255 scale: (mean_rgb, std_rgb).
+NORMS = {
+    "mean": (IMAGENET_MEAN_RGB, (1.0, 1.0, 1.0)),
+    "torchvision": (IMAGENET_MEAN_RGB, IMAGENET_STD_RGB),
+    "inception": ((127.5, 127.5, 127.5), (127.5, 127.5, 127.5)),
+}
+
+
+def set_normalisation(c: ml_collections.ConfigDict, norm: str) -> None:
+  """Sets input.mean_rgb/std_rgb; converted torchvision weights need the statistics they were trained with."""
+  if norm not in NORMS:
+    raise ValueError(f"norm={norm!r} is not known; choose one of {', '.join(NORMS)}.")
+  c.input.mean_rgb, c.input.std_rgb = NORMS[norm]
+
+
 def finalize(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Locks the config so a misspelt `--config.field` override is an error."""
   c.lock()

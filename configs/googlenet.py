@@ -36,7 +36,6 @@ Examples:
 import ml_collections
 
 from configs import common
-from configs.vgg import set_normalisation
 
 FAMILY_ARGS = {
     "variant": "torchvision",
@@ -92,7 +91,7 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.input.train_crop = "inception"
   c.input.inception_min_area = 0.08
   c.input.pca_lighting = 0.0
-  set_normalisation(c, args.norm or VARIANTS[args.variant]["norm"])
+  common.set_normalisation(c, args.norm or VARIANTS[args.variant]["norm"])
   c.batch_size = 128
   c.num_epochs = 90.0
   c.optimizer.weight_decay = 2e-4

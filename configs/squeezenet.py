@@ -25,7 +25,6 @@ Examples:
 import ml_collections
 
 from configs import common
-from configs.vgg import set_normalisation
 
 FAMILY_ARGS = {
     "version": "1_0",
@@ -58,7 +57,6 @@ def smoke(c: ml_collections.ConfigDict) -> None:
   c.model.width = 0.5 * c.model.width
   c.model.conv1_stride = 1
   c.num_epochs = 3.0
-  c.input.std_rgb = common.IMAGENET_STD_RGB  # unit-scale inputs for the short run
   # With SGD, SqueezeNet's final conv+ReLU classifier sits on a long plateau at chance (at
   # batch 64, 0.02 kills it and 0.005 had not moved after an epoch), longer than a quick run.
   # Quick mode therefore uses AdamW; the full recipe keeps the paper's SGD.
@@ -76,7 +74,7 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.input.resize_size = 256
   c.input.train_crop = "random"
   c.input.pca_lighting = 0.0
-  set_normalisation(c, args.norm)
+  common.set_normalisation(c, args.norm)
   c.batch_size = 512
   c.num_epochs = 68.0
   c.optimizer.weight_decay = 2e-4

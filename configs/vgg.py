@@ -49,19 +49,6 @@ FAMILY_ARGS = {
     "lr": 0.01,
 }
 
-# Input normalisation presets on the 0..255 scale: (mean_rgb, std_rgb).
-NORMS = {
-    "mean": (common.IMAGENET_MEAN_RGB, (1.0, 1.0, 1.0)),
-    "torchvision": (common.IMAGENET_MEAN_RGB, common.IMAGENET_STD_RGB),
-    "inception": ((127.5, 127.5, 127.5), (127.5, 127.5, 127.5)),
-}
-
-
-def set_normalisation(c: ml_collections.ConfigDict, norm: str) -> None:
-  """Sets input.mean_rgb/std_rgb; converted torchvision weights need the statistics they were trained with."""
-  if norm not in NORMS:
-    raise ValueError(f"norm={norm!r} is not known; choose one of {', '.join(NORMS)}.")
-  c.input.mean_rgb, c.input.std_rgb = NORMS[norm]
 
 
 def model_config(args) -> ml_collections.ConfigDict:
@@ -90,7 +77,6 @@ def smoke(c: ml_collections.ConfigDict) -> None:
   c.model.width = 0.125 * c.model.width
   c.model.fc_dim = 2048  # 512 after the width multiplier
   c.model.pool7 = "flatten"
-  c.input.std_rgb = common.IMAGENET_STD_RGB  # unit-scale inputs for the short run
   c.schedule.base_lr = 0.05 if c.model.bn else 0.02
 
 
@@ -103,7 +89,7 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.input.resize_size = 256
   c.input.train_crop = "random"
   c.input.pca_lighting = 0.1
-  set_normalisation(c, args.norm)
+  common.set_normalisation(c, args.norm)
   c.batch_size = 256
   c.num_epochs = 74.0
   c.optimizer.weight_decay = 5e-4

@@ -23,6 +23,8 @@ import platform
 import sys
 from typing import Any, Mapping, Sequence
 
+from alexnet_jax import jsonl
+
 
 @dataclasses.dataclass
 class MemberResult:
@@ -46,9 +48,7 @@ class MemberResult:
 
 def read_jsonl(path: str) -> list[dict[str, Any]]:
   """metrics.jsonl rows; a torn last line (a run killed mid-write) is skipped."""
-  rows = []
-  if not os.path.exists(path):
-    return rows
+  return jsonl.read(path)
   with open(path) as f:
     for line in f:
       line = line.strip()

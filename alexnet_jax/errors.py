@@ -1,7 +1,14 @@
-"""Errors that mean "the user can fix this": main.py prints them as one clear line (exit 2)."""
+"""Errors that mean "the user can fix this": main.py prints them as one clear line (exit 2).
+
+Every such error derives from `UserError`; modules define their own subclasses.
+"""
 
 
-class ConfigError(ValueError):
+class UserError(Exception):
+  """A mistake the user can fix (a config value, a path, a damaged file); the message says what to do."""
+
+
+class ConfigError(UserError, ValueError):
   """A config value that cannot work (unknown name, impossible size...); the message says which."""
 
 
@@ -11,4 +18,4 @@ def user_errors() -> tuple[type[BaseException], ...]:
   from alexnet_jax.data.input_pipeline import DataError
   from alexnet_jax.train import TrainingError
   from alexnet_jax.workdir import WorkdirError
-  return (ConfigError, WorkdirError, CheckpointMismatchError, DataError, TrainingError, FileNotFoundError)
+  return (UserError, WorkdirError, CheckpointMismatchError, DataError, TrainingError, FileNotFoundError)

@@ -241,7 +241,7 @@ def _split_dir(root: str) -> str:
 
 def pipeline_ours(root: str, batch: int, batches: int) -> float:
   """Images/s of alexnet_jax.data's train pipeline with the paper's augmentation."""
-  from configs import alexnet as alexnet_config
+  from alexnet_jax.configs import alexnet as alexnet_config
   from alexnet_jax.data import input_pipeline
   split = _split_dir(root)
   config = alexnet_config.get_config(f"data={root},res=224")

@@ -81,7 +81,7 @@ def measure(module, size: int) -> tuple[int, float]:
 def rows() -> list[tuple[str, int, float, str]]:
   out = []
   for name, config_name, arg, size in MODELS:
-    cfg = importlib.import_module(f"configs.{config_name}").get_config(arg)
+    cfg = importlib.import_module(f"alexnet_jax.configs.{config_name}").get_config(arg)
     if not family_available(cfg.model.name):
       continue
     params, flops = measure(build_model(cfg.model, 1000), size)

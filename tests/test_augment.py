@@ -9,7 +9,7 @@ import tensorflow as tf
 from PIL import Image
 
 from alexnet_jax.data import augment
-from configs import common
+from alexnet_jax.configs import common
 
 
 def _jpeg(arr: np.ndarray) -> bytes:

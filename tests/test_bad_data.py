@@ -9,7 +9,7 @@ from absl import logging
 from PIL import Image
 
 from alexnet_jax.data import folder, input_pipeline as ip
-from configs import common
+from alexnet_jax.configs import common
 
 
 def _config(root):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from alexnet_jax import models
-from configs import cifar_cnn
+from alexnet_jax.configs import cifar_cnn
 
 
 def _init(cfg, size=32, batch=2):

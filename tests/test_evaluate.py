@@ -10,7 +10,7 @@ from PIL import Image
 
 from alexnet_jax import evaluate
 from alexnet_jax.data import input_pipeline
-from configs import alexnet as alexnet_config
+from alexnet_jax.configs import alexnet as alexnet_config
 
 
 def _config(data: str = "embedded", image_size: int = 32, resize: int = 36, **eval_fields):

@@ -266,7 +266,7 @@ def test_other_model_family_and_width_list_mismatches(reference):
   """In-process: another family (names) and another width (shapes) are refused, listing both."""
   import jax
   from alexnet_jax import checkpoint, metrics, train
-  from configs import alexnet, zfnet
+  from alexnet_jax.configs import alexnet, zfnet
 
   def target(cfg):
     cfg.unlock()
@@ -338,7 +338,7 @@ def _full_disk_in_process(reference, tmp_path, monkeypatch) -> None:
   """Fallback without mount rights: the checkpoint writer fails with ENOSPC at step 20."""
   import errno
   from alexnet_jax import checkpoint, train
-  from configs import alexnet
+  from alexnet_jax.configs import alexnet
   real_save = checkpoint.save
 
   def failing_save(mgr, step, tree, meta, **kw):

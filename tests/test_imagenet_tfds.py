@@ -11,7 +11,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from alexnet_jax.data import imagenet, input_pipeline as ip
-from configs import common
+from alexnet_jax.configs import common
 
 SYNSETS = ("n01440764", "n01443537", "n01484850")  # the first three ImageNet classes
 

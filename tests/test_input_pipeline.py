@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from alexnet_jax.data import embedded, input_pipeline as ip
-from configs import common
+from alexnet_jax.configs import common
 
 
 def _config(dataset, data_dir="", **input_kw):

@@ -9,10 +9,10 @@ import optax
 import pytest
 
 from alexnet_jax.models import build_model, googlenet, squeezenet, vgg, zfnet
-from configs import googlenet as googlenet_config
-from configs import squeezenet as squeezenet_config
-from configs import vgg as vgg_config
-from configs import zfnet as zfnet_config
+from alexnet_jax.configs import googlenet as googlenet_config
+from alexnet_jax.configs import squeezenet as squeezenet_config
+from alexnet_jax.configs import vgg as vgg_config
+from alexnet_jax.configs import zfnet as zfnet_config
 
 
 def param_count(module, size: int = 224) -> int:

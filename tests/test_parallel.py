@@ -31,7 +31,7 @@ def _worker() -> dict:
 
   from alexnet_jax import metrics as metrics_lib
   from alexnet_jax import parallel, train
-  from configs import alexnet as alexnet_cfg
+  from alexnet_jax.configs import alexnet as alexnet_cfg
 
   assert jax.device_count() == 8, jax.devices()
   config = alexnet_cfg.get_config("smoke,width=0.25")

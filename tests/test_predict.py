@@ -12,7 +12,7 @@ from alexnet_jax import evaluate
 from alexnet_jax import predict
 from alexnet_jax.data import embedded
 from alexnet_jax.data import imagenet_classes
-from configs import alexnet as alexnet_config
+from alexnet_jax.configs import alexnet as alexnet_config
 
 
 def test_class_table_standard_order():

@@ -20,9 +20,9 @@ import pytest
 
 from alexnet_jax.models import build_model
 from alexnet_jax.models import resnet
-from configs import resnet as resnet_config
-from configs import resnext as resnext_config
-from configs import senet as senet_config
+from alexnet_jax.configs import resnet as resnet_config
+from alexnet_jax.configs import resnext as resnext_config
+from alexnet_jax.configs import senet as senet_config
 from tests.conftest import REPO
 
 TINY = dict(width=1 / 16, stem="small")

@@ -79,7 +79,7 @@ def test_expand_merges_base_member_and_extra_args(defn, tmp_path):
 
 
 def test_expanded_config_string_is_accepted_by_the_config(defn, tmp_path):
-  from configs import alexnet
+  from alexnet_jax.configs import alexnet
   job = sweep.expand(sweep.load_sweep(defn), str(tmp_path))[1]
   spec = job.argv[2].removeprefix("--config=")
   cfg = alexnet.get_config(spec.partition(":")[2])

@@ -30,7 +30,7 @@ CLI = ["--config=configs/alexnet.py:smoke,dropout=0.0", "--config.embedded_train
 
 def tiny_config(**overrides):
   """The CLI config above, built in-process (dropout off and 2048 images so 150 steps clearly learn)."""
-  from configs import alexnet
+  from alexnet_jax.configs import alexnet
   c = alexnet.get_config("smoke,dropout=0.0")
   c.unlock()
   c.embedded_train_size, c.embedded_eval_size = 2048, 256

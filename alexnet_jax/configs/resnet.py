@@ -1,0 +1,184 @@
+"""ResNet as trained in He, Zhang, Ren & Sun, "Deep Residual Learning for Image Recognition" (CVPR 2016).
+
+The paper's ImageNet recipe (Sec. 3.4): SGD, batch 256, momentum 0.9, weight decay 1e-4,
+no dropout, BatchNorm after every conv, learning rate 0.1 divided by 10 when the
+error plateaus, up to 60×10^4 iterations (≈120 epochs of ILSVRC-2012 at batch 256).
+Augmentation: the shorter side resized to a random length in [256, 480] ("scale
+augmentation"), a random 224×224 crop or its mirror, per-pixel mean subtraction and
+the AlexNet PCA colour augmentation; 10-crop or multi-scale testing.
+
+Reported ILSVRC-2012 validation errors (top-1 / top-5, %):
+  Table 3 (10-crop):  ResNet-34 (B) 24.52 / 7.46,  ResNet-50 22.85 / 6.71,
+                      ResNet-101 21.75 / 6.05,  ResNet-152 21.43 / 5.71
+  Table 4 (one model, multi-scale fully-convolutional testing, not 10-crop):
+                      ResNet-50 20.74 / 5.25,  ResNet-101 19.87 / 4.60,  ResNet-152 19.38 / 4.49
+  Table 2 (10-crop, top-1 only): ResNet-18 27.88, ResNet-34 25.03.
+The ILSVRC 2015 winning entry was an ensemble at 3.57% top-5 on the test set.
+
+Approximations, stated:
+  * Scale augmentation. Our pipeline has no random-short-side resize, so the train
+    crop is the random-resized ("inception") crop with its smallest area fraction set
+    to (224/480)² ≈ 0.22, the area a 224 crop covers when the short side is 480; its
+    largest is the whole image rather than (224/256)² ≈ 0.77, and it also jitters the
+    aspect ratio (3/4..4/3), so it is a somewhat stronger augmentation than the paper's.
+  * Normalisation divides by the ImageNet per-channel std as well as subtracting the
+    mean (torchvision convention, needed for converted weights); the paper subtracts a
+    per-pixel mean only. BN makes the two nearly equivalent.
+  * Stride placement defaults to torchvision's "v1.5" (stride on the 3×3 conv); `v1`
+    restores the paper's stride on the first 1×1 conv of a bottleneck.
+
+Arguments (besides those in `configs/common.py`):
+  depth=18              18 | 34 | 50 | 101 | 152
+  groups=1              cardinality (ResNeXt); >1 needs depth >= 50
+  width_per_group=64    channels per group at 64 planes (ResNeXt's "d")
+  se=False              squeeze-and-excitation blocks (SE-ResNet)
+  se_reduction=16       SE bottleneck ratio r
+  v1=False              stride on the first 1×1 conv (paper) instead of the 3×3 (torchvision)
+  zero_init=False       zero-init the last BN gamma of each block (Goyal et al. 2017)
+  width=1.0             channel multiplier
+  stem=imagenet         imagenet (7×7/2 conv + 3×3/2 max-pool) | small (3×3 conv, no pool)
+  sched=plateau         plateau (the paper) | step (30/60/90 epochs, fb.resnet.torch) | cosine
+  lr=0.1                base learning rate at batch 256 (scaled linearly with `batch`)
+
+Examples:
+  python main.py --config=configs/resnet.py:depth=50            # the paper on imagenet2012
+  python main.py --config=configs/resnet.py:smoke,depth=18      # minutes on a laptop CPU
+  python main.py --config=configs/resnet.py:depth=50,v1         # the paper's stride placement
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import ml_collections
+
+from alexnet_jax.configs import common
+
+FAMILY_ARGS: dict[str, Any] = {
+    "depth": 18,
+    "groups": 1,
+    "width_per_group": 64,
+    "se": False,
+    "se_reduction": 16,
+    "v1": False,
+    "zero_init": False,
+    "width": 1.0,
+    "stem": "imagenet",
+    "sched": "plateau",
+    "lr": 0.1,
+}
+DEPTHS = (18, 34, 50, 101, 152)
+STEMS = ("imagenet", "small")
+SCHEDULES = ("plateau", "step", "cosine")
+PAPER_BATCH = 256
+
+
+def validate(args: ml_collections.ConfigDict) -> None:
+  """Rejects argument combinations the model cannot build, saying what to change."""
+  if args.depth not in DEPTHS:
+    raise ValueError(f"depth={args.depth} is not a ResNet; choose one of {DEPTHS}.")
+  if args.groups < 1 or args.width_per_group < 1:
+    raise ValueError("groups and width_per_group must be positive integers.")
+  if (args.groups != 1 or args.width_per_group != 64) and args.depth < 50:
+    raise ValueError("groups/width_per_group change the bottleneck block; use depth >= 50 "
+                     f"(got depth={args.depth}).")
+  if args.stem not in STEMS:
+    raise ValueError(f"stem={args.stem!r} is not known; choose one of {STEMS}.")
+  if args.sched not in SCHEDULES:
+    raise ValueError(f"sched={args.sched!r} is not known; choose one of {SCHEDULES}.")
+  if args.width <= 0:
+    raise ValueError(f"width must be > 0, got {args.width}.")
+  if args.se_reduction < 1:
+    raise ValueError(f"se_reduction must be >= 1, got {args.se_reduction}.")
+
+
+def model_config(args: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The `config.model` fields read by `alexnet_jax.models.resnet.build`."""
+  m = ml_collections.ConfigDict()
+  m.name = "resnet"
+  m.depth = args.depth
+  m.groups = args.groups
+  m.width_per_group = args.width_per_group
+  m.width = args.width
+  m.se = args.se
+  m.se_reduction = args.se_reduction
+  m.stride_on_3x3 = not args.v1
+  m.zero_init_residual = args.zero_init
+  m.stem = args.stem
+  m.stem_stride = 1
+  return m
+
+
+def smoke(c: ml_collections.ConfigDict) -> None:
+  """Quick mode: 64×64 embedded data on a laptop CPU in a few minutes.
+
+  Depth 18/34: a 3×3/2 'small' stem without max-pool (stage 1 at 32×32 instead of the
+  4×-downsampled 16×16 an ImageNet stem gives at 64 px), width ×1/8. Bottleneck depths
+  are ~3× slower per step on CPU, so they keep the ImageNet stem, train on half the
+  embedded set for fewer epochs. Grouped convolutions are very slow on XLA:CPU, so a
+  ResNeXt's cardinality is cut to 4 (16 channels per group at 64 planes).
+  """
+  m = c.model
+  m.width = 0.125 * m.width
+  if m.depth <= 34:
+    m.stem = "small"
+    m.stem_stride = 2
+  else:
+    c.embedded_train_size = 3000
+    c.num_epochs = 6.0
+    # Fifty narrow layers trained for a few hundred steps only learn when every block
+    # starts as the identity (Goyal et al. 2017): without it SE-ResNet-50 stays at chance.
+    m.zero_init_residual = True
+  if m.groups > 1:
+    m.groups = min(m.groups, 4)
+    m.width_per_group = 16
+    c.embedded_train_size = 2000
+  c.schedule.base_lr = 0.05
+
+
+def make_config(family: str, arg: str | None, overrides: Mapping[str, Any] | None = None,
+                recipe: Callable[[ml_collections.ConfigDict], None] | None = None) -> ml_collections.ConfigDict:
+  """Builds a ResNet-family config.
+
+  `overrides` changes argument defaults and `recipe` edits the training recipe before
+  the common arguments apply, so configs/resnext.py and configs/senet.py stay thin and
+  `epochs=`, `batch=` etc. still win over their recipes.
+  """
+  args = common.parse_args(arg, {**FAMILY_ARGS, **(overrides or {})})
+  validate(args)
+  c = common.base_config()
+  c.name = common.run_name(family, arg)
+  c.model = model_config(args)
+
+  c.batch_size = PAPER_BATCH
+  c.eval_batch_size = 250
+  c.num_epochs = 120.0  # 60×10^4 iterations at batch 256
+  c.optimizer.name = "sgd"
+  c.optimizer.momentum = 0.9
+  c.optimizer.weight_decay = 1e-4
+  c.optimizer.decay_biases_and_norms = True  # the original Caffe/Torch code decays every weight
+  c.schedule.name = args.sched
+  c.schedule.base_lr = args.lr
+  c.schedule.factor = 0.1
+  c.schedule.patience = 5
+  c.schedule.max_reductions = 3
+  c.schedule.step_epochs = (30.0, 60.0, 90.0)
+
+  c.input.train_crop = "inception"
+  c.input.inception_min_area = (224 / 480) ** 2
+  c.input.flip = True
+  c.input.pca_lighting = 0.1
+  c.input.mean_rgb = common.IMAGENET_MEAN_RGB
+  c.input.std_rgb = common.IMAGENET_STD_RGB
+  if recipe is not None:
+    recipe(c)
+
+  common.apply_common_args(c, args, smoke=smoke)
+  # Linear scaling rule (Goyal et al. 2017) when the batch differs from the paper's.
+  if args.batch > 0 and not args.smoke:
+    c.schedule.base_lr = c.schedule.base_lr * args.batch / PAPER_BATCH
+  return common.finalize(c)
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  return make_config("resnet", arg)

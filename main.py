@@ -56,13 +56,12 @@ def main(argv):
   from alexnet_jax import parallel
   parallel.initialize_distributed(FLAGS.coordinator, FLAGS.num_processes, FLAGS.process_id)
 
-  from alexnet_jax import train
   config = FLAGS.config
   workdir = FLAGS.workdir or os.path.join("runs", config.name)
   logging.info("Config %s → workdir %s", config.name, workdir)
   if FLAGS.mode == "eval":
-    from alexnet_jax import evaluate
-    evaluate.evaluate_checkpoint(config, workdir, FLAGS.step, protocols=_csv(FLAGS.protocols),
+    from alexnet_jax.eval import run as eval_run
+    eval_run.evaluate_checkpoint(config, workdir, FLAGS.step, protocols=_csv(FLAGS.protocols),
                                  sets=_csv(FLAGS.sets))
   elif FLAGS.mode == "predict":
     if not FLAGS.images:
@@ -72,6 +71,7 @@ def main(argv):
     predict.run(config, workdir, FLAGS.images, step=FLAGS.step, topk=FLAGS.topk, protocol=protocol,
                 json_path=FLAGS.json)
   else:
+    from alexnet_jax import train
     _, summary = train.train_and_evaluate(config, workdir)
     ev = summary.get("eval") or {}
     if ev:
@@ -89,7 +89,7 @@ def run():
   from alexnet_jax import errors
   try:
     app.run(main)
-  except errors.user_errors() as e:
+  except (errors.UserError, FileNotFoundError) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
 

@@ -15,14 +15,16 @@ import os
 import shutil
 from typing import Any
 
+import flax
 import jax
 import orbax.checkpoint as ocp
 from absl import logging
 
+from alexnet_jax.errors import UserError
 from alexnet_jax.workdir import WorkdirError
 
 
-class CheckpointMismatchError(Exception):
+class CheckpointMismatchError(UserError):
   """The checkpoint was written by another model or config; nothing was loaded."""
 
 
@@ -32,6 +34,13 @@ class CheckpointUnreadableError(WorkdirError):
 
 class CheckpointWriteError(WorkdirError):
   """A checkpoint could not be written (disk full, permissions); earlier ones are intact."""
+
+
+@flax.struct.dataclass
+class Checkpointed:
+  """Everything a checkpoint's 'state' item holds (the JSON meta is separate)."""
+  state: Any    # the TrainState
+  pending: Any  # train metrics accumulated since the last log
 
 
 def complete_steps(workdir_or_ckpt_dir: str) -> list[int]:
@@ -75,14 +84,20 @@ def checkpoint_dir(workdir: str) -> str:
   return os.path.join(os.path.abspath(workdir), "checkpoints")
 
 
-def manager(workdir: str, *, keep: int = 3, async_save: bool = True, create: bool = True) -> ocp.CheckpointManager:
+def manager(workdir: str, *, keep: int = 3, async_save: bool = True, create: bool = True,
+            read_only: bool = False) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(
       max_to_keep=keep, create=create, enable_async_checkpointing=async_save,
-      cleanup_tmp_directories=True)
+      cleanup_tmp_directories=not read_only, read_only=read_only)
   # Naming the handlers (not only the items) lets a fresh process read a checkpoint's metadata
   # before restoring it, which `check_compatible` needs on every resume.
   handlers = {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
   return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_handlers=handlers)
+
+
+def open_read_only(workdir: str) -> ocp.CheckpointManager:
+  """A read-only manager over <workdir>/checkpoints, for evaluation and prediction."""
+  return manager(workdir, async_save=False, create=False, read_only=True)
 
 
 def save(mgr: ocp.CheckpointManager, step: int, tree: Any, meta: dict[str, Any], *, force: bool = True) -> None:
@@ -90,7 +105,8 @@ def save(mgr: ocp.CheckpointManager, step: int, tree: Any, meta: dict[str, Any],
            force=force)
 
 
-def _paths(tree: Any) -> dict[str, Any]:
+def leaf_paths(tree: Any) -> dict[str, Any]:
+  """{'state/params/conv1/kernel': leaf, ...} for any pytree (dataclasses included)."""
   leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
   return {jax.tree_util.keystr(p, simple=True, separator="/"): leaf for p, leaf in leaves}
 
@@ -100,8 +116,8 @@ def check_compatible(mgr: ocp.CheckpointManager, step: int, target: Any) -> None
   saved = mgr.item_metadata(step)["state"]
   if saved is None:
     raise CheckpointUnreadableError(f"Checkpoint step {step} has no readable 'state' metadata.")
-  saved_p = {k: tuple(getattr(v, "shape", ())) for k, v in _paths(saved).items()}
-  want_p = {k: tuple(getattr(v, "shape", ())) for k, v in _paths(target).items()}
+  saved_p = {k: tuple(getattr(v, "shape", ())) for k, v in leaf_paths(saved).items()}
+  want_p = {k: tuple(getattr(v, "shape", ())) for k, v in leaf_paths(target).items()}
   missing = sorted(set(want_p) - set(saved_p))
   extra = sorted(set(saved_p) - set(want_p))
   shape = sorted(k for k in set(want_p) & set(saved_p) if want_p[k] != saved_p[k])

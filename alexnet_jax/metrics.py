@@ -1,6 +1,6 @@
 """clu metric collections for training and evaluation, and a JSON-lines metric writer."""
 
-
+from __future__ import annotations
 
 import json
 import os
@@ -92,7 +92,3 @@ class JsonlWriter(metric_writers.MetricWriter):
   def close(self):
     self._file.close()
 
-
-def read_jsonl(path: str) -> list[dict[str, Any]]:
-  """Reads a metrics.jsonl file (skipping a torn last line)."""
-  return jsonl.read(path)

@@ -221,3 +221,18 @@ def to_global(batch: dict[str, np.ndarray], sharding: NamedSharding) -> dict[str
   is their concatenation in process order.
   """
   return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
+
+
+def preemption_sync_available() -> bool:
+  """Whether this is a multi-process run with JAX's preemption service (started by `initialize_distributed`)."""
+  from jax._src import distributed
+  return jax.process_count() > 1 and distributed.global_state.preemption_sync_manager is not None
+
+
+def reached_preemption_sync_point(step: int) -> bool:
+  """Multi-host stop agreement: true at the same step in every process once any process got SIGTERM.
+
+  Call it once per step with increasing steps, in every process (JAX's preemption sync point).
+  """
+  from jax.experimental import multihost_utils
+  return multihost_utils.reached_preemption_sync_point(step)

@@ -18,7 +18,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+from alexnet_jax.data.folder import IMAGE_EXTENSIONS
+from alexnet_jax.errors import UserError
+
+
+class ImagesError(UserError, FileNotFoundError):
+  """--images names nothing that can be classified (no such path, no image files, none readable)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,11 +38,11 @@ def list_images(path: str) -> list[str]:
   if os.path.isfile(path):
     return [path]
   if not os.path.isdir(path):
-    raise FileNotFoundError(f"--images={path!r} is neither an image file nor a folder.")
+    raise ImagesError(f"--images={path!r} is neither an image file nor a folder.")
   found = sorted(os.path.join(root, f) for root, _, files in os.walk(path, followlinks=True) for f in files
                  if f.lower().endswith(IMAGE_EXTENSIONS))
   if not found:
-    raise FileNotFoundError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) under {path!r}.")
+    raise ImagesError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) under {path!r}.")
   return found
 
 
@@ -71,35 +76,48 @@ def _dataset_info(config, num_classes: int | None):
                                       num_train=int(config.batch_size), num_eval=0, class_names=names)
 
 
-def _load_images(paths: Sequence[str], preprocess) -> np.ndarray:
+def _load_images(paths: Sequence[str], preprocess) -> tuple[list[str], list[np.ndarray], list[str]]:
+  """(readable paths, their views, unreadable paths): a file that does not decode is skipped."""
   import tensorflow as tf
   from alexnet_jax.data import augment
-  views = []
+  read, views, unreadable = [], [], []
   for p in paths:
     try:
-      image = augment.decode_rgb(tf.io.read_file(p))
-    except tf.errors.OpError as e:
-      raise FileNotFoundError(f"Cannot read {p!r} as an image ({type(e).__name__}); pass JPEG/PNG/BMP/GIF files.") from None
-    views.append(preprocess(image).numpy())
-  return np.stack(views)
+      views.append(preprocess(augment.decode_rgb(tf.io.read_file(p))).numpy())
+      read.append(p)
+    except tf.errors.OpError:
+      unreadable.append(p)
+  return read, views, unreadable
 
 
-def predict_files(evaluator, paths: Sequence[str], protocol: str = "center") -> list[dict[str, Any]]:
-  """Per file: top-k (index, probability) averaged over the protocol's views."""
-  from alexnet_jax import evaluate
-  preprocess = evaluate.make_preprocess(protocol, evaluator.config)
-  batch_size = evaluate.images_per_batch(evaluator.config, protocol, evaluator.multiple)
-  out = []
-  for start in range(0, len(paths), batch_size):
-    chunk = list(paths[start:start + batch_size])
-    images = _load_images(chunk, preprocess)
+def predict_files(evaluator, paths: Sequence[str], protocol: str = "center"
+                  ) -> tuple[list[dict[str, Any]], list[str]]:
+  """Per readable file: top-k (index, probability) averaged over the protocol's views; and the
+  files that could not be read as images (skipped)."""
+  from alexnet_jax.eval import views
+  preprocess = views.make_preprocess(protocol, evaluator.config)
+  batch_size = views.images_per_batch(evaluator.config, protocol, evaluator.multiple)
+  out: list[dict[str, Any]] = []
+  skipped: list[str] = []
+  pending: list[str] = list(paths)
+  while pending:
+    chunk, loaded = [], []
+    while pending and len(chunk) < batch_size:
+      read, got, bad = _load_images(pending[:batch_size - len(chunk)], preprocess)
+      del pending[:batch_size - len(chunk)]
+      chunk += read
+      loaded += got
+      skipped += bad
+    if not chunk:
+      break
+    images = np.stack(loaded)
     pad = batch_size - len(chunk)
     batch = {"image": np.concatenate([images, np.zeros((pad,) + images.shape[1:], images.dtype)]),
              "label": np.zeros(batch_size, np.int32), "mask": (np.arange(batch_size) < len(chunk)).astype(np.float32)}
     res = evaluator.predict_batch(batch)
     for i, p in enumerate(chunk):
       out.append({"file": p, "top": [(int(c), float(q)) for c, q in zip(res["topk"][i], res["topk_prob"][i])]})
-  return out
+  return out, skipped
 
 
 def format_predictions(preds: list[dict[str, Any]], labels: Sequence[Label]) -> str:
@@ -122,28 +140,35 @@ def run(config, workdir: str, images: str, *, step: int | None = None, topk: int
         protocol: str = "center", json_path: str | None = None) -> list[dict[str, Any]]:
   """The predict command: restore a checkpoint, classify `images`, print (and optionally save JSON)."""
   from alexnet_jax import checkpoint
-  from alexnet_jax import evaluate
+  from alexnet_jax import runtime
+  from alexnet_jax.eval import run as eval_run
   if topk < 1:
     raise ValueError(f"--topk={topk} must be at least 1.")
   paths = list_images(images)
   num_classes = None
   if os.path.isdir(checkpoint.checkpoint_dir(workdir)):
-    mgr = evaluate.open_checkpoints(workdir)
+    mgr = checkpoint.open_read_only(workdir)
     steps = mgr.all_steps()
     wanted = steps[-1] if steps and step is None else step
     if wanted in steps:
       num_classes = checkpoint.read_meta(mgr, wanted).get("num_classes")
     mgr.close()
   info = _dataset_info(config, num_classes)
-  trainer, state, step = evaluate.restore_for_eval(config, workdir, step, info=info)
-  evaluator = evaluate.Evaluator(trainer, state, k=topk)
+  rt, state, step = runtime.restore_for_inference(config, workdir, step, info=info)
+  evaluator = eval_run.Evaluator(rt, state, k=topk)
   labels = class_labels(info.class_names, info.num_classes)
-  preds = predict_files(evaluator, paths, protocol)
+  preds, skipped = predict_files(evaluator, paths, protocol)
+  if not preds:
+    raise ImagesError(f"None of the {len(paths)} file(s) under {images!r} could be read as an image "
+                      f"({', '.join(skipped[:5])}{', ...' if len(skipped) > 5 else ''}); pass JPEG/PNG/BMP/GIF files.")
   print(f"Checkpoint step {step} of {workdir}, protocol {protocol}:")
   print(format_predictions(preds, labels))
+  if skipped:
+    print(f"Skipped {len(skipped)} unreadable file(s) of {len(paths)}:")
+    print("\n".join(f"  {p}" for p in skipped))
   records = to_json(preds, labels)
   if json_path:
     with open(json_path, "w") as f:
-      json.dump({"step": step, "protocol": protocol, "predictions": records}, f, indent=2)
+      json.dump({"step": step, "protocol": protocol, "predictions": records, "skipped": skipped}, f, indent=2)
     print(f"Wrote {json_path}")
   return records

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from absl import logging
 
 from alexnet_jax import checkpoint
-from alexnet_jax import train
+from alexnet_jax import runtime
 from alexnet_jax import workdir as workdir_lib
 
 
@@ -33,15 +33,15 @@ def save_pretrained(workdir: str, variables: Mapping[str, Any], config, num_clas
   info = input_pipeline.DatasetInfo(name=config.dataset, num_classes=num_classes, num_train=config.batch_size,
                                     num_eval=0, class_names=())
   with workdir_lib.Lock(workdir):
-    trainer = train.Trainer(config, info=info)
-    state = trainer.init_state()
+    rt = runtime.Runtime(config, info=info)
+    state = rt.init_state()
     target = {"params": state.params, "batch_stats": state.batch_stats}
     given = {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
     _check_same_tree(given, target)
     cast = jax.tree.map(lambda v, t: jax.device_put(jnp.asarray(v, t.dtype), t.sharding), given, target)
     state = state.replace(params=cast["params"], batch_stats=cast["batch_stats"])
     mgr = checkpoint.manager(workdir, keep=config.keep_checkpoints, async_save=False)
-    checkpoint.save(mgr, 0, train.checkpoint_tree(trainer, state),
+    checkpoint.save(mgr, 0, rt.checkpoint_tree(state),
                     {"step": 0, "epoch": 0.0, "done": False, "model": config.model.name,
                      "num_classes": num_classes, "wall_s": 0.0, "pretrained": True})
     mgr.wait_until_finished()
@@ -51,8 +51,8 @@ def save_pretrained(workdir: str, variables: Mapping[str, Any], config, num_clas
 
 
 def _check_same_tree(given, target) -> None:
-  g = checkpoint._paths(given)
-  t = checkpoint._paths(target)
+  g = checkpoint.leaf_paths(given)
+  t = checkpoint.leaf_paths(target)
   bad = sorted(set(g) ^ set(t)) + sorted(k for k in set(g) & set(t) if tuple(g[k].shape) != tuple(t[k].shape))
   if bad:
     raise checkpoint.CheckpointMismatchError(

@@ -1,4 +1,4 @@
-"""The run's folder: writable check, single-writer lock, and the saved config."""
+"""The run's folder: writable check, single-writer lock, the saved config and the run summary."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ import os
 from typing import Any
 
 from absl import logging
+from flax import traverse_util
+
+from alexnet_jax.errors import UserError
 
 
-class WorkdirError(Exception):
+class WorkdirError(UserError):
   """A workdir that cannot be used (unwritable, in use by another run)."""
 
 
@@ -67,15 +70,6 @@ class Lock:
     self.release()
 
 
-def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
-  if isinstance(d, dict):
-    out = {}
-    for k, v in d.items():
-      out.update(_flatten(v, f"{prefix}{k}."))
-    return out
-  return {prefix[:-1]: d}
-
-
 def save_config(workdir: str, config) -> dict[str, tuple[Any, Any]]:
   """Writes config.json; returns {field: (old, new)} for fields that changed since the last run."""
   path = os.path.join(workdir, "config.json")
@@ -85,7 +79,8 @@ def save_config(workdir: str, config) -> dict[str, tuple[Any, Any]]:
     try:
       with open(path) as f:
         old = json.load(f)
-      fo, fn = _flatten(old), _flatten(new)
+      fo = traverse_util.flatten_dict(old, sep=".")
+      fn = traverse_util.flatten_dict(new, sep=".")
       for key in sorted(set(fo) | set(fn)):
         if fo.get(key) != fn.get(key):
           changed[key] = (fo.get(key), fn.get(key))
@@ -96,3 +91,20 @@ def save_config(workdir: str, config) -> dict[str, tuple[Any, Any]]:
     json.dump(new, f, indent=2, sort_keys=True)
   os.replace(tmp, path)
   return changed
+
+
+def write_summary(workdir: str, summary: dict[str, Any]) -> None:
+  """Writes summary.json atomically (a reader never sees half a file)."""
+  path = os.path.join(workdir, "summary.json")
+  with open(path + ".tmp", "w") as f:
+    json.dump(summary, f, indent=2, sort_keys=True)
+  os.replace(path + ".tmp", path)
+
+
+def read_summary(workdir: str) -> dict[str, Any] | None:
+  """summary.json of a run (written when it stops), or None when it is absent or unreadable."""
+  try:
+    with open(os.path.join(workdir, "summary.json")) as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return None

@@ -8,7 +8,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from alexnet_jax import evaluate
+from alexnet_jax.eval import report
+from alexnet_jax.eval import scoring
+from alexnet_jax.eval import sets as eval_sets
+from alexnet_jax.eval import views as eval_views
 from alexnet_jax.data import input_pipeline
 from alexnet_jax.configs import alexnet as alexnet_config
 
@@ -33,18 +36,18 @@ def _ramp(h: int, w: int) -> np.ndarray:
 
 
 def test_five_crop_offsets_are_corners_then_centre():
-  assert evaluate.five_crop_offsets(8, 8, 5) == [(0, 0), (0, 3), (3, 0), (3, 3), (1, 1)]
-  assert evaluate.five_crop_offsets(10, 14, 10) == [(0, 0), (0, 4), (0, 0), (0, 4), (0, 2)]
+  assert eval_views.five_crop_offsets(8, 8, 5) == [(0, 0), (0, 3), (3, 0), (3, 3), (1, 1)]
+  assert eval_views.five_crop_offsets(10, 14, 10) == [(0, 0), (0, 4), (0, 0), (0, 4), (0, 2)]
 
 
 def test_three_squares_run_along_the_long_side():
-  assert evaluate.three_square_offsets(10, 16, 10) == [(0, 0), (0, 3), (0, 6)]
-  assert evaluate.three_square_offsets(16, 10, 10) == [(0, 0), (3, 0), (6, 0)]
+  assert eval_views.three_square_offsets(10, 16, 10) == [(0, 0), (0, 3), (0, 6)]
+  assert eval_views.three_square_offsets(16, 10, 10) == [(0, 0), (3, 0), (6, 0)]
 
 
 def test_ten_crop_views_are_the_corners_centre_and_their_mirrors():
   img = _ramp(12, 12).astype(np.float32)
-  views = evaluate.ten_crop_views(tf.constant(img), size=7, resize_size=12).numpy()
+  views = eval_views.ten_crop_views(tf.constant(img), size=7, resize_size=12).numpy()
   assert views.shape == (10, 7, 7, 3)
   expect = [img[0:7, 0:7], img[0:7, 5:12], img[5:12, 0:7], img[5:12, 5:12], img[2:9, 2:9]]
   for i, e in enumerate(expect):
@@ -54,7 +57,7 @@ def test_ten_crop_views_are_the_corners_centre_and_their_mirrors():
 
 def test_ten_crop_uses_the_central_square_of_a_wide_image():
   img = _ramp(12, 20).astype(np.float32)  # short side already 12: no resampling
-  views = evaluate.ten_crop_views(tf.constant(img), size=7, resize_size=12).numpy()
+  views = eval_views.ten_crop_views(tf.constant(img), size=7, resize_size=12).numpy()
   square = img[:, 4:16]
   np.testing.assert_allclose(views[0], square[0:7, 0:7], atol=1e-3)
   np.testing.assert_allclose(views[3], square[5:12, 5:12], atol=1e-3)
@@ -63,8 +66,8 @@ def test_ten_crop_uses_the_central_square_of_a_wide_image():
 @pytest.mark.parametrize("protocol,views", [("center", 1), ("10crop", 10), ("multiscale", 30), ("144crop", 144)])
 def test_protocol_view_shapes(protocol, views):
   c = _config()
-  assert evaluate.num_views(protocol, c.eval) == views
-  fn = evaluate.make_preprocess(protocol, c)
+  assert eval_views.num_views(protocol, c.eval) == views
+  fn = eval_views.make_preprocess(protocol, c)
   for shape in [(40, 50, 3), (61, 33, 3), (30, 30, 1)]:  # landscape, portrait, grey and smaller than the crop
     out = fn(tf.zeros(shape, tf.uint8))
     assert tuple(out.shape) == (views, 32, 32, 3), (protocol, shape)
@@ -72,34 +75,34 @@ def test_protocol_view_shapes(protocol, views):
 
 
 def test_multiscale_scales_follow_the_crop_size():
-  assert evaluate.scaled_sizes((256, 384, 512), 224) == (256, 384, 512)
-  assert evaluate.scaled_sizes((256, 384, 512), 32) == (37, 55, 73)
+  assert eval_views.scaled_sizes((256, 384, 512), 224) == (256, 384, 512)
+  assert eval_views.scaled_sizes((256, 384, 512), 32) == (37, 55, 73)
   with pytest.raises(ValueError, match="≥ 224"):
-    evaluate.scaled_sizes((200, 256), 224)
+    eval_views.scaled_sizes((200, 256), 224)
 
 
 def test_multiscale_views_are_normalised_like_training():
   c = _config()
-  out = evaluate.make_preprocess("multiscale", c)(tf.fill([40, 40, 3], tf.constant(200, tf.uint8))).numpy()
+  out = eval_views.make_preprocess("multiscale", c)(tf.fill([40, 40, 3], tf.constant(200, tf.uint8))).numpy()
   expect = (200.0 - np.asarray(c.input.mean_rgb)) / np.asarray(c.input.std_rgb)
   np.testing.assert_allclose(out, np.broadcast_to(expect, out.shape), atol=1e-2)
 
 
 def test_unknown_protocol_and_set_are_clear_errors():
   with pytest.raises(ValueError, match="10crop"):
-    evaluate.check_protocols(["ten_crop"])
+    eval_views.check_protocols(["ten_crop"])
   with pytest.raises(ValueError, match="validation"):
-    evaluate.check_sets(["val"])
+    eval_sets.check_sets(["val"])
 
 
 def test_images_per_batch():
   c = _config()
   c.eval_batch_size = 250
-  assert evaluate.images_per_batch(c, "10crop") == 25
-  assert evaluate.images_per_batch(c, "144crop", multiple=2) == 2
+  assert eval_views.images_per_batch(c, "10crop") == 25
+  assert eval_views.images_per_batch(c, "144crop", multiple=2) == 2
   c.eval.batch_size = 3
   with pytest.raises(ValueError, match="multiple of 2"):
-    evaluate.images_per_batch(c, "center", multiple=2)
+    eval_views.images_per_batch(c, "center", multiple=2)
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -107,24 +110,24 @@ def test_images_per_batch():
 
 def test_topk_and_real_hits():
   topk = np.array([[3, 1, 2, 0, 4], [0, 1, 2, 3, 4], [4, 3, 2, 1, 0]])
-  t1, t5 = evaluate.topk_hits(topk, np.array([3, 4, 9]))
+  t1, t5 = scoring.topk_hits(topk, np.array([3, 4, 9]))
   assert t1.tolist() == [True, False, False] and t5.tolist() == [True, True, False]
   real = np.array([[1, 3], [9, -1], [-1, -1]])
-  r1, r5, valid = evaluate.real_hits(topk, real)
+  r1, r5, valid = scoring.real_hits(topk, real)
   assert r1.tolist() == [True, False, False]   # any of the labels counts
   assert r5.tolist() == [True, False, False]   # 9 is not in the second top-5
   assert valid.tolist() == [True, True, False]  # empty list: not scored
 
 
 def test_tally_ignores_padding_and_skips_empty_real_lists():
-  t = evaluate.Tally(num_classes=3)
+  t = scoring.Tally(num_classes=3)
   t.add(np.array([[0, 1, 2], [1, 0, 2], [2, 0, 1]]), np.array([0.1, 0.2, 5.0]), np.array([0, 0, 0]),
         mask=np.array([1, 1, 0]))
   r = t.result()
   assert r["num_examples"] == 2 and r["top1"] == 0.5 and r["top5"] == 1.0
   assert np.isclose(r["loss"], 0.15)
   assert t.confusion[0, 1] == 1 and t.class_total.tolist() == [2, 0, 0]
-  real = evaluate.Tally(num_classes=3)
+  real = scoring.Tally(num_classes=3)
   real.add(np.array([[0, 1], [1, 0], [2, 0]]), np.zeros(3), np.zeros(3, int), np.ones(3),
            real=np.array([[1, 0], [2, -1], [-1, -1]]))
   rr = real.result()
@@ -132,20 +135,52 @@ def test_tally_ignores_padding_and_skips_empty_real_lists():
 
 
 def test_confused_pairs_and_outputs(tmp_path):
-  t = evaluate.Tally(num_classes=3)
+  t = scoring.Tally(num_classes=3)
   labels = np.array([0, 0, 0, 1, 1, 2])
   preds = np.array([1, 1, 0, 0, 1, 2])
   t.add(np.stack([preds, preds], 1), np.zeros(6), labels, np.ones(6))
-  pairs = evaluate.confused_pairs(t.confusion, ["a", "b", "c"], top=5)
+  pairs = scoring.confused_pairs(t.confusion, ["a", "b", "c"], top=5)
   assert [(p["true"], p["predicted"], p["count"]) for p in pairs] == [("a", "b", 2), ("b", "a", 1)]
   c = _config()
   results = {"10crop": {"validation": {**t.result(), "views": 10}}}
-  out = evaluate.write_outputs(str(tmp_path), 7, results, {("10crop", "validation"): t}, ["a", "n01440764", "c"], c)
+  out = report.write_outputs(str(tmp_path), 7, results, {("10crop", "validation"): t}, ["a", "n01440764", "c"], c)
   rows = open(os.path.join(out, "per_class_10crop_validation.csv")).read().splitlines()
   assert rows[0] == "index,class,examples,top1" and rows[2].startswith("1,tench (n01440764),2,0.5")
   assert json.load(open(os.path.join(out, "step_7.json")))["results"]["10crop"]["validation"]["num_examples"] == 6
-  report = open(os.path.join(out, "report.md")).read()
-  assert "40.70" in report and "18.20" in report and "5.1%" in report and "| 10crop | validation | 10 |" in report
+  text = open(os.path.join(out, "report.md")).read()
+  assert "40.70" in text and "18.20" in text and "5.1%" in text and "| 10crop | validation | 10 |" in text
+  for picture in ("confusion_10crop_validation.png", "per_class_10crop_validation.png"):
+    with Image.open(os.path.join(out, picture)) as im:
+      assert im.format == "PNG" and min(im.size) > 100, picture
+
+
+def test_no_pictures_for_many_classes(tmp_path):
+  t = scoring.Tally(num_classes=report.MAX_PICTURE_CLASSES + 1)
+  t.add(np.zeros((2, 5), np.int64), np.zeros(2), np.array([0, 1]), np.ones(2))
+  assert report.write_pictures(str(tmp_path), "center", "validation", t, []) == []
+  assert not os.listdir(tmp_path)
+
+
+def test_progress_lines_show_images_done_total_and_eta():
+  from alexnet_jax.eval import run as eval_run
+  now = [0.0]
+  progress = eval_run.Progress("144crop × validation", total=1000, every_s=5.0, clock=lambda: now[0])
+  now[0] = 1.0
+  assert progress.update(100) is None  # not yet due
+  now[0] = 10.0
+  line = progress.update(100)
+  assert line == "144crop × validation: 200/1000 images (20%), 20.0 img/s, ETA 0:40", line
+  now[0] = 11.0
+  assert progress.update(800).startswith("144crop × validation: 1000/1000 images (100%)")  # the last always shows
+
+
+def test_one_shard_rule_for_every_process_count():
+  for n in (0, 1, 7, 10, 1001):
+    for count in (1, 2, 3, 8):
+      bounds = [input_pipeline.shard_bounds(n, i, count) for i in range(count)]
+      sizes = [hi - lo for lo, hi in bounds]
+      assert bounds[0][0] == 0 and bounds[-1][1] == n and all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+      assert max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes, reverse=True)
 
 
 # ----------------------------------------------------------------------------- sets on real files
@@ -170,13 +205,13 @@ def test_every_image_counts_exactly_once_with_a_remainder(tmp_path):
   c = _config(root, image_size=16, resize=18)
   c.eval_split = "val"
   info = input_pipeline.get_info(c)
-  es = evaluate.make_set("validation", c, info)
-  batches = list(es.batches(evaluate.make_preprocess("10crop", c), 4))  # 10 images, batch 4
+  es = eval_sets.make_set("validation", c, info)
+  batches = list(es.batches(eval_views.make_preprocess("10crop", c), 4))  # 10 images, batch 4
   assert len(batches) == 3
   assert all(b["image"].shape == (4, 10, 16, 16, 3) for b in batches)
   mask = np.concatenate([b["mask"] for b in batches])
   assert mask.tolist() == [1.0] * 10 + [0.0] * 2
-  t = evaluate.Tally(info.num_classes)
+  t = scoring.Tally(info.num_classes)
   for b in batches:  # a "model" that always answers class 0
     t.add(np.zeros((4, 3), int), np.zeros(4), b["label"], b["mask"])
   assert t.result()["num_examples"] == 10 and t.result()["top1"] == pytest.approx(0.4)
@@ -194,12 +229,12 @@ def test_real_labels_matched_by_file_name(tmp_path):
   c = _config(root, image_size=8, resize=8, real_json=str(path))
   c.eval_split = "val"
   info = input_pipeline.get_info(c)
-  es = evaluate.make_set("real", c, info)
+  es = eval_sets.make_set("real", c, info)
   assert es.multi_label
-  batches = list(es.batches(evaluate.make_preprocess("center", c), 4))
+  batches = list(es.batches(eval_views.make_preprocess("center", c), 4))
   got = np.concatenate([b["real"] for b in batches])[:5]
   assert got.tolist() == [[0, -1], [-1, -1], [1, 0], [1, -1], [0, -1]]
-  t = evaluate.Tally(info.num_classes)
+  t = scoring.Tally(info.num_classes)
   for b in batches:  # always predicts class 1 first
     t.add(np.tile([1, 0], (len(b["mask"]), 1)), np.zeros(len(b["mask"])), b["label"], b["mask"], b["real"])
   r = t.result()
@@ -209,14 +244,14 @@ def test_real_labels_matched_by_file_name(tmp_path):
 
 def test_real_json_problems_are_clear(tmp_path):
   with pytest.raises(input_pipeline.DataError, match="reassessed-imagenet"):
-    evaluate.load_real_labels(str(tmp_path / "nope.json"), 1000)
+    eval_sets.load_real_labels(str(tmp_path / "nope.json"), 1000)
   bad = tmp_path / "bad.json"
   bad.write_text(json.dumps([[1], [1000]]))
   with pytest.raises(input_pipeline.DataError, match="0..999"):
-    evaluate.load_real_labels(str(bad), 1000)
+    eval_sets.load_real_labels(str(bad), 1000)
   with pytest.raises(input_pipeline.DataError, match="ILSVRC2012_val_"):
-    evaluate.validation_index("photo.jpg")
-  assert evaluate.validation_index("/x/n01/ILSVRC2012_val_00000001.JPEG") == 0
+    eval_sets.validation_index("photo.jpg")
+  assert eval_sets.validation_index("/x/n01/ILSVRC2012_val_00000001.JPEG") == 0
 
 
 def _imagenet_like_info():
@@ -228,33 +263,33 @@ def test_missing_sets_say_what_to_download(tmp_path):
   c.data_dir = str(tmp_path / "tfds")  # nothing prepared here
   info = _imagenet_like_info()
   with pytest.raises(input_pipeline.DataError, match=r"(?s)ImageNetV2.*v2_dir"):
-    evaluate.make_set("v2", c, info)
+    eval_sets.make_set("v2", c, info)
   with pytest.raises(input_pipeline.DataError, match=r"(?s)real\.json.*real_json"):
-    evaluate.make_set("real", c, info)
+    eval_sets.make_set("real", c, info)
   c.eval.v2_dir = str(tmp_path / "missing")
   with pytest.raises(input_pipeline.DataError, match="is not a folder"):
-    evaluate.make_set("v2", c, info)
+    eval_sets.make_set("v2", c, info)
 
 
 def test_v2_folder_uses_class_index_folders(tmp_path):
   root = _folder(tmp_path / "v2", {"x": {"0": 1, "2": 2, "10": 1}})
   c = _config(image_size=8, resize=8, v2_dir=os.path.join(root, "x"))
   info = input_pipeline.DatasetInfo("imagenet2012", 12, 10, 10, tuple(f"c{i}" for i in range(12)))
-  es = evaluate.make_set("v2", c, info)
-  b = next(iter(es.batches(evaluate.make_preprocess("center", c), 4)))
+  es = eval_sets.make_set("v2", c, info)
+  b = next(iter(es.batches(eval_views.make_preprocess("center", c), 4)))
   assert sorted(b["label"].tolist()) == [0, 2, 2, 10]
 
 
 def test_minival_slices_train_and_refuses_folders(tmp_path):
   c = _config()
   c.eval.minival_size = 500
-  assert evaluate.minival_split(c, 6000) == ("train[-500:]", True)
+  assert eval_sets.minival_split(c, 6000) == ("train[-500:]", True)
   c.train_split = "train[:-500]"
-  assert evaluate.minival_split(c, 5500) == ("train[-500:]", False)
+  assert eval_sets.minival_split(c, 5500) == ("train[-500:]", False)
   c.eval.minival_size = 7000
   c.train_split = "train"
   with pytest.raises(input_pipeline.DataError, match="minival_size"):
-    evaluate.minival_split(c, 6000)
+    eval_sets.minival_split(c, 6000)
   root = _folder(tmp_path / "d", {"train": {"a": 1}})
   with pytest.raises(input_pipeline.DataError, match="image folder"):
-    evaluate.minival_split(_config(root), 1)
+    eval_sets.minival_split(_config(root), 1)

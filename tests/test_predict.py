@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from alexnet_jax import evaluate
+from alexnet_jax.eval import run as eval_run
 from alexnet_jax import predict
 from alexnet_jax.data import embedded
 from alexnet_jax.data import imagenet_classes
@@ -114,7 +114,7 @@ def test_predict_prints_topk_names_and_writes_json(trained, tmp_path, capsys):
 
 def test_eval_command_center_and_10crop(trained, capsys):
   config, workdir, _ = trained
-  out = evaluate.evaluate_checkpoint(config, workdir, protocols=("center", "10crop"), sets=("validation",))
+  out = eval_run.evaluate_checkpoint(config, workdir, protocols=("center", "10crop"), sets=("validation",))
   assert out["step"] == 2
   for protocol, views in (("center", 1), ("10crop", 10)):
     r = out["results"][protocol]["validation"]
@@ -128,6 +128,6 @@ def test_eval_command_center_and_10crop(trained, capsys):
 def test_eval_command_missing_step_and_workdir(trained, tmp_path):
   config, workdir, _ = trained
   with pytest.raises(FileNotFoundError, match="available"):
-    evaluate.evaluate_checkpoint(config, workdir, step=999)
+    eval_run.evaluate_checkpoint(config, workdir, step=999)
   with pytest.raises(FileNotFoundError, match="Train first"):
-    evaluate.evaluate_checkpoint(config, str(tmp_path / "empty"))
+    eval_run.evaluate_checkpoint(config, str(tmp_path / "empty"))

@@ -15,8 +15,8 @@ import jax
 import numpy as np
 import pytest
 
-from alexnet_jax import evaluate
-from alexnet_jax import metrics
+from alexnet_jax import jsonl
+from alexnet_jax import runtime
 from alexnet_jax import train
 from alexnet_jax import workdir as workdir_lib
 
@@ -62,7 +62,7 @@ def trained(tmp_path_factory):
 
 def test_training_lowers_loss_and_beats_chance(trained):
   wd, state, summary = trained
-  rows = [r for r in metrics.read_jsonl(str(wd / "metrics.jsonl")) if "train/loss" in r]
+  rows = [r for r in jsonl.read(str(wd / "metrics.jsonl")) if "train/loss" in r]
   assert [r["step"] for r in rows] == list(range(25, STEPS + 1, 25))
   first, last = rows[0]["train/loss"], rows[-1]["train/loss"]
   assert last < first - 0.3, (first, last)
@@ -71,7 +71,40 @@ def test_training_lowers_loss_and_beats_chance(trained):
   assert summary["eval"]["top1"] > 0.18  # 10 classes: chance is 0.1 (± 0.02 on 256 images)
   assert summary["eval"]["top5"] > summary["eval"]["top1"]
   assert np.isfinite(summary["eval"]["loss"]) and summary["num_params"] > 0
-  assert (wd / "config.json").exists() and train.read_summary(str(wd)) == summary
+  assert (wd / "config.json").exists() and workdir_lib.read_summary(str(wd)) == summary
+
+
+def _event_tags(workdir: pathlib.Path) -> set[str]:
+  """Every summary tag in the run's TensorBoard event files."""
+  import tensorflow as tf
+  tags = set()
+  for path in workdir.glob("events.out.tfevents.*"):
+    for event in tf.compat.v1.train.summary_iterator(str(path)):
+      tags |= {v.tag for v in event.summary.value}
+  return tags
+
+
+def test_tensorboard_gets_learning_rate_throughput_and_augmented_images(trained):
+  wd, _, _ = trained
+  tags = _event_tags(wd)
+  assert {"train/learning_rate", "train/img_per_s", "train/loss", "eval/top1"} <= tags, tags
+  assert any(t.startswith("train/augmented_images") for t in tags), tags
+
+
+def test_no_tensorboard_falls_back_to_console_and_jsonl(tmp_path, monkeypatch, caplog):
+  from clu import metric_writers
+
+  def broken(*args, **kwargs):
+    raise ImportError("no module named 'tensorboard'")
+  monkeypatch.setattr(metric_writers, "create_default_writer", broken)
+  wd = tmp_path / "run"
+  with caplog.at_level("WARNING"):
+    _, summary = train.train_and_evaluate(tiny_config(num_train_steps=2, log_every_steps=1), str(wd))
+  assert summary["done"]
+  warnings = [r.getMessage() for r in caplog.records if "No TensorBoard summaries" in r.getMessage()]
+  assert len(warnings) == 1 and "metrics.jsonl" in warnings[0], warnings
+  assert [r["step"] for r in jsonl.read(str(wd / "metrics.jsonl")) if "train/loss" in r] == [1, 2]
+  assert not list(wd.glob("events.out.tfevents.*"))
 
 
 def test_finished_run_does_not_train_again(trained):
@@ -84,8 +117,8 @@ def test_finished_run_does_not_train_again(trained):
 
 def test_eval_only_restores_the_trained_state(trained):
   wd, _, summary = trained
-  trainer, state, step = evaluate.restore_for_eval(tiny_config(), str(wd))
-  result = trainer.evaluate(state)
+  rt, state, step = runtime.restore_for_inference(tiny_config(), str(wd))
+  result = rt.evaluate(state)
   assert step == STEPS
   for k in ("top1", "top5", "loss", "num_examples"):
     assert result[k] == pytest.approx(summary["eval"][k], abs=1e-6), k

@@ -21,12 +21,13 @@ import tensorflow as tf
 from absl import logging
 
 from alexnet_jax.data import augment
+from alexnet_jax.errors import UserError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 _MANIFEST_VERSION = 1
 
 
-class FolderError(Exception):
+class FolderError(UserError):
   """A problem with the folder's layout; input_pipeline re-raises it as DataError."""
 
 

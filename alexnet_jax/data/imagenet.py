@@ -12,11 +12,13 @@ import os
 import tensorflow_datasets as tfds
 from absl import logging
 
+from alexnet_jax.errors import UserError
+
 TRAIN_TAR = "ILSVRC2012_img_train.tar"
 VAL_TAR = "ILSVRC2012_img_val.tar"
 
 
-class MissingImageNet(Exception):
+class MissingImageNet(UserError):
   """The manual-download tars are absent; input_pipeline turns it into a DataError."""
 
 

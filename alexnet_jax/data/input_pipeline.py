@@ -33,12 +33,13 @@ import tensorflow_datasets as tfds
 from absl import logging
 
 from alexnet_jax.data import augment, embedded, folder, imagenet
+from alexnet_jax.errors import UserError
 
 Batch = dict[str, np.ndarray]
 PreprocessFn = Callable[[tf.Tensor], tf.Tensor]
 
 
-class DataError(Exception):
+class DataError(UserError):
   """A problem the user must fix in their data or config (the message says what and how)."""
 
 
@@ -87,9 +88,12 @@ def _epoch_seed(seed: int, epoch: int, process_index: int) -> np.ndarray:
       2, np.uint32).astype(np.int64) & 0x7FFFFFFF
 
 
-def _even_shard_size(n: int, index: int, count: int) -> int:
-  """Shard sizes as tfds.even_splits makes them: the first n % count shards get one extra."""
-  return n // count + (1 if index < n % count else 0)
+def shard_bounds(n: int, index: int, count: int) -> tuple[int, int]:
+  """[lo, hi) of shard `index` of `count` over n examples, sized as tfds.even_splits makes
+  them: contiguous, the first n % count shards one example larger."""
+  size, extra = divmod(n, count)
+  lo = index * size + min(index, extra)
+  return lo, lo + size + (1 if index < extra else 0)
 
 
 class _TfdsSource:
@@ -174,12 +178,8 @@ class _FolderSource:
         raise DataError(str(e)) from None
     return self.splits[split]
 
-  def _bounds(self, n: int, process_index: int, process_count: int) -> tuple[int, int]:
-    start = sum(_even_shard_size(n, i, process_count) for i in range(process_index))
-    return start, start + _even_shard_size(n, process_index, process_count)
-
   def split_size(self, split, process_index, process_count):
-    lo, hi = self._bounds(len(self._split(split).paths), process_index, process_count)
+    lo, hi = shard_bounds(len(self._split(split).paths), process_index, process_count)
     return hi - lo
 
   def train_records(self, epoch, skip, take, seed, process_index, process_count, shuffle_buffer):
@@ -196,7 +196,7 @@ class _FolderSource:
 
   def eval_images(self, split, process_index, process_count):
     s = self._split(split)
-    lo, hi = self._bounds(len(s.paths), process_index, process_count)
+    lo, hi = shard_bounds(len(s.paths), process_index, process_count)
     ds = tf.data.Dataset.from_tensor_slices(
         (np.asarray(s.paths[lo:hi], dtype=str), np.asarray(s.labels[lo:hi], dtype=np.int32)))
     return ds.map(lambda p, y: {"image": augment.decode_rgb(tf.io.read_file(p)), "label": y},
@@ -344,14 +344,29 @@ def eval_batches(config, *, split: str | None = None, process_index: int = 0,
 
   ds = source.eval_images(split, process_index, process_count)
   ds = ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE)
-  pad = n_batches * local - shard
+  yield from pad_and_batch(ds, shard, n_batches, local).as_numpy_iterator()
+
+
+def num_padded_batches(n: int, local_batch: int, process_count: int) -> int:
+  """Batches every process yields for n examples: its largest shard, rounded up (at least one)."""
+  largest = shard_bounds(n, 0, process_count)
+  return max(1, math.ceil((largest[1] - largest[0]) / local_batch))
+
+
+def pad_and_batch(ds: tf.data.Dataset, shard_size: int, n_batches: int, local_batch: int,
+                  fill: dict[str, int] | None = None) -> tf.data.Dataset:
+  """The eval padder: a finite dataset of `shard_size` elements, padded with blanks to
+  n_batches·local_batch elements and batched.
+
+  A blank is zeros in every field (so its 'mask' is 0 and it never counts); `fill` gives
+  another value for a field (e.g. -1 for a label list that marks "no label").
+  """
+  pad = n_batches * local_batch - shard_size
   if pad:
-    spec = ds.element_spec
-    image_shape = spec["image"].shape
-    if not image_shape.is_fully_defined():
-      raise ValueError(f"preprocess_fn must return a statically shaped tensor, got {image_shape}.")
-    blank = {"image": tf.zeros(image_shape, tf.float32), "label": tf.constant(0, tf.int32),
-             "mask": tf.constant(0.0, tf.float32)}
+    blank = {}
+    for key, spec in ds.element_spec.items():
+      if not spec.shape.is_fully_defined():
+        raise ValueError(f"Eval field {key!r} must have a static shape to be padded, got {spec.shape}.")
+      blank[key] = tf.fill(spec.shape, tf.constant((fill or {}).get(key, 0), spec.dtype))
     ds = ds.concatenate(tf.data.Dataset.from_tensors(blank).repeat(pad))
-  ds = ds.batch(local, drop_remainder=True).prefetch(2).with_options(_options())
-  yield from ds.as_numpy_iterator()
+  return ds.batch(local_batch, drop_remainder=True).prefetch(2).with_options(_options())

@@ -1,0 +1,139 @@
+"""Running an evaluation: the multi-view device step, the Evaluator, and the eval command.
+
+The step averages the softmax over each image's V views on the device and returns the
+top-k classes; the host scores them (`scoring.Tally`) and logs progress with an ETA.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from alexnet_jax import parallel
+from alexnet_jax import runtime
+from alexnet_jax.eval import report
+from alexnet_jax.eval import scoring
+from alexnet_jax.eval import sets as sets_lib
+from alexnet_jax.eval import views
+
+PROGRESS_EVERY_S = 5.0  # seconds between progress lines
+
+
+def views_step(state, batch: dict, *, k: int) -> dict:
+  """Softmax averaged over each image's views: top-k classes, their probabilities, the label's NLL.
+
+  batch['image'] is [B, V, S, S, 3]; the V views are folded into the batch for one forward pass.
+  """
+  images = batch["image"]
+  b, v = images.shape[:2]
+  logits = state.apply_fn(runtime.model_variables(state), images.reshape((b * v,) + images.shape[2:]),
+                          train=False)
+  probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).reshape(b, v, -1).mean(axis=1)
+  top_p, top_i = jax.lax.top_k(probs, k)
+  label_p = jnp.take_along_axis(probs, batch["label"][:, None], axis=1)[:, 0]
+  out = {"topk": top_i, "topk_prob": top_p, "nll": -jnp.log(jnp.maximum(label_p, 1e-30)),
+         "label": batch["label"], "mask": batch["mask"]}
+  if "real" in batch:
+    out["real"] = batch["real"]
+  return out
+
+
+class Progress:
+  """Logs 'images done / total, rate, ETA' at most every `every_s` seconds."""
+
+  def __init__(self, what: str, total: int, every_s: float = PROGRESS_EVERY_S, clock=time.monotonic):
+    self.what, self.total, self.every_s, self.clock = what, total, every_s, clock
+    self.done = 0
+    self.start = self.last = clock()
+
+  def update(self, n: int) -> str | None:
+    """Counts n more images; returns (and logs) the progress line when one is due."""
+    self.done += n
+    now = self.clock()
+    if now - self.last < self.every_s and self.done < self.total:
+      return None
+    self.last = now
+    rate = self.done / max(now - self.start, 1e-9)
+    left = max(self.total - self.done, 0) / rate if rate > 0 else float("inf")
+    line = (f"{self.what}: {self.done}/{self.total} images ({100 * self.done / max(self.total, 1):.0f}%), "
+            f"{rate:.1f} img/s, ETA {_duration(left)}")
+    logging.info("%s", line)
+    return line
+
+
+def _duration(seconds: float) -> str:
+  if not math.isfinite(seconds):
+    return "?"
+  m, s = divmod(int(round(seconds)), 60)
+  h, m = divmod(m, 60)
+  return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class Evaluator:
+  """A restored model plus a jitted multi-view step; evaluates protocols × sets."""
+
+  def __init__(self, rt: runtime.Runtime, state, k: int = 5):
+    self.runtime, self.state, self.config = rt, state, rt.config
+    self.k = min(k, rt.info.num_classes)
+    self.multiple = jax.device_count()
+    self._step = jax.jit(functools.partial(views_step, k=self.k),
+                         in_shardings=(rt.state_sharding, rt.data_sharding), out_shardings=rt.repl)
+    self._to_global = functools.partial(parallel.to_global, sharding=rt.data_sharding)
+
+  def predict_batch(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return jax.device_get(self._step(self.state, self._to_global(batch)))
+
+  def run(self, protocol: str, eval_set: sets_lib.EvalSet) -> tuple[dict[str, Any], scoring.Tally]:
+    """Evaluates one protocol on one set; every image counted once (padding is masked)."""
+    preprocess = views.make_preprocess(protocol, self.config)
+    global_batch = views.images_per_batch(self.config, protocol, self.multiple)
+    tally = scoring.Tally(self.runtime.info.num_classes)
+    progress = Progress(f"{protocol} × {eval_set.name}", eval_set.size) if eval_set.size else None
+    for batch in eval_set.batches(preprocess, global_batch):
+      out = self.predict_batch(batch)
+      tally.add(out["topk"], out["nll"], out["label"], out["mask"], out.get("real"))
+      if progress:
+        progress.update(int(np.asarray(out["mask"]).sum()))
+    result = {**tally.result(), "views": views.num_views(protocol, self.config.eval), **eval_set.notes}
+    return result, tally
+
+
+def run_all(evaluator: Evaluator, protocols: Sequence[str], sets: Sequence[str], *,
+            process_index: int = 0, process_count: int = 1) -> tuple[dict, dict]:
+  """results[protocol][set] and the tallies; a missing set fails before any compute."""
+  config, info = evaluator.config, evaluator.runtime.info
+  eval_sets = [sets_lib.make_set(s, config, info, process_index, process_count)
+               for s in sets_lib.check_sets(sets)]
+  results: dict[str, dict[str, Any]] = {}
+  tallies: dict[tuple[str, str], scoring.Tally] = {}
+  for protocol in views.check_protocols(protocols):
+    for es in eval_sets:
+      res, tally = evaluator.run(protocol, es)
+      results.setdefault(protocol, {})[es.name] = res
+      tallies[(protocol, es.name)] = tally
+  return results, tallies
+
+
+def evaluate_checkpoint(config, workdir: str, step: int | None = None, *,
+                        protocols: Sequence[str] | None = None, sets: Sequence[str] | None = None,
+                        write: bool = True) -> dict[str, Any]:
+  """The eval command: restore, run protocols × sets, print the table, write eval/ outputs."""
+  protocols = views.check_protocols(protocols or config.eval.protocols)
+  sets = sets_lib.check_sets(sets or config.eval.sets)
+  rt, state, step = runtime.restore_for_inference(config, workdir, step)
+  evaluator = Evaluator(rt, state)
+  results, tallies = run_all(evaluator, protocols, sets, process_index=jax.process_index(),
+                             process_count=jax.process_count())
+  print(f"Checkpoint step {step} of {workdir}:\n{report.format_table(results)}")
+  out = {"step": step, "results": results}
+  if write and jax.process_index() == 0:
+    out_dir = report.write_outputs(workdir, step, results, tallies, rt.info.class_names, config)
+    print(f"Wrote {out_dir}/step_{step}.json, report.md, per-class and confusion tables and pictures.")
+  return out

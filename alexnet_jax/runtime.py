@@ -1,0 +1,212 @@
+"""The model at run time: mesh, model, shardings, TrainState, the jitted train and eval steps, restore.
+
+Training, evaluation, prediction and pretrained import all start here; none of them
+imports the training loop (train.py). The train step is a plain function of
+(state, batch, key): everything a step needs besides the batch comes from the config.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any, Iterator
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax.training import train_state
+
+from alexnet_jax import checkpoint
+from alexnet_jax import metrics as metrics_lib
+from alexnet_jax import models
+from alexnet_jax import optim
+from alexnet_jax import parallel
+from alexnet_jax.errors import ConfigError
+
+
+def _data():
+  """The input pipeline, imported on first use so that model code stays free of TensorFlow."""
+  from alexnet_jax.data import input_pipeline
+  return input_pipeline
+
+
+class TrainState(train_state.TrainState):
+  batch_stats: Any = None
+  plateau: Any = None
+
+
+def compute_dtype(config) -> Any:
+  if config.dtype not in ("float32", "bfloat16"):
+    raise ConfigError(f"config.dtype must be float32 or bfloat16, got {config.dtype!r}.")
+  return jnp.bfloat16 if config.dtype == "bfloat16" else jnp.float32
+
+
+def create_train_state(config, model, image_size: int, rng: jax.Array) -> TrainState:
+  """Initialises parameters and optimizer state (call under jit for sharded outputs)."""
+  variables = model.init({"params": rng, "dropout": rng}, jnp.zeros((1, image_size, image_size, 3)), train=False)
+  params = variables["params"]
+  tx = optim.make_optimizer(config.optimizer, params)
+  return TrainState.create(apply_fn=model.apply, params=params, tx=tx,
+                           batch_stats=variables.get("batch_stats", {}),
+                           plateau=optim.plateau_init(config.schedule))
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array, smoothing: float) -> jax.Array:
+  if smoothing > 0:
+    onehot = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), smoothing)
+    return optax.softmax_cross_entropy(logits, onehot)
+  return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+
+
+def model_variables(state: TrainState) -> dict[str, Any]:
+  """{'params'[, 'batch_stats']}: what `apply_fn` needs for inference."""
+  return {"params": state.params, **({"batch_stats": state.batch_stats} if state.batch_stats else {})}
+
+
+def train_step(state: TrainState, batch: dict[str, jax.Array], base_key: jax.Array, *,
+               schedule: optim.Schedule, label_smoothing: float, aux_weight: float
+               ) -> tuple[TrainState, metrics_lib.TrainMetrics, jax.Array]:
+  """One SGD step. Returns the new state, this step's metrics and whether it was finite.
+
+  A step whose loss or gradient is not finite leaves the state untouched (no NaN ever
+  reaches the parameters or a checkpoint); the host checks the flag at the next log.
+  """
+  key = jax.random.fold_in(base_key, state.step)
+  has_bn = bool(state.batch_stats)
+
+  def loss_fn(params):
+    variables = {"params": params, **({"batch_stats": state.batch_stats} if has_bn else {})}
+    logits, mutated = state.apply_fn(variables, batch["image"], train=True, rngs={"dropout": key},
+                                     mutable=["batch_stats", "aux"])
+    loss = cross_entropy(logits, batch["label"], label_smoothing).mean()
+    for aux in jax.tree.leaves(mutated.get("aux", {})):
+      loss = loss + aux_weight * cross_entropy(aux.astype(jnp.float32), batch["label"], label_smoothing).mean()
+    return loss, (logits, mutated.get("batch_stats", state.batch_stats))
+
+  (loss, (logits, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  lr = schedule(state.step) * state.plateau.scale
+  opt_state = state.opt_state
+  opt_state.hyperparams["learning_rate"] = jnp.asarray(lr, jnp.float32)
+  updates, new_opt_state = state.tx.update(grads, opt_state, state.params)
+  new_params = optax.apply_updates(state.params, updates)
+  grad_norm = optax.global_norm(grads)
+  # A finite gradient times a huge learning rate can still overflow the parameters, so the
+  # new parameters are checked too: a step that would store inf/NaN is never applied.
+  params_ok = jax.tree.reduce(jnp.logical_and, jax.tree.map(lambda p: jnp.isfinite(p).all(), new_params),
+                              jnp.array(True))
+  finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & params_ok
+
+  def pick(new, old):
+    return jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+
+  new_state = state.replace(
+      step=state.step + 1,
+      params=pick(new_params, state.params),
+      opt_state=pick(new_opt_state, opt_state),
+      batch_stats=pick(new_stats, state.batch_stats),
+  )
+  m = metrics_lib.TrainMetrics.single_from_model_output(
+      loss=loss, top1=metrics_lib.topk_correct(logits, batch["label"], 1),
+      top5=metrics_lib.topk_correct(logits, batch["label"], 5), grad_norm=grad_norm, learning_rate=lr)
+  return new_state, m, finite
+
+
+def eval_step(state: TrainState, batch: dict[str, jax.Array]) -> metrics_lib.EvalMetrics:
+  """Metrics of one evaluation batch; padded examples (mask 0) do not count."""
+  logits = state.apply_fn(model_variables(state), batch["image"], train=False)
+  labels = batch["label"]
+  return metrics_lib.EvalMetrics.single_from_model_output(
+      loss=optax.softmax_cross_entropy_with_integer_labels(logits, labels),
+      top1=metrics_lib.topk_correct(logits, labels, 1), top5=metrics_lib.topk_correct(logits, labels, 5),
+      mask=batch["mask"])
+
+
+class Runtime:
+  """What training and inference share for one config: mesh, model, schedule, shardings, jitted steps."""
+
+  def __init__(self, config: ml_collections.ConfigDict, info=None):
+    self.config = config
+    self.info = info if info is not None else _data().get_info(config)
+    self.mesh = parallel.make_mesh(config.mesh)
+    strategy = config.mesh.strategy
+    parallel.check_batch_size(config.batch_size, self.mesh, strategy=strategy)
+    parallel.check_batch_size(config.eval_batch_size, self.mesh, "config.eval_batch_size", strategy=strategy)
+    self.model = models.build_model(config.model, self.info.num_classes, compute_dtype(config))
+    self.steps_per_epoch, self.total_steps = optim.steps_for(
+        self.info.num_train, config.batch_size, config.num_epochs)
+    if config.num_train_steps > 0:
+      self.total_steps = config.num_train_steps
+    self.schedule = optim.make_schedule(config.schedule, self.steps_per_epoch, self.total_steps)
+    self.base_key = jax.random.key(config.seed)
+    self.data_sharding = parallel.batch_sharding(self.mesh, config.mesh.strategy)
+    self.repl = parallel.replicated(self.mesh)
+
+    init = functools.partial(create_train_state, config, self.model, config.input.image_size)
+    abstract = jax.eval_shape(init, self.base_key)
+    self.state_sharding = parallel.state_shardings(abstract, self.mesh, config.mesh.strategy)
+    self._init = jax.jit(init, out_shardings=self.state_sharding)
+    step = functools.partial(train_step, schedule=self.schedule, label_smoothing=config.label_smoothing,
+                             aux_weight=config.aux_loss_weight)
+    self.train_step = jax.jit(step, in_shardings=(self.state_sharding, self.data_sharding, self.repl),
+                              out_shardings=(self.state_sharding, self.repl, self.repl), donate_argnums=0)
+    self.eval_step = jax.jit(eval_step, in_shardings=(self.state_sharding, self.data_sharding),
+                             out_shardings=self.repl)
+
+  def init_state(self) -> TrainState:
+    return self._init(jax.random.fold_in(self.base_key, -1 % 2**31))
+
+  def checkpoint_tree(self, state: TrainState, pending=None) -> checkpoint.Checkpointed:
+    """What a checkpoint stores for `state` (and the pending train metrics, empty by default).
+
+    The metric accumulator is made a global array so every process of a multi-host run can
+    write and read the same checkpoint.
+    """
+    pending = metrics_lib.TrainMetrics.empty() if pending is None else pending
+    return checkpoint.Checkpointed(state, parallel.host_to_global(pending, self.mesh))
+
+  def device_batches(self, host_batches: Iterator[dict[str, np.ndarray]], prefetch: int) -> Iterator[dict]:
+    """Moves host batches onto the mesh, keeping `prefetch` transfers in flight."""
+    queue: list[dict] = []
+    for batch in host_batches:
+      queue.append(parallel.to_global(batch, self.data_sharding))
+      if len(queue) > prefetch:
+        yield queue.pop(0)
+    yield from queue
+
+  def evaluate(self, state: TrainState, split: str | None = None) -> dict[str, float]:
+    """Loss, top-1 and top-5 over every example of the split (remainders padded and masked)."""
+    cfg = self.config
+    batches = _data().eval_batches(cfg, split=split, process_index=jax.process_index(),
+                                   process_count=jax.process_count())
+    acc = metrics_lib.EvalMetrics.empty()
+    n = 0.0
+    for batch in self.device_batches(batches, cfg.input.prefetch):
+      acc = acc.merge(self.eval_step(state, batch))
+      n += batch["mask"].sum()
+    out = metrics_lib.to_floats(acc.compute())
+    out["num_examples"] = float(n)
+    return out
+
+
+def restore_for_inference(config, workdir: str, step: int | None = None, info=None
+                          ) -> tuple[Runtime, TrainState, int]:
+  """(Runtime, restored TrainState, step) for the latest or given checkpoint of `workdir`."""
+  ckpt_dir = checkpoint.checkpoint_dir(workdir)
+  if not os.path.isdir(ckpt_dir):
+    raise FileNotFoundError(f"No checkpoints in {workdir!r} (expected {ckpt_dir}). Train first, or point "
+                            "--workdir at a trained run.")
+  mgr = checkpoint.open_read_only(workdir)
+  try:
+    steps = mgr.all_steps()
+    if not steps:
+      raise FileNotFoundError(f"No complete checkpoint in {ckpt_dir}.")
+    step = steps[-1] if step is None else int(step)
+    if step not in steps:
+      raise FileNotFoundError(f"No checkpoint for step {step} in {workdir!r}; available: {sorted(steps)}.")
+    rt = Runtime(config, info=info)
+    restored, _ = checkpoint.restore(mgr, step, rt.checkpoint_tree(rt.init_state()))
+  finally:
+    mgr.close()
+  return rt, restored.state, step

@@ -131,3 +131,31 @@ def test_eval_command_missing_step_and_workdir(trained, tmp_path):
     eval_run.evaluate_checkpoint(config, workdir, step=999)
   with pytest.raises(FileNotFoundError, match="Train first"):
     eval_run.evaluate_checkpoint(config, str(tmp_path / "empty"))
+
+
+def test_predict_skips_unreadable_files_and_names_them(trained, tmp_path, capsys):
+  config, workdir, images = trained
+  folder = tmp_path / "mixed"
+  folder.mkdir()
+  for name in ("shape0.png", "shape2.png"):
+    (folder / name).write_bytes(open(os.path.join(images, name), "rb").read())
+  (folder / "broken.jpg").write_bytes(b"not an image at all")
+  (folder / "empty.png").write_bytes(b"")
+  out_json = str(tmp_path / "pred.json")
+  records = predict.run(config, workdir, str(folder), topk=2, json_path=out_json)
+  assert [os.path.basename(r["file"]) for r in records] == ["shape0.png", "shape2.png"]
+  printed = capsys.readouterr().out
+  assert "Skipped 2 unreadable file(s) of 4:" in printed
+  assert str(folder / "broken.jpg") in printed and str(folder / "empty.png") in printed
+  assert sorted(os.path.basename(p) for p in json.load(open(out_json))["skipped"]) == ["broken.jpg", "empty.png"]
+
+
+def test_predict_with_nothing_readable_is_a_user_error(trained, tmp_path):
+  from alexnet_jax.errors import UserError
+  config, workdir, _ = trained
+  folder = tmp_path / "bad"
+  folder.mkdir()
+  (folder / "a.jpg").write_bytes(b"garbage")
+  (folder / "b.png").write_bytes(b"\x89PNG but cut")
+  with pytest.raises(UserError, match="None of the 2 file"):
+    predict.run(config, workdir, str(folder))

@@ -1,4 +1,4 @@
-"""Reading JSON-lines files (metrics.jsonl) with nothing but the standard library."""
+"""A run's record files, metrics.jsonl and summary.json, with nothing but the standard library."""
 
 from __future__ import annotations
 
@@ -22,3 +22,20 @@ def read(path: str) -> list[dict[str, Any]]:
       except json.JSONDecodeError:
         continue
   return rows
+
+
+def write_summary(workdir: str, summary: dict[str, Any]) -> None:
+  """Writes summary.json atomically (a reader never sees half a file)."""
+  path = os.path.join(workdir, "summary.json")
+  with open(path + ".tmp", "w") as f:
+    json.dump(summary, f, indent=2, sort_keys=True)
+  os.replace(path + ".tmp", path)
+
+
+def read_summary(workdir: str) -> dict[str, Any] | None:
+  """summary.json of a run (written when it stops), or None when it is absent or unreadable."""
+  try:
+    with open(os.path.join(workdir, "summary.json")) as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return None

@@ -170,7 +170,7 @@ def _train_locked(config, workdir, preempt: _Preemption):
     if changed:
       logging.warning("Resuming with config fields changed since the last run: %s",
                       "; ".join(f"{k}: {a!r} → {b!r}" for k, (a, b) in changed.items()))
-    summary = workdir_lib.read_summary(workdir)
+    summary = jsonl.read_summary(workdir)
     if start_step >= rt.total_steps and summary and summary.get("done"):
       logging.info("This run already finished at step %d (top-1 %.4f). Nothing to do; use a new "
                    "--workdir to train again, or --mode=eval to evaluate.", start_step,
@@ -282,7 +282,7 @@ def _train_locked(config, workdir, preempt: _Preemption):
       "img_per_s": (step - start_step) * cfg.batch_size / max(time.time() - t0, 1e-9),
   }
   if main_process:
-    workdir_lib.write_summary(workdir, summary)
+    jsonl.write_summary(workdir, summary)
   writer.close()
   return state, summary
 

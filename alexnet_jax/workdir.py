@@ -1,4 +1,4 @@
-"""The run's folder: writable check, single-writer lock, the saved config and the run summary."""
+"""The run's folder: writable check, single-writer lock, and the saved config."""
 
 from __future__ import annotations
 
@@ -92,19 +92,3 @@ def save_config(workdir: str, config) -> dict[str, tuple[Any, Any]]:
   os.replace(tmp, path)
   return changed
 
-
-def write_summary(workdir: str, summary: dict[str, Any]) -> None:
-  """Writes summary.json atomically (a reader never sees half a file)."""
-  path = os.path.join(workdir, "summary.json")
-  with open(path + ".tmp", "w") as f:
-    json.dump(summary, f, indent=2, sort_keys=True)
-  os.replace(path + ".tmp", path)
-
-
-def read_summary(workdir: str) -> dict[str, Any] | None:
-  """summary.json of a run (written when it stops), or None when it is absent or unreadable."""
-  try:
-    with open(os.path.join(workdir, "summary.json")) as f:
-      return json.load(f)
-  except (OSError, ValueError):
-    return None

@@ -46,21 +46,6 @@ class MemberResult:
     return None if value is None else float(value)
 
 
-def read_jsonl(path: str) -> list[dict[str, Any]]:
-  """metrics.jsonl rows; a torn last line (a run killed mid-write) is skipped."""
-  return jsonl.read(path)
-  with open(path) as f:
-    for line in f:
-      line = line.strip()
-      if not line:
-        continue
-      try:
-        rows.append(json.loads(line))
-      except ValueError:
-        continue
-  return rows
-
-
 def curves(rows: Sequence[Mapping[str, Any]]) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
   """(epoch, train/loss) and (epoch, eval/top1) series, in step order, last write per step winning.
 
@@ -110,8 +95,8 @@ def load_members(folder: str) -> tuple[list[MemberResult], str]:
       continue  # planned but never started (e.g. left out with --only)
     over = [f"{k}={v}" for k, v in (e.get("args") or {}).items()]
     over += [f"--config.{k}={v}" for k, v in (e.get("overrides") or {}).items()]
-    train, evals = curves(read_jsonl(os.path.join(workdir, "metrics.jsonl")))
-    members.append(MemberResult(e["name"], " ".join(over) or "(base)", _read_json(os.path.join(workdir, "summary.json")),
+    train, evals = curves(jsonl.read(os.path.join(workdir, "metrics.jsonl")))
+    members.append(MemberResult(e["name"], " ".join(over) or "(base)", jsonl.read_summary(workdir),
                                 train, evals, e.get("paper")))
   if not members:
     raise FileNotFoundError(f"No member of the sweep in {folder!r} has started (no summary.json or metrics.jsonl).")

@@ -25,6 +25,7 @@ import os
 import sys
 from typing import Any, Mapping, Sequence
 
+from alexnet_jax import jsonl
 from experiments import aggregate
 
 
@@ -137,7 +138,7 @@ def figure1(folder: str, out_dir: str | None = None, threshold: float = 0.25,
     if not os.path.exists(path):
       raise FileNotFoundError(f"{path} is missing; run `python -m experiments.sweep experiments/sweeps/figure1.py` "
                               f"with --workdir_root={os.path.dirname(os.path.normpath(folder)) or '.'} first.")
-    errors[name] = epoch_errors(aggregate.read_jsonl(path))
+    errors[name] = epoch_errors(jsonl.read(path))
   reach = {k: epochs_to(v, threshold) for k, v in errors.items()}
   result = {"threshold": threshold, "epoch_errors": errors, "epochs_to_threshold": reach,
             "epochs_run": {k: len(v) for k, v in errors.items()},

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Any
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 

@@ -37,6 +37,8 @@ import time
 from concurrent import futures
 from typing import Any, Iterable, Mapping, Sequence
 
+from alexnet_jax.jsonl import read_summary
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_MAIN = os.path.join(REPO, "main.py")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]*$")
@@ -222,15 +224,6 @@ def expand(sweep: Sweep, root: str, extra_args: str = "", main: str = DEFAULT_MA
 
 # ---------------------------------------------------------------------------------------------
 # Running.
-
-
-def read_summary(workdir: str) -> dict[str, Any] | None:
-  path = os.path.join(workdir, "summary.json")
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except (OSError, ValueError):
-    return None
 
 
 def member_state(workdir: str) -> str:

@@ -265,14 +265,14 @@ def test_incompatible_checkpoint_is_refused_and_config_kept(reference, tmp_path)
 def test_other_model_family_and_width_list_mismatches(reference):
   """In-process: another family (names) and another width (shapes) are refused, listing both."""
   import jax
-  from alexnet_jax import checkpoint, metrics, train
+  from alexnet_jax import checkpoint, metrics, runtime
   from alexnet_jax.configs import alexnet, zfnet
 
   def target(cfg):
     cfg.unlock()
     cfg.embedded_train_size, cfg.embedded_eval_size, cfg.batch_size = 512, 128, 32
-    trainer = train.Trainer(cfg)
-    return train._Checkpointed(jax.eval_shape(trainer.init_state), metrics.TrainMetrics.empty())
+    rt = runtime.Runtime(cfg)
+    return checkpoint.Checkpointed(jax.eval_shape(rt.init_state), metrics.TrainMetrics.empty())
 
   mgr = checkpoint.manager(str(reference), create=False, async_save=False)
   try:

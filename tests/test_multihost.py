@@ -6,6 +6,10 @@ the same global batch is the reference. With augmentation and dropout off, the g
 batch of step k holds the same images whichever way it is split between processes (the
 folder pipeline gives process i the i-th stride of one global permutation), so the
 losses must agree, and the Orbax checkpoint written jointly by both processes must load.
+
+Preemption: SIGTERM to one of two processes makes both save the same step (JAX's
+preemption sync point) and exit; resuming both ends bit-identical to an uninterrupted
+two-process run.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -46,11 +52,42 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _command(data: pathlib.Path, workdir: pathlib.Path) -> list[str]:
+def _command(data: pathlib.Path, workdir: pathlib.Path, steps: int = STEPS) -> list[str]:
   return [sys.executable, "main.py",
           f"--config=configs/alexnet.py:smoke,data={data},aug=none,dropout=0.0,width=0.25,seed=3",
-          f"--config.num_train_steps={STEPS}", "--config.batch_size=16", "--config.eval_batch_size=16",
+          f"--config.num_train_steps={steps}", "--config.batch_size=16", "--config.eval_batch_size=16",
           "--config.model.fc_dim=128", "--config.log_every_steps=2", f"--workdir={workdir}"]
+
+
+def _two_processes(data: pathlib.Path, workdir: pathlib.Path, steps: int) -> dict[str, list[str]]:
+  port = _free_port()
+  return {f"{workdir.name}.process{pid}": _command(data, workdir, steps) + [
+      f"--coordinator=127.0.0.1:{port}", "--num_processes=2", f"--process_id={pid}"] for pid in range(2)}
+
+
+def _start(commands: dict[str, list[str]], logs: pathlib.Path) -> dict[str, subprocess.Popen]:
+  return {name: subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=open(logs / f"{name}.log", "w"),
+                                 stderr=subprocess.STDOUT) for name, cmd in commands.items()}
+
+
+def _wait(procs: dict[str, subprocess.Popen], logs: pathlib.Path, until=None) -> None:
+  """Waits for every process to end (or `until()` to hold); all must exit 0."""
+  deadline = time.monotonic() + TIMEOUT_S
+  try:
+    while time.monotonic() < deadline and any(p.poll() is None for p in procs.values()):
+      # A process that dies leaves its peer waiting at a barrier: stop at the first failure.
+      if any(p.poll() not in (None, 0) for p in procs.values()) or (until and until()):
+        break
+      time.sleep(0.05)
+  finally:
+    if not until:
+      for p in procs.values():
+        if p.poll() is None:
+          p.kill()
+          p.wait()
+  if not until:
+    for name, p in procs.items():
+      assert p.returncode == 0, f"{name} failed (rc {p.returncode}):\n" + (logs / f"{name}.log").read_text()[-5000:]
 
 
 def _env() -> dict[str, str]:
@@ -122,3 +159,60 @@ def test_two_process_checkpoint_restores_in_one_process(runs):
                         capture_output=True, text=True, timeout=TIMEOUT_S)
   assert proc.returncode == 0, proc.stderr[-5000:]
   assert f"Restored checkpoint step {STEPS}" in proc.stderr, proc.stderr[-3000:]
+
+
+PREEMPT_STEPS = 60
+
+
+def _logged_steps(workdir: pathlib.Path) -> list[int]:
+  path = workdir / "metrics.jsonl"
+  if not path.exists():
+    return []
+  steps = []
+  for line in path.read_text().splitlines():
+    try:
+      steps.append(json.loads(line)["step"])
+    except (json.JSONDecodeError, KeyError):
+      pass
+  return steps
+
+
+def _history(workdir: pathlib.Path) -> list[dict]:
+  timing = {"train/img_per_s", "steps_per_sec", "uptime"}
+  rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+  return [{k: v for k, v in r.items() if k not in timing} for r in rows if set(r) - timing - {"step"}]
+
+
+def test_sigterm_to_one_process_stops_both_at_the_same_step_and_resume_is_exact(runs, tmp_path):
+  from tests.test_faults import _state
+  data = runs["data"]
+  stopped, whole = tmp_path / "stopped", tmp_path / "whole"
+  # The uninterrupted reference runs alongside the run that gets the signal.
+  procs = _start({**_two_processes(data, stopped, PREEMPT_STEPS), **_two_processes(data, whole, PREEMPT_STEPS)},
+                 tmp_path)
+  first = {k: v for k, v in procs.items() if k.startswith("stopped.")}
+  _wait(first, tmp_path, until=lambda: any(s >= 2 for s in _logged_steps(stopped)))
+  assert first["stopped.process1"].poll() is None, "the run ended before the signal could be sent"
+  first["stopped.process1"].send_signal(signal.SIGTERM)  # the process that does not coordinate
+  _wait(procs, tmp_path)
+
+  saved = set()
+  for pid in range(2):
+    log = (tmp_path / f"stopped.process{pid}.log").read_text()
+    found = re.findall(r"Saved checkpoint at step (\d+); exiting", log)
+    assert len(found) == 1, f"process {pid}:\n" + log[-3000:]
+    saved.add(int(found[0]))
+  assert len(saved) == 1, f"the processes saved different steps: {saved}"
+  step = saved.pop()
+  assert 2 <= step < PREEMPT_STEPS
+  summary = json.loads((stopped / "summary.json").read_text())
+  assert summary["step"] == step and not summary["done"]
+  assert sorted(int(p.name) for p in (stopped / "checkpoints").iterdir() if p.name.isdigit()) == [step]
+
+  _wait(_start(_two_processes(data, stopped, PREEMPT_STEPS), tmp_path), tmp_path)  # resume both
+  assert json.loads((stopped / "summary.json").read_text())["done"]
+  assert _history(stopped) == _history(whole)
+  a, b = _state(stopped, PREEMPT_STEPS), _state(whole, PREEMPT_STEPS)
+  assert a.keys() == b.keys()
+  differ = [k for k in a if not np.array_equal(a[k], b[k])]
+  assert not differ, f"the resumed run differs from the uninterrupted one in: {differ[:10]}"

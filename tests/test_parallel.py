@@ -30,7 +30,7 @@ def _worker() -> dict:
   from jax.sharding import Mesh
 
   from alexnet_jax import metrics as metrics_lib
-  from alexnet_jax import parallel, train
+  from alexnet_jax import parallel, runtime
   from alexnet_jax.configs import alexnet as alexnet_cfg
 
   assert jax.device_count() == 8, jax.devices()
@@ -39,12 +39,12 @@ def _worker() -> dict:
   config.model.fc_dim = 128
   config.batch_size = BATCH
 
-  class Info:  # what Trainer-free setup needs from the dataset
+  class Info:  # what Runtime-free setup needs from the dataset
     num_classes = 10
 
   import functools
   from alexnet_jax import models, optim
-  model = models.build_model(config.model, Info.num_classes, train.compute_dtype(config))
+  model = models.build_model(config.model, Info.num_classes, runtime.compute_dtype(config))
   schedule = optim.make_schedule(config.schedule, 100, 100)
   rng = np.random.default_rng(0)
   batches = [{"image": rng.normal(size=(BATCH, RES, RES, 3)).astype(np.float32) * 50,
@@ -53,12 +53,12 @@ def _worker() -> dict:
   def run(data: int, model_axis: int, strategy: str) -> dict:
     devices = np.asarray(jax.devices()[:data * model_axis]).reshape(data, model_axis)
     mesh = Mesh(devices, (parallel.DATA, parallel.MODEL))
-    init = functools.partial(train.create_train_state, config, model, RES)
+    init = functools.partial(runtime.create_train_state, config, model, RES)
     key = jax.random.key(0)
     shardings = parallel.state_shardings(jax.eval_shape(init, key), mesh, strategy)
     data_sh = parallel.batch_sharding(mesh, strategy)
     repl = parallel.replicated(mesh)
-    step = jax.jit(functools.partial(train.train_step, schedule=schedule, label_smoothing=0.0, aux_weight=0.3),
+    step = jax.jit(functools.partial(runtime.train_step, schedule=schedule, label_smoothing=0.0, aux_weight=0.3),
                    in_shardings=(shardings, data_sh, repl), out_shardings=(shardings, repl, repl),
                    donate_argnums=0)
     state = jax.jit(init, out_shardings=shardings)(key)

@@ -71,7 +71,7 @@ def test_training_lowers_loss_and_beats_chance(trained):
   assert summary["eval"]["top1"] > 0.18  # 10 classes: chance is 0.1 (± 0.02 on 256 images)
   assert summary["eval"]["top5"] > summary["eval"]["top1"]
   assert np.isfinite(summary["eval"]["loss"]) and summary["num_params"] > 0
-  assert (wd / "config.json").exists() and workdir_lib.read_summary(str(wd)) == summary
+  assert (wd / "config.json").exists() and jsonl.read_summary(str(wd)) == summary
 
 
 def _event_tags(workdir: pathlib.Path) -> set[str]:

@@ -1,0 +1,83 @@
+"""The house rules: which modules may import which, file sizes, and one concern per file."""
+
+from __future__ import annotations
+
+import ast
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "alexnet_jax"
+MAX_LINES = 400
+
+
+def _loaded_after(statement: str) -> set[str]:
+  """The alexnet_jax modules (and tensorflow) in sys.modules after `statement`, in a fresh interpreter."""
+  code = (f"import sys; {statement}; import json; "
+          "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('alexnet_jax', 'tensorflow')))))")
+  out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300,
+                       env={"JAX_PLATFORMS": "cpu", "PATH": "/usr/bin:/bin"})
+  assert out.returncode == 0, out.stderr[-3000:]
+  return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _imports(path: pathlib.Path) -> set[str]:
+  """Every module `path` imports (absolute names; `from a import b` gives a and a.b)."""
+  names = set()
+  for node in ast.walk(ast.parse(path.read_text())):
+    if isinstance(node, ast.Import):
+      names |= {a.name for a in node.names}
+    elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+      names.add(node.module)
+      names |= {f"{node.module}.{a.name}" for a in node.names}
+  return names
+
+
+def _sources() -> list[pathlib.Path]:
+  return sorted([*PACKAGE.rglob("*.py"), *(REPO / "experiments").rglob("*.py"), REPO / "main.py"])
+
+
+def test_models_import_neither_training_nor_data():
+  loaded = _loaded_after("import alexnet_jax.models")
+  assert "alexnet_jax.train" not in loaded
+  assert not {m for m in loaded if m.startswith(("alexnet_jax.data", "tensorflow"))}, loaded
+  assert not {"alexnet_jax.checkpoint", "alexnet_jax.workdir", "alexnet_jax.runtime"} & loaded, loaded
+
+
+def test_errors_import_nothing_of_the_library():
+  assert _loaded_after("import alexnet_jax.errors") == {"alexnet_jax", "alexnet_jax.errors"}
+
+
+def test_evaluation_prediction_and_pretrained_do_not_load_the_training_loop():
+  loaded = _loaded_after("import alexnet_jax.eval.run, alexnet_jax.predict, alexnet_jax.pretrained")
+  assert "alexnet_jax.runtime" in loaded and "alexnet_jax.train" not in loaded
+
+
+def test_only_main_and_experiments_import_the_training_loop():
+  importers = {str(p.relative_to(REPO)) for p in _sources()
+               if {"alexnet_jax.train", "alexnet_jax.train.train_and_evaluate"} & _imports(p)}
+  assert "main.py" in importers
+  assert not {p for p in importers if p != "main.py" and not p.startswith("experiments/")}, importers
+
+
+def test_every_user_error_derives_from_user_error():
+  from alexnet_jax import checkpoint, errors, predict, train, workdir
+  from alexnet_jax.data import folder, imagenet, input_pipeline
+  for cls in (checkpoint.CheckpointMismatchError, checkpoint.CheckpointUnreadableError,
+              checkpoint.CheckpointWriteError, input_pipeline.DataError, train.TrainingError,
+              workdir.WorkdirError, folder.FolderError, imagenet.MissingImageNet, predict.ImagesError,
+              errors.ConfigError):
+    assert issubclass(cls, errors.UserError), cls
+  assert not hasattr(errors, "user_errors")
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(REPO)))
+def test_files_are_small_and_open_with_their_concern(path):
+  text = path.read_text()
+  assert len(text.splitlines()) <= MAX_LINES, f"{path.name} has {len(text.splitlines())} lines"
+  doc = ast.get_docstring(ast.parse(text))
+  assert doc and doc.strip(), f"{path.name} does not open with a docstring naming its concern"

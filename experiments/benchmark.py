@@ -6,7 +6,7 @@
 
 For each model it measures:
   * the jitted JAX train step (forward, backward, SGD-momentum update with weight decay, the
-    non-finite guard: the same math as `alexnet_jax.train.train_step`, rebuilt here from
+    non-finite guard: the same math as `alexnet_jax.runtime.train_step`, rebuilt here from
     `alexnet_jax.models` + optax so that this file imports neither TensorFlow, clu nor
     ml_collections and runs where only JAX and PyTorch are installed) on device-resident
     synthetic batches, in images/s; the FLOPs of one step from XLA's cost analysis, the

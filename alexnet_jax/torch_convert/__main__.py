@@ -20,6 +20,7 @@ import sys
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+from flax import traverse_util
 
 from alexnet_jax import torch_convert
 from alexnet_jax.torch_convert import common
@@ -72,7 +73,7 @@ def check_config(variables: Mapping[str, Any], config, num_classes: int) -> None
 
 def save_npz(path: str, variables: Mapping[str, Any]) -> None:
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  np.savez(path, **common.flatten_tree(variables))
+  np.savez(path, **traverse_util.flatten_dict(variables, sep="/"))
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -93,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   state_dict = load_state_dict(args.pth)
   variables = torch_convert.convert(args.model, state_dict)
   classifier = variables["params"]
-  num_classes = [v for k, v in common.flatten_tree(classifier).items() if k.endswith("kernel")][-1].shape[-1]
+  num_classes = [v for k, v in traverse_util.flatten_dict(classifier, sep="/").items() if k.endswith("kernel")][-1].shape[-1]
   config = load_config(args.config or torch_convert.config_arg(args.model))
   check_config(variables, config, num_classes)
   if args.out:

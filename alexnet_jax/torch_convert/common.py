@@ -25,6 +25,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import traverse_util
 
 from alexnet_jax.errors import UserError
 
@@ -138,25 +139,13 @@ class StateDict:
     return {"conv": self.conv(conv_prefix), "bn": bn_params}, {"bn": bn_stats}
 
 
-def flatten_tree(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-  """{'a': {'b': x}} → {'a/b': x}; the names used in error messages."""
-  flat: dict[str, Any] = {}
-  for key, value in tree.items():
-    path = f"{prefix}/{key}" if prefix else str(key)
-    if isinstance(value, Mapping):
-      flat.update(flatten_tree(value, path))
-    else:
-      flat[path] = value
-  return flat
-
-
 def reference_shapes(module: nn.Module, input_shape: Sequence[int]) -> dict[str, dict[str, tuple]]:
   """Shapes of every 'params' and 'batch_stats' leaf of `module`, without allocating them."""
   def init():
     rngs = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
     return module.init(rngs, jnp.zeros(input_shape, jnp.float32), train=False)
   abstract = jax.eval_shape(init)
-  return {col: {k: tuple(v.shape) for k, v in flatten_tree(abstract[col]).items()}
+  return {col: {k: tuple(v.shape) for k, v in traverse_util.flatten_dict(abstract[col], sep="/").items()}
           for col in ("params", "batch_stats") if col in abstract}
 
 
@@ -164,7 +153,7 @@ def compare(variables: Mapping[str, Any], expected: Mapping[str, Mapping[str, tu
   """Problems (missing, unexpected, wrong shape) between converted variables and expected shapes."""
   problems = []
   for col in sorted(set(variables) | set(expected)):
-    got = {k: tuple(np.shape(v)) for k, v in flatten_tree(variables.get(col, {})).items()}
+    got = {k: tuple(np.shape(v)) for k, v in traverse_util.flatten_dict(variables.get(col, {}), sep="/").items()}
     want = expected.get(col, {})
     for name in sorted(set(want) - set(got)):
       problems.append(f"{col}/{name}: not filled (Flax expects shape {want[name]})")

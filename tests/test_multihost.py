@@ -104,10 +104,15 @@ def _train_losses(workdir: pathlib.Path) -> list[tuple[int, float]]:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, pathlib.Path]:
+def data(tmp_path_factory) -> pathlib.Path:
+  root = tmp_path_factory.mktemp("images")
+  _make_folder(root)
+  return root
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, data) -> dict[str, pathlib.Path]:
   tmp = tmp_path_factory.mktemp("multihost")
-  data = tmp / "images"
-  _make_folder(data)
   multi, single = tmp / "two_processes", tmp / "one_process"
   port = _free_port()
   commands = {f"process{pid}": _command(data, multi) + [
@@ -183,9 +188,21 @@ def _history(workdir: pathlib.Path) -> list[dict]:
   return [{k: v for k, v in r.items() if k not in timing} for r in rows if set(r) - timing - {"step"}]
 
 
-def test_sigterm_to_one_process_stops_both_at_the_same_step_and_resume_is_exact(runs, tmp_path):
-  from tests.test_faults import _state
-  data = runs["data"]
+def _state(workdir: pathlib.Path, step: int) -> dict[str, np.ndarray]:
+  """Every array of a checkpoint written by several processes, read back in this one."""
+  import jax
+  import orbax.checkpoint as ocp
+  path = workdir / "checkpoints" / str(step) / "state"
+  checkpointer = ocp.StandardCheckpointer()
+  metadata = checkpointer.metadata(path)
+  here = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=here),
+                        getattr(metadata, "item_metadata", metadata))
+  flat = jax.tree_util.tree_flatten_with_path(checkpointer.restore(path, target))[0]
+  return {jax.tree_util.keystr(k): np.asarray(v) for k, v in flat}
+
+
+def test_sigterm_to_one_process_stops_both_at_the_same_step_and_resume_is_exact(data, tmp_path):
   stopped, whole = tmp_path / "stopped", tmp_path / "whole"
   # The uninterrupted reference runs alongside the run that gets the signal.
   procs = _start({**_two_processes(data, stopped, PREEMPT_STEPS), **_two_processes(data, whole, PREEMPT_STEPS)},

@@ -72,7 +72,7 @@ def load_real_labels(path: str, num_classes: int) -> list[list[int]]:
   """Reads real.json (one label list per validation image, in file order) and checks it."""
   if not os.path.isfile(path):
     raise DataError(f"config.eval.real_json={path!r} does not exist. Download real.json from "
-                      f"{REAL_URL} and point --config.eval.real_json at it.")
+                    f"{REAL_URL} and point --config.eval.real_json at it.")
   with open(path) as f:
     try:
       labels = json.load(f)
@@ -81,7 +81,7 @@ def load_real_labels(path: str, num_classes: int) -> list[list[int]]:
   if not isinstance(labels, list) or not all(
       isinstance(ls, list) and all(isinstance(x, int) and 0 <= x < num_classes for x in ls) for ls in labels):
     raise DataError(f"{path} must be a JSON list of label lists with class indices in 0..{num_classes - 1} "
-                      f"(the format of real.json from {REAL_URL}).")
+                    f"(the format of real.json from {REAL_URL}).")
   return labels
 
 
@@ -102,7 +102,7 @@ def validation_index(file_name: str) -> int:
   m = _VAL_NAME.search(os.path.basename(file_name))
   if not m or int(m.group(1)) < 1:
     raise DataError(f"ReaL labels are matched by validation file name, but {file_name!r} is not named "
-                      "ILSVRC2012_val_<8 digits>.JPEG. Keep the original file names of the validation images.")
+                    "ILSVRC2012_val_<8 digits>.JPEG. Keep the original file names of the validation images.")
   return int(m.group(1)) - 1
 
 
@@ -141,7 +141,7 @@ def minival_split(config, num_train: int) -> tuple[str, bool]:
         "evaluate it as the 'validation' set with --config.eval_split=minival.")
   if n >= num_train and not rest:
     raise DataError(f"config.eval.minival_size={n} is not smaller than the train split ({num_train} "
-                      "examples); lower it (e.g. --config.eval.minival_size=1000).")
+                    "examples); lower it (e.g. --config.eval.minival_size=1000).")
   return f"{base}[-{n}:]", not rest
 
 
@@ -168,7 +168,7 @@ def _v2_set(config, info, pi: int, pc: int) -> EvalSet:
   if v2_dir:
     if not os.path.isdir(v2_dir):
       raise DataError(f"config.eval.v2_dir={v2_dir!r} is not a folder. Download {V2_URL}, extract it and "
-                        "point --config.eval.v2_dir at the folder holding the 0..999 class folders.")
+                      "point --config.eval.v2_dir at the folder holding the 0..999 class folders.")
     paths, labels = [], []
     for name in sorted(os.listdir(v2_dir)):
       sub = os.path.join(v2_dir, name)
@@ -176,7 +176,7 @@ def _v2_set(config, info, pi: int, pc: int) -> EvalSet:
         continue
       if not name.isdigit() or int(name) >= info.num_classes:
         raise DataError(f"ImageNet-V2 folder {sub!r}: class folders must be class indices "
-                          f"0..{info.num_classes - 1}, got {name!r}.")
+                        f"0..{info.num_classes - 1}, got {name!r}.")
       for f in sorted(os.listdir(sub)):
         paths.append(os.path.join(sub, f))
         labels.append(int(name))
@@ -205,7 +205,7 @@ def _v2_set(config, info, pi: int, pc: int) -> EvalSet:
 def _check_imagenet_classes(info, set_name: str) -> None:
   if info.num_classes != 1000:
     raise DataError(f"The '{set_name}' set uses the 1000 ILSVRC-2012 classes, but this model has "
-                      f"{info.num_classes} classes ({info.name}). Evaluate it on 'validation' instead.")
+                    f"{info.num_classes} classes ({info.name}). Evaluate it on 'validation' instead.")
 
 
 def _variant(config, **fields):
@@ -228,7 +228,7 @@ def _real_set(config, info, pi: int, pc: int) -> EvalSet:
       idx = [validation_index(p) for p in split.paths]
       if max(idx) >= len(table):
         raise DataError(f"{real_json} has {len(table)} label lists but the validation folder has image "
-                          f"number {max(idx) + 1}; use the real.json that matches ILSVRC-2012 validation.")
+                        f"number {max(idx) + 1}; use the real.json that matches ILSVRC-2012 validation.")
       real = table[idx]
 
       def batches(preprocess, global_batch):
@@ -238,11 +238,11 @@ def _real_set(config, info, pi: int, pc: int) -> EvalSet:
                      notes={"source": real_json})
     if str(config.dataset) != "imagenet2012":
       raise DataError(f"ReaL labels from real.json need the ImageNet validation images: config.dataset "
-                        f"must be 'imagenet2012' or a folder of ILSVRC2012_val_*.JPEG files, not {config.dataset!r}.")
+                      f"must be 'imagenet2012' or a folder of ILSVRC2012_val_*.JPEG files, not {config.dataset!r}.")
     builder = _tfds_builder_if_prepared("imagenet2012", config)
     if builder is None:
       raise DataError("ReaL needs the prepared TFDS 'imagenet2012' validation split; run training or "
-                        "`--mode=eval` on imagenet2012 once to prepare it (see its error for the tars).")
+                      "`--mode=eval` on imagenet2012 once to prepare it (see its error for the tars).")
     return _tfds_real_set(config, info, builder, "validation", pi, pc, table=table, note=real_json)
   builder = _tfds_builder_if_prepared("imagenet2012_real", config)
   if builder is None:

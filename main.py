@@ -89,7 +89,7 @@ def run():
   from alexnet_jax import errors
   try:
     app.run(main)
-  except (errors.UserError, FileNotFoundError) as e:
+  except errors.UserError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
 

@@ -28,6 +28,10 @@ class CheckpointMismatchError(UserError):
   """The checkpoint was written by another model or config; nothing was loaded."""
 
 
+class NoCheckpointError(UserError, FileNotFoundError):
+  """Evaluation or prediction found no checkpoint to load (none yet, or not the step asked for)."""
+
+
 class CheckpointUnreadableError(WorkdirError):
   """A checkpoint's files are missing or damaged (it fits the model, but cannot be read)."""
 

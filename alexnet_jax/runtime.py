@@ -195,16 +195,16 @@ def restore_for_inference(config, workdir: str, step: int | None = None, info=No
   """(Runtime, restored TrainState, step) for the latest or given checkpoint of `workdir`."""
   ckpt_dir = checkpoint.checkpoint_dir(workdir)
   if not os.path.isdir(ckpt_dir):
-    raise FileNotFoundError(f"No checkpoints in {workdir!r} (expected {ckpt_dir}). Train first, or point "
+    raise checkpoint.NoCheckpointError(f"No checkpoints in {workdir!r} (expected {ckpt_dir}). Train first, or point "
                             "--workdir at a trained run.")
   mgr = checkpoint.open_read_only(workdir)
   try:
     steps = mgr.all_steps()
     if not steps:
-      raise FileNotFoundError(f"No complete checkpoint in {ckpt_dir}.")
+      raise checkpoint.NoCheckpointError(f"No complete checkpoint in {ckpt_dir}.")
     step = steps[-1] if step is None else int(step)
     if step not in steps:
-      raise FileNotFoundError(f"No checkpoint for step {step} in {workdir!r}; available: {sorted(steps)}.")
+      raise checkpoint.NoCheckpointError(f"No checkpoint for step {step} in {workdir!r}; available: {sorted(steps)}.")
     rt = Runtime(config, info=info)
     restored, _ = checkpoint.restore(mgr, step, rt.checkpoint_tree(rt.init_state()))
   finally:

@@ -68,7 +68,7 @@ def test_every_user_error_derives_from_user_error():
   from alexnet_jax import checkpoint, errors, predict, train, workdir
   from alexnet_jax.data import folder, imagenet, input_pipeline
   for cls in (checkpoint.CheckpointMismatchError, checkpoint.CheckpointUnreadableError,
-              checkpoint.CheckpointWriteError, input_pipeline.DataError, train.TrainingError,
+              checkpoint.CheckpointWriteError, checkpoint.NoCheckpointError, input_pipeline.DataError, train.TrainingError,
               workdir.WorkdirError, folder.FolderError, imagenet.MissingImageNet, predict.ImagesError,
               errors.ConfigError):
     assert issubclass(cls, errors.UserError), cls

@@ -26,11 +26,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from alexnet_jax import errors
+
 # Torch bookkeeping tensors that have no Flax counterpart.
 IGNORED_SUFFIXES = ("num_batches_tracked",)
 
 
-class ConversionError(ValueError):
+class ConversionError(errors.UserError, ValueError):
   """A state_dict that does not fit the Flax model it is converted for."""
 
 

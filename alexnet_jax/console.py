@@ -29,6 +29,7 @@ QUIET_LOGGERS = ("jax._src.xla_bridge", "matplotlib", "matplotlib.font_manager",
 _DROPPED_INFO = (
     ("orbax", ""),
     ("tensorflow_datasets", "Constructing tf.data.Dataset"),
+    ("tensorflow_datasets", "Creating a tf.data.Dataset"),
     ("tensorflow_datasets", "Load dataset info from"),
     ("tensorflow_datasets", "Reusing dataset"),
     ("tensorflow_datasets", "Fields info."),

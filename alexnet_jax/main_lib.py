@@ -1,11 +1,13 @@
-"""Train or evaluate a model described by a config file.
+"""The command line of training, evaluation and prediction: flags → one library call per mode.
+
+`python main.py ...` and `alexnet-jax train|eval|predict ...` both end in `run()`:
 
   python main.py --config=configs/alexnet.py:smoke
   python main.py --config=configs/alexnet.py --workdir=runs/alexnet
   python main.py --config=configs/alexnet.py:smoke --mode=eval        # evaluate the latest checkpoint
   python main.py --config=configs/alexnet.py:smoke --mode=eval --protocols=center,10crop
   python main.py --config=configs/alexnet.py:smoke --mode=predict --images=photos/ --topk=5
-  python main.py --config=configs/vgg.py:depth=16 --config.batch_size=64
+  python main.py --config=vgg:depth=16 --config.batch_size=64         # a family name works too
 
 Without --workdir the run goes to runs/<config name and arguments>. Running the same
 command again resumes from the latest checkpoint in the workdir.
@@ -38,17 +40,11 @@ flags.DEFINE_integer("process_id", None, "Multi-host: this process's index (or $
 flags.mark_flags_as_required(["config"])
 
 
-class _QuietLibraries:
-  """Drops INFO chatter from checkpointing internals; their warnings and errors still show."""
-
-  def filter(self, record):
-    return record.levelno >= 30 or "orbax" not in record.pathname
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  logging.get_absl_handler().addFilter(_QuietLibraries())
+  from alexnet_jax import console
+  console.quiet()
   # TensorFlow only feeds data: keep it off the accelerators, which belong to JAX.
   import tensorflow as tf
   tf.config.set_visible_devices([], "GPU")
@@ -84,16 +80,34 @@ def _csv(text: str | None) -> tuple[str, ...] | None:
   return items or None
 
 
-def run():
+def resolve_config_flag(argv: list[str]) -> list[str]:
+  """argv with `--config=<family or path>[:args]` turned into the path of an existing file."""
+  from alexnet_jax import config_files
+  out = list(argv)
+  for i, arg in enumerate(out):
+    if arg.startswith("--config="):
+      out[i] = "--config=" + config_files.resolve(arg.removeprefix("--config="))
+    elif arg == "--config" and i + 1 < len(out):
+      out[i + 1] = config_files.resolve(out[i + 1])
+  return out
+
+
+def run(argv: list[str] | None = None):
   """Runs main, turning the errors a user can fix into one clear line and exit code 2."""
+  from alexnet_jax import console
   from alexnet_jax import errors
+  console.quiet(import_tensorflow=False)
+  # --help lists the flags of the program's main module: make these its key flags.
+  for flag in FLAGS.get_key_flags_for_module(__name__):
+    FLAGS.register_key_flag_for_module(sys.argv[0], flag)
   try:
-    app.run(main)
+    argv = resolve_config_flag(sys.argv if argv is None else argv)
+    app.run(main, argv=argv)
+  except SystemExit:
+    raise
+  except errors.UserError as e:  # checked first: the full list below imports the training stack
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
   except errors.user_errors() as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
-
-
-if __name__ == "__main__":
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  run()

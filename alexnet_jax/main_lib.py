@@ -102,6 +102,7 @@ def run(argv: list[str] | None = None):
     FLAGS.register_key_flag_for_module(sys.argv[0], flag)
   try:
     argv = resolve_config_flag(sys.argv if argv is None else argv)
+    sys.argv = argv  # the config flag reads its --config.<field> overrides from sys.argv
     app.run(main, argv=argv)
   except SystemExit:
     raise

@@ -97,12 +97,12 @@ def run(argv: list[str] | None = None):
   from alexnet_jax import console
   from alexnet_jax import errors
   console.quiet(import_tensorflow=False)
-  # --help lists the flags of the program's main module: make these its key flags.
-  for flag in FLAGS.get_key_flags_for_module(__name__):
-    FLAGS.register_key_flag_for_module(sys.argv[0], flag)
   try:
     argv = resolve_config_flag(sys.argv if argv is None else argv)
     sys.argv = argv  # the config flag reads its --config.<field> overrides from sys.argv
+    # --help lists the key flags of the program (sys.argv[0]): make these flags its own.
+    for flag in FLAGS.get_key_flags_for_module(__name__):
+      FLAGS.register_key_flag_for_module(argv[0], flag)
     app.run(main, argv=argv)
   except SystemExit:
     raise

@@ -33,6 +33,11 @@ def format_duration(seconds: float) -> str:
   return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
+def _rate_text(rate: float) -> str:
+  """Three significant digits below 100 (0.0417, 2.5, 66.7), whole numbers above (1,234)."""
+  return f"{rate:.3g}" if rate < 100 else f"{rate:,.0f}"
+
+
 def _log_info(line: str) -> None:
   logging.info("%s", line)
 
@@ -79,7 +84,7 @@ class Progress:
       text += self.unit
     rate = self.rate()
     if rate > 0:
-      text += f", {rate:,.1f}/s" if rate < 100 else f", {rate:,.0f}/s"
+      text += f", {_rate_text(rate)}/s"
     eta = self.eta()
     if eta is not None:
       text += f", ETA {format_duration(eta)}"
@@ -108,7 +113,7 @@ class Progress:
     text += f"{self.unit} in {format_duration(self.elapsed)}"
     rate = self.rate()
     if rate > 0:
-      text += f" ({rate:,.1f}/s)" if rate < 100 else f" ({rate:,.0f}/s)"
+      text += f" ({_rate_text(rate)}/s)"
     self.log(text)
     return text
 

@@ -18,7 +18,7 @@ def test_rate_eta_and_throttled_lines():
   assert bar.update(100) is None and lines == []  # under 5 s since the start: no line yet
   clock.t += 3.0
   line = bar.update(250)  # 250 files in 5 s: 50/s, 750 left → 15 s
-  assert line == "Screening: 250/1,000 files (25.0%), 50.0/s, ETA 15s" and lines == [line]
+  assert line == "Screening: 250/1,000 files (25.0%), 50/s, ETA 15s" and lines == [line]
   clock.t += 1.0
   assert bar.advance(50) is None  # throttled again
   clock.t += 9.0

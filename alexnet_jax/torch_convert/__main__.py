@@ -25,6 +25,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from alexnet_jax import config_files
+from alexnet_jax import console
 from alexnet_jax import errors
 from alexnet_jax import progress
 from alexnet_jax import torch_convert
@@ -130,7 +131,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
       os.path.join(args.workdir, f"{args.model}.safetensors") if args.workdir else "")
   stages = ["load", "convert", "check"] + ["npz"] * bool(args.out) + ["checkpoint"] * bool(args.workdir)
   stages += ["safetensors"] * bool(safetensors_path)
-  bar = progress.Progress(len(stages), f"Converted {args.model}", unit="stages", log=print)
+  # Stage lines carry the ETA; the bar itself prints only its closing line.
+  bar = progress.Progress(len(stages), f"Converted {args.model}", unit="stages", every_s=float("inf"), log=print)
 
   def stage(text: str) -> None:
     eta = bar.eta()
@@ -139,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
   stage(f"loading {args.pth}")
   import_torch()  # before any work: a missing torch is one line, not a late traceback
+  console.quiet()  # TensorFlow (for the checkpoint's data info) after torch, as the tests import them
   state_dict = load_state_dict(args.pth)
   bar.advance()
   stage("converting to Flax variables")

@@ -14,7 +14,8 @@ Each member runs `python main.py --config=<file>:<args> --workdir=<root>/<sweep>
 [--config.x=y ...]` as a subprocess, so a crash in one member never takes the others down and
 every member is exactly the command a user would type. A member whose summary.json says
 "done" is skipped; an interrupted one is started again with the same command and main.py
-resumes it from its latest checkpoint. The sweep's plan (members, commands) is written to
+resumes it from its latest checkpoint. While members run, a status line per member (its step,
+rate and ETA, read from its log) is printed every 30 s. The sweep's plan (members, commands) is written to
 <root>/<sweep>/sweep.json, which experiments/aggregate.py reads.
 """
 

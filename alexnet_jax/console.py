@@ -24,7 +24,7 @@ import tempfile
 from absl import logging
 
 # Python loggers whose INFO lines are start-up or bookkeeping noise; WARNING and up still show.
-QUIET_LOGGERS = ("jax._src.xla_bridge", "matplotlib", "matplotlib.font_manager", "orbax", "absl.orbax")
+QUIET_LOGGERS = ("jax._src.xla_bridge", "matplotlib.font_manager", "orbax")
 # Libraries (by source path) and message starts whose INFO records the absl handler drops.
 _DROPPED_INFO = (
     ("orbax", ""),

@@ -9,6 +9,8 @@ writes, into the sweep folder:
                the paper's reported Δ where it has one, wall time, img/s
   results.csv  the same numbers, machine-readable
   curves.png   train loss and eval top-1 against epoch, one line per member
+  effects.png  each member's Δ top-1 as a bar, the seed-noise band (from members that differ
+               from the baseline only in `seed`) shaded, and the paper's Δ beside it
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import sys
 from typing import Any, Mapping, Sequence
 
@@ -203,6 +206,64 @@ def plot_curves(members: Sequence[MemberResult], path: str, title: str = "") -> 
   plt.close(fig)
 
 
+def seed_replicas(members: Sequence[MemberResult], baseline: str) -> list[MemberResult]:
+  """Members that differ from the baseline only in their seed (their spread is the noise)."""
+  return [m for m in members if m.name != baseline and re.fullmatch(r"seed=\d+", m.overrides)]
+
+
+def seed_noise(members: Sequence[MemberResult], baseline: str, key: str = "top1") -> float | None:
+  """Half-width of the seed-noise band, in points: the largest |Δ| of a seed replica, or None."""
+  base = next((m for m in members if m.name == baseline), None)
+  ref = base.metric(key) if base else None
+  deltas = [abs(100 * (m.metric(key) - ref)) for m in seed_replicas(members, baseline)
+            if ref is not None and m.metric(key) is not None]
+  return max(deltas) if deltas else None
+
+
+def plot_effects(members: Sequence[MemberResult], baseline: str, path: str, title: str = "",
+                 key: str = "top1") -> bool:
+  """A bar per member: its Δ top-1 vs the baseline, the seed-noise band, the paper's Δ beside it.
+
+  Returns False (and writes nothing) when there is no finished baseline or nothing to compare.
+  """
+  base = next((m for m in members if m.name == baseline), None)
+  ref = base.metric(key) if base else None
+  replicas = {m.name for m in seed_replicas(members, baseline)}
+  shown = [m for m in members if m.name != baseline and m.name not in replicas and m.metric(key) is not None]
+  if ref is None or not shown:
+    return False
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  ours = [100 * (m.metric(key) - ref) for m in shown]
+  paper = [(m.paper or {}).get(key) for m in shown]
+  noise = seed_noise(members, baseline, key)
+  fig, ax = plt.subplots(figsize=(8, 0.45 * len(shown) + 1.6))
+  y = list(range(len(shown)))
+  if noise is not None:
+    ax.axvspan(-noise, noise, color="0.85", zorder=0,
+               label=f"seed noise (±{noise:.1f} pts, {len(replicas)} other seed(s))")
+  ax.barh([i - 0.18 for i in y], ours, height=0.36, color=["tab:green" if d >= 0 else "tab:red" for d in ours],
+          label="this run", zorder=2)
+  has_paper = [(i, p) for i, p in zip(y, paper) if p is not None]
+  if has_paper:
+    ax.barh([i + 0.18 for i, _ in has_paper], [p for _, p in has_paper], height=0.36, color="tab:blue",
+            alpha=0.6, label="paper (ImageNet)", zorder=2)
+  ax.axvline(0, color="black", lw=0.8)
+  ax.set_yticks(y, [m.name for m in shown])
+  ax.invert_yaxis()
+  ax.set_xlabel(f"Δ {key.replace('top', 'top-')} vs {baseline} (accuracy points; negative: the change hurt)")
+  ax.grid(axis="x", alpha=0.3)
+  ax.legend(fontsize=8, loc="lower right")
+  if title:
+    ax.set_title(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return True
+
+
 def aggregate(folder: str, out_dir: str | None = None, command: str | None = None) -> list[str]:
   """Writes results.md, results.csv and curves.png for the sweep in `folder`; returns the paths."""
   members, baseline = load_members(folder)
@@ -215,6 +276,9 @@ def aggregate(folder: str, out_dir: str | None = None, command: str | None = Non
     f.write(markdown(rows, baseline, f"Sweep `{name}`", command))
   write_csv(rows, csv_path)
   plot_curves(members, png, f"sweep {name}")
+  effects = os.path.join(out_dir, "effects.png")
+  if plot_effects(members, baseline, effects, f"sweep {name}: effect of each change"):
+    return [md, csv_path, png, effects]
   return [md, csv_path, png]
 
 

@@ -122,7 +122,7 @@ def train_step(state: dict, images: jax.Array, labels: jax.Array, key: jax.Array
   (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
   updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
   params = optax.apply_updates(state["params"], updates)
-  finite = jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(grads))
+  finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
   new = {"params": params, "opt_state": opt_state, "batch_stats": stats}
   old = {k: state[k] for k in new}
   new = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)

@@ -14,7 +14,8 @@ Each member runs `python main.py --config=<file>:<args> --workdir=<root>/<sweep>
 [--config.x=y ...]` as a subprocess, so a crash in one member never takes the others down and
 every member is exactly the command a user would type. A member whose summary.json says
 "done" is skipped; an interrupted one is started again with the same command and main.py
-resumes it from its latest checkpoint. The sweep's plan (members, commands) is written to
+resumes it from its latest checkpoint. While members run, a status line per member (its step,
+rate and ETA, read from its log) is printed every 30 s. The sweep's plan (members, commands) is written to
 <root>/<sweep>/sweep.json, which experiments/aggregate.py reads.
 """
 
@@ -35,7 +36,9 @@ import sys
 import threading
 import time
 from concurrent import futures
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from alexnet_jax import progress
 
 from alexnet_jax.jsonl import read_summary
 
@@ -285,11 +288,48 @@ def _forward_stop(signum, frame) -> None:
       proc.send_signal(signum)
 
 
-def run_job(job: Job, cpus: set[int] | None = None, log_dir: str | None = None) -> tuple[str, float]:
-  """Runs one member to completion; returns ('done' | 'failed (exit N)', seconds)."""
+# The training loop's progress line in a member's log, e.g. "... 53.8% (250/465), ETA: 8m".
+_STEP_RE = re.compile(rb"\((\d+)/(\d+)\)")
+
+
+def member_progress(log_path: str, tracker: dict[str, Any]) -> str:
+  """'step 250/465 (53.8%), 0.4/s, ETA 8m05s' from the tail of a running member's log.
+
+  `tracker` keeps, between calls for one member, the first step seen (a resumed member starts
+  part-way) and a `progress.Progress` over the steps this process has run.
+  """
+  try:
+    with open(log_path, "rb") as f:
+      f.seek(max(0, os.path.getsize(log_path) - 65536))
+      matches = _STEP_RE.findall(f.read())
+  except OSError:
+    matches = []
+  if not matches:
+    return "starting up"
+  step, total = (int(x) for x in matches[-1])
+  if "bar" not in tracker:
+    tracker["first"] = step
+    tracker["bar"] = progress.Progress(max(1, total - step), "step", every_s=0, log=lambda _: None)
+  bar = tracker["bar"]
+  bar.total = max(1, total - tracker["first"])
+  bar.update(step - tracker["first"])
+  text = f"step {step}/{total} ({100.0 * step / max(1, total):.1f}%)"
+  eta = bar.eta()
+  if step > tracker["first"] and eta is not None:
+    text += f", {bar.rate():.2f} steps/s, ETA {progress.format_duration(eta)}"
+  return text
+
+
+def run_job(job: Job, cpus: set[int] | None = None, log_dir: str | None = None,
+            report: Callable[[str], None] | None = None, status_every_s: float = 30.0) -> tuple[str, float]:
+  """Runs one member to completion; returns ('done' | 'failed (exit N)', seconds).
+
+  With `report`, every `status_every_s` seconds it gets the member's progress (`member_progress`).
+  """
   log_dir = log_dir or os.path.dirname(job.workdir)
   os.makedirs(log_dir, exist_ok=True)
   log_path = os.path.join(log_dir, f"{job.member.name}.log")
+  tracker: dict[str, Any] = {}
   preexec = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
   t0 = time.time()
   with open(log_path, "a") as log:
@@ -300,7 +340,12 @@ def run_job(job: Job, cpus: set[int] | None = None, log_dir: str | None = None) 
                             start_new_session=True)  # Ctrl-C reaches members once, via _forward_stop
     _LIVE.add(proc)
     try:
-      rc = proc.wait()
+      while True:
+        try:
+          rc = proc.wait(timeout=status_every_s if report else None)
+          break
+        except subprocess.TimeoutExpired:
+          report(member_progress(log_path, tracker))
     finally:
       _LIVE.discard(proc)
   wall = time.time() - t0
@@ -325,8 +370,12 @@ def progress_line(index: int, total: int, name: str, status: str, workdir: str, 
 
 
 def run_sweep(jobs: Sequence[Job], parallel: int = 1, pin_cpus: bool | None = None,
-              log_dir: str | None = None, out=None) -> int:
-  """Runs the members not yet done; returns how many failed."""
+              log_dir: str | None = None, out=None, status_every_s: float = 30.0) -> int:
+  """Runs the members not yet done; returns how many failed.
+
+  Prints a line when a member starts and ends (with the sweep's ETA from the members finished
+  so far) and, every `status_every_s` seconds, one per running member with its step and ETA.
+  """
   out = out or sys.stdout
   _STOP.clear()
   total = len(jobs)
@@ -341,11 +390,17 @@ def run_sweep(jobs: Sequence[Job], parallel: int = 1, pin_cpus: bool | None = No
     pin_cpus = parallel > 1
   shares = _cpu_shares(parallel) if pin_cpus else [None] * max(1, parallel)
   failed = 0
+  members = progress.Progress(len(todo), "sweep", unit="members", every_s=0, log=lambda _: None)
 
   def work(slot: int, i: int, job: Job, state: str) -> tuple[int, Job, str, float]:
     verb = "resuming" if state == "partial" else "starting"
     print(f"[{i}/{total}] {job.member.name}: {verb} → {job.workdir}", file=out, flush=True)
-    status, wall = run_job(job, shares[slot % len(shares)], log_dir)
+
+    def report(status: str) -> None:
+      print(f"[{i}/{total}] {job.member.name}: {status}", file=out, flush=True)
+
+    status, wall = run_job(job, shares[slot % len(shares)], log_dir, report=report,
+                           status_every_s=status_every_s)
     return i, job, status, wall
 
   with futures.ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
@@ -368,7 +423,11 @@ def run_sweep(jobs: Sequence[Job], parallel: int = 1, pin_cpus: bool | None = No
         free.append(pending.pop(fut))
         i, job, status, wall = fut.result()
         failed += status != "done"
-        print(progress_line(i, total, job.member.name, status, job.workdir, wall), file=out, flush=True)
+        members.advance()
+        line = progress_line(i, total, job.member.name, status, job.workdir, wall)
+        if members.done < len(todo):
+          line += f" ({members.line()})"
+        print(line, file=out, flush=True)
   return failed
 
 

@@ -59,7 +59,7 @@ def test_table_differences_and_paper_columns(sweep_dir):
 def test_aggregate_writes_markdown_csv_and_png(sweep_dir, tmp_path):
   out = tmp_path / "out"
   paths = aggregate.aggregate(str(sweep_dir), str(out), command="python -m experiments.sweep x")
-  md, csv_path, png = paths
+  md, csv_path, png = paths[:3]
   text = open(md).read()
   assert "Machine:" in text and "`python -m experiments.sweep x`" in text
   assert "| lrn_off |" in text and "-1.50" in text
@@ -67,6 +67,20 @@ def test_aggregate_writes_markdown_csv_and_png(sweep_dir, tmp_path):
     rows = list(csv.DictReader(f))
   assert [r["member"] for r in rows] == ["baseline", "lrn_off", "half"]  # never_started is left out
   assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n" and (out / "curves.png").stat().st_size > 5000
+
+
+def test_effects_chart_seed_noise_and_paper(sweep_dir, tmp_path):
+  members, baseline = aggregate.load_members(str(sweep_dir))
+  # 'half' differs from the baseline only in its seed: it sets the noise band, not a bar.
+  assert [m.name for m in aggregate.seed_replicas(members, baseline)] == ["half"]
+  assert aggregate.seed_noise(members, baseline) == pytest.approx(30.0)
+  paths = aggregate.aggregate(str(sweep_dir), str(tmp_path / "out"))
+  assert paths[-1].endswith("effects.png")
+  assert open(paths[-1], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+  # Only a baseline: nothing to chart, no file.
+  only = [m for m in members if m.name == baseline]
+  assert not aggregate.plot_effects(only, baseline, str(tmp_path / "none.png"))
+  assert not (tmp_path / "none.png").exists()
 
 
 def test_aggregate_without_plan_finds_member_folders(tmp_path):

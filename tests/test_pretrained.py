@@ -26,6 +26,11 @@ def test_pth_to_checkpoint_then_eval(tmp_path):
                   f"--workdir={workdir}", f"--config={cfg}"], cwd=REPO, env=env, check=True, timeout=600)
   assert (workdir / "checkpoints" / "0").is_dir()
   assert (workdir / "config.json").is_file()
+  # The same weights as safetensors, readable without this package: fc8 is torch's classifier.6.
+  from safetensors.numpy import load_file
+  flat = load_file(str(workdir / "alexnet.safetensors"))
+  assert flat["params/fc8/kernel"].shape == (4096, 10)
+  assert (flat["params/fc8/kernel"] == model.state_dict()["classifier.6.weight"].numpy().T).all()
 
   # A second conversion into the same workdir must not overwrite it.
   again = subprocess.run([sys.executable, "-m", "alexnet_jax.torch_convert", "--model=alexnet", f"--pth={pth}",

@@ -127,6 +127,41 @@ def test_runner_skips_finished_members_and_reruns_unfinished(defn, fake_main, tm
   assert len((root / "mini" / "no_lrn" / "calls.txt").read_text().splitlines()) == 2
 
 
+def test_member_progress_reads_the_training_log(tmp_path):
+  log = tmp_path / "m.log"
+  tracker = {}
+  assert sweep.member_progress(str(log), tracker) == "starting up"  # no log yet
+  log.write_bytes(b"Setting work unit notes: 0.4 steps/s, 20.0% (100/500), ETA: 8m\n")
+  assert sweep.member_progress(str(log), tracker) == "step 100/500 (20.0%)"  # a resumed member starts here
+  tracker["bar"].start -= 10.0  # ten seconds later, 50 more steps: 5 steps/s, 350 left
+  log.write_bytes(log.read_bytes() + b"... 30.0% (150/500), ETA: 7m\n")
+  assert sweep.member_progress(str(log), tracker) == "step 150/500 (30.0%), 5.00 steps/s, ETA 1m10s"
+
+
+def test_runner_prints_status_lines_while_a_member_runs(tmp_path, capsys):
+  slow = _write(tmp_path / "slow_main.py", """
+      import json, os, sys, time
+      args = dict(a.split("=", 1) for a in sys.argv[1:])
+      for step in (1, 2):
+        print(f"progress ({step}/2)", flush=True)
+        time.sleep(0.6)
+      os.makedirs(args["--workdir"], exist_ok=True)
+      with open(os.path.join(args["--workdir"], "summary.json"), "w") as f:
+        json.dump({"done": True, "eval": {"top1": 0.5}}, f)
+  """)
+  defn = _write(tmp_path / "two.py", """
+      from experiments.sweep import member
+      BASE = "configs/alexnet.py:smoke"
+      MEMBERS = [member("a"), member("b", {"lrn": False})]
+  """)
+  jobs = sweep.expand(sweep.load_sweep(defn), str(tmp_path / "runs"), main=slow)
+  assert sweep.run_sweep(jobs, status_every_s=0.25) == 0
+  out = capsys.readouterr().out
+  assert "[1/2] a: step " in out and "/2 (" in out
+  assert "[1/2] a: done" in out and "(sweep: 1/2 members (50.0%)" in out and "ETA" in out
+  assert "[2/2] b: done" in out
+
+
 def test_runner_parallel_and_failures(tmp_path, fake_main, capsys):
   defn = _write(tmp_path / "mixed.py", """
       from experiments.sweep import member

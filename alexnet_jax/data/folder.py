@@ -20,6 +20,7 @@ import tempfile
 import tensorflow as tf
 from absl import logging
 
+from alexnet_jax import progress
 from alexnet_jax.data import augment
 from alexnet_jax.errors import UserError
 
@@ -149,11 +150,17 @@ def find_unreadable(split_dir: str, rel_paths: list[str]) -> list[str]:
   if not rel_paths:
     return []
   paths = [os.path.join(split_dir, p) for p in rel_paths]
-  ds = tf.data.Dataset.from_tensor_slices(tf.constant(paths))
-  ds = ds.map(lambda p: (p, _check_decodable(tf.io.read_file(p))),
+  ds = tf.data.Dataset.from_tensor_slices(tf.constant(paths)).enumerate()
+  ds = ds.map(lambda i, p: (i, p, _check_decodable(tf.io.read_file(p))),
               num_parallel_calls=tf.data.AUTOTUNE)
-  ds = ds.ignore_errors()
-  good = {p.decode() for p, _ in ds.as_numpy_iterator()}
+  ds = ds.ignore_errors()  # a file that fails to decode drops out; the rest keep their order
+  bar = progress.Progress(len(paths), f"Screening {split_dir}", unit="files")
+  good = set()
+  for i, p, _ in ds.as_numpy_iterator():
+    good.add(p.decode())
+    bar.update(int(i) + 1)
+  bar.done = len(paths)
+  bar.finish()
   return [rel for rel, full in zip(rel_paths, paths) if full not in good]
 
 

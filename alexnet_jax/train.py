@@ -362,6 +362,7 @@ def _train_locked(config, workdir, preempt: _Preemption):
       break
     with jax.profiler.StepTraceAnnotation("train", step_num=step):
       batch = next(batches)
+      if step == start_step: models.layers.log_lrn_terms(trainer.model, state.params, batch["image"])  # LRN check
       state, m, finite = trainer.train_step(state, batch, trainer.base_key)
     pending = pending.merge(m)
     finite_flags.append((step, finite))

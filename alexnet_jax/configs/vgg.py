@@ -103,4 +103,4 @@ def test_scales(c: ml_collections.ConfigDict) -> tuple[int, ...]:
   if c.input.train_crop == "inception":
     return (256, 384, 512)
   s = int(round(c.input.resize_size * 224 / c.input.image_size))
-  return (s - 32, s, s + 32)
+  return (max(224, s - 32), s, s + 32)  # the evaluation needs scales >= the 224 crop

@@ -132,6 +132,8 @@ class GoogLeNet(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    if self.branch3_kernel not in (3, 5):
+      raise ValueError(f"branch3_kernel must be 3 (torchvision) or 5 (paper), got {self.branch3_kernel}.")
     x = x.astype(self.dtype)
     x = self._conv(64, 7, self.conv1_stride, "conv1")(x, train)
     x = self._lrn(layers.max_pool(x, 3, 2, ceil_mode=True), "lrn1")

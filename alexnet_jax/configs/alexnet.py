@@ -36,7 +36,7 @@ Arguments (besides those in `configs/common.py`):
   act=relu             relu | tanh
   init=paper           paper (N(0, 0.01), biases 1 in conv2,4,5 fc6,7) | he | lecun | xavier
   width=1.0            channel multiplier
-  geometry=227         227 makes the conv1 arithmetic exact; 224 pads conv1 by 2
+  geometry=227         227 makes the conv1 arithmetic exact; 224 pads conv1 by 2 (not in quick mode)
   pca=0.1              PCA lighting σ (0 turns it off)
   remove_conv=0        drop one conv layer (2..5) for the depth ablation
   sched=plateau        plateau | step | cosine | constant | poly
@@ -64,8 +64,10 @@ FAMILY_ARGS = {
     "act": common.Arg(str, "relu", "model.act", choices=common.ACTIVATIONS),
     "init": common.Arg(str, "paper", "model.init_scheme", choices=common.INIT_SCHEMES),
     "width": common.positive(float, 1.0, "model.width", to=lambda v, a: v * (SMOKE_WIDTH if a.smoke else 1.0)),
-    "geometry": common.Arg(int, 227, "model.conv1_padding", choices=(224, 227), to=lambda v, a: 0 if v == 227 else 2,
-                           apply=lambda c, v, a: setattr(c.input, "image_size", v)),
+    # Quick mode has its own 5×5/2 conv1 at 64 px: geometry applies to the full-size stem only.
+    "geometry": common.Arg(int, 227, "model.conv1_padding", choices=(224, 227),
+                           to=lambda v, a: 2 if v == 224 and not a.smoke else 0,
+                           apply=lambda c, v, a: None if a.smoke else setattr(c.input, "image_size", v)),
     "pca": common.Arg(float, 0.1, "input.pca_lighting", low=0.0),
     "remove_conv": common.Arg(int, 0, "model.remove_conv", choices=(0, 2, 3, 4, 5)),
     "sched": common.Arg(str, "plateau", "schedule.name", choices=common.SCHEDULES),

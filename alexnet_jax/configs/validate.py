@@ -283,8 +283,11 @@ def smallest_input(model_cfg: ml_collections.ConfigDict, upto: int = 1024) -> in
   return hi
 
 
-def problems(c: ml_collections.ConfigDict, *, check_data: bool = True) -> list[str]:
-  """One line per problem in `c` (empty when the config can run)."""
+def problems(c: ml_collections.ConfigDict, *, check_data: bool = True, geometry: bool = True) -> list[str]:
+  """One line per problem in `c` (empty when the config can run).
+
+  `check_data=False` skips the dataset lookup and `geometry=False` the model trace (tests).
+  """
   out = []
   for path, rule in RULES.items():
     try:
@@ -304,16 +307,19 @@ def problems(c: ml_collections.ConfigDict, *, check_data: bool = True) -> list[s
       out.append(problem)
   model_problems = _model_problems(c.model)
   out += model_problems
-  if not out and not fits(c.model, inp.image_size):
+  if geometry and not out and not fits(c.model, inp.image_size):
     smallest = smallest_input(c.model)
-    need = f"at least {smallest} px" if smallest else "none up to 1024 px fits"
-    out.append(f"config.input.image_size={inp.image_size}: model {c.model.name!r} with these settings "
-               f"makes empty feature maps; it accepts inputs of {need} (set res= or change the model)")
+    if smallest:
+      out.append(f"config.input.image_size={inp.image_size}: model {c.model.name!r} with these settings makes "
+                 f"empty feature maps; it accepts inputs of at least {smallest} px (set res= or change the model)")
+    else:
+      out.append(f"config.model: model {c.model.name!r} with these settings has a layer with no channels at any "
+                 "input size (a width, group or channel setting is too small)")
   return out
 
 
-def check(c: ml_collections.ConfigDict, *, check_data: bool = True) -> None:
+def check(c: ml_collections.ConfigDict, *, check_data: bool = True, geometry: bool = True) -> None:
   """Raises `ConfigError` listing every problem in `c`, one per line."""
-  found = problems(c, check_data=check_data)
+  found = problems(c, check_data=check_data, geometry=geometry)
   if found:
     raise ConfigError("\n".join(found))

@@ -106,7 +106,7 @@ def test_bad_model_fields_are_explained(module, match):
 @pytest.mark.parametrize("config_module,arg,match", [
     (vgg_config, "depth=12", "depth"), (vgg_config, "norm=bgr", "norm"), (squeezenet_config, "version=2", "version"),
     (googlenet_config, "variant=v3", "variant"), (zfnet_config, "lrn=maybe", "boolean"),
-    (zfnet_config, "towers=2", "unknown config argument"),
+    (zfnet_config, "towers=2", "Unknown config argument"),
 ])
 def test_bad_config_args_are_explained(config_module, arg, match):
   with pytest.raises(ValueError, match=match):

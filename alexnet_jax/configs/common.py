@@ -188,7 +188,7 @@ def parse_args(arg: str | None, spec: Mapping[str, Arg]) -> tuple[ml_collections
     key, eq, text = item.partition("=")
     key = key.strip()
     if key not in spec:
-      problems.append(f"unknown config argument {key!r}; this config accepts: {', '.join(sorted(spec))}")
+      problems.append(f"Unknown config argument {key!r}; this config accepts: {', '.join(sorted(spec))}")
       continue
     if not eq and spec[key].type is not bool:
       problems.append(f"config argument {key!r} needs a value, e.g. {key}={spec[key].default!r}")

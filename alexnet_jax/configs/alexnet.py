@@ -21,9 +21,12 @@ layer, as one device computes it; `tower_lrn=True` restricts it to each tower's 
 reading of the 2012 two-GPU net, where each GPU normalised its own kernels).
 
 Quick mode (`smoke`): 64 px inputs, conv1 5×5/2, half width, fc 512, He init, cosine
-schedule at 0.02. Inputs keep the paper's pixel scale (mean subtraction only, no division
-by the std) so that LRN's α·Σa² is comparable to k as at full scale; at unit scale it is
-about 1e-4 of k and LRN is a fixed gain. Every run logs the median of α·Σa²/k per LRN layer.
+schedule at 0.02. He init needs unit-scale inputs (divided by the ImageNet std), where the
+paper's α = 1e-4 makes α·Σa² about 1e-4 of k: LRN would be a fixed gain k^-β and `lrn=False`
+would measure a rescale. Quick mode therefore multiplies α by the squared pixel scale
+(57.6², α ≈ 0.33), which gives LRN the term it has on the paper's 0..255 scale (median
+α·Σa²/k ≈ 0.6 at lrn1 at the start). (Training on the pixel scale itself with He init
+diverged at once.) Every run logs the median of α·Σa²/k per LRN layer at its first step.
 
 Arguments (besides those in `configs/common.py`):
   variant=paper|owt    the 2012 net or the 2014 "one weird trick" net (torchvision's);

@@ -307,7 +307,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.optimizer.momentum = 0.9
   c.optimizer.nesterov = False
   c.optimizer.weight_decay = 5e-4
-  c.optimizer.decay_biases_and_norms = True  # the paper decays every weight
+  # Decay every parameter (the paper is silent on biases); False: Caffe's no decay on biases and norms.
+  c.optimizer.decay_biases_and_norms = True
   c.optimizer.adam_b1 = 0.9
   c.optimizer.adam_b2 = 0.999
   c.optimizer.eps = 1e-8

@@ -23,8 +23,8 @@ Arguments (besides those in `configs/common.py`):
   lr=0.01       base learning rate
 
 Quick mode (`smoke`): 64 px, conv1 5×5/2, stride-1 conv2, quarter width, He init, cosine
-at 0.02; inputs keep the pixel scale (mean subtraction only) while LRN is on, so LRN
-normalises as at full scale.
+at 0.02; unit-scale inputs, with LRN's α multiplied by the squared pixel scale so that LRN
+normalises as it would on the 0..255 scale (see configs/alexnet.py).
 
 Examples:
   python main.py --config=configs/zfnet.py

@@ -175,3 +175,19 @@ def _leaves(c, prefix=""):
       yield from _leaves(value, f"{prefix}{key}.")
     else:
       yield f"{prefix}{key}"
+
+
+def test_tfds_dataset_without_validation_split_evaluates_on_test():
+  """cifar10 has train/test only: `eval_split='validation'` falls back to `test` (with a log line)."""
+  from types import SimpleNamespace as NS
+
+  import ml_collections
+
+  from alexnet_jax.data import input_pipeline
+  label = NS(num_classes=10, names=[str(i) for i in range(10)])
+  builder = NS(name="cifar10", info=NS(features={"image": None, "label": label},
+                                       splits={"train": NS(num_examples=50), "test": NS(num_examples=10)}))
+  config = ml_collections.ConfigDict(dict(dataset="cifar10", train_split="train", eval_split="validation"))
+  source = input_pipeline._TfdsSource(builder, config)
+  assert source.info.num_eval == 10
+  assert source._shard("validation", 0, 1) == "test"

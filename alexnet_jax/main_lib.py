@@ -14,6 +14,7 @@ command again resumes from the latest checkpoint in the workdir.
 """
 
 import os
+import re
 import sys
 
 from absl import app
@@ -43,6 +44,10 @@ flags.mark_flags_as_required(["config"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  # The finished config (config string, then --config.* overrides) is checked before
+  # anything is imported, read or written.
+  from alexnet_jax.configs import validate
+  validate.check(FLAGS.config)
   from alexnet_jax import console
   console.quiet()
   # TensorFlow only feeds data: keep it off the accelerators, which belong to JAX.
@@ -80,6 +85,57 @@ def _csv(text: str | None) -> tuple[str, ...] | None:
   return items or None
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with a config-string or flag mistake reported as one line (exit 2).
+
+  ml_collections reports an error raised inside `get_config` (an unknown config argument,
+  a wrong type or value) as text with the traceback in it; the config file is then loaded
+  again directly to report the `UserError` itself. absl's own flag errors (e.g.
+  `--config.batch_size=abc`) and a misspelt `--config.<field>` are reported as one line too.
+  """
+  try:
+    remaining = FLAGS(argv)
+  except flags.Error as e:
+    _fail(_config_file_error(argv) or str(e).splitlines()[0])
+  except (AttributeError, KeyError) as e:  # a --config.<field> the config does not have
+    bad = ", ".join(a.split("=")[0] for a in argv[1:] if a.startswith("--config."))
+    hint = re.search(r'Did you mean "([\w.]+)"', str(e))
+    _fail(f"no such config field among {bad}" + (f" (did you mean {hint.group(1)!r}?)" if hint else ""))
+  else:
+    path = (FLAGS["config"].config_filename or "").partition(":")[0] if "config" in FLAGS else ""
+    if path and not os.path.isfile(path):
+      _fail(f"--config={path}: no such config file (the families are configs/<family>.py)")
+    return remaining
+  raise AssertionError("unreachable")
+
+
+def _config_file_error(argv: list[str]) -> "BaseException | None":
+  """The `UserError` the --config file raises when loaded directly, if any."""
+  import importlib.util
+  from alexnet_jax import errors
+  values = [a.split("=", 1)[1] for a in argv[1:] if a.startswith("--config=")]
+  if not values:
+    return None
+  path, _, arg = values[-1].partition(":")
+  try:
+    spec = importlib.util.spec_from_file_location("_config_file", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.get_config(arg or None)
+  except errors.UserError as e:
+    return e
+  except Exception:  # noqa: BLE001 - anything else: absl's own message is the better one
+    return None
+  return None
+
+
+def _fail(e: "BaseException | str") -> None:
+  """Prints a user's mistake as `error: ...` lines (one per problem) on stderr; exit code 2."""
+  for line in str(e).splitlines() or [""]:
+    print(f"error: {line}", file=sys.stderr)
+  sys.exit(2)
+
+
 def resolve_config_flag(argv: list[str]) -> list[str]:
   """argv with `--config=<family or path>[:args]` turned into the path of an existing file."""
   from alexnet_jax import config_files
@@ -103,9 +159,8 @@ def run(argv: list[str] | None = None):
     # --help lists the key flags of the program (sys.argv[0]): make these flags its own.
     for flag in FLAGS.get_key_flags_for_module(__name__):
       FLAGS.register_key_flag_for_module(argv[0], flag)
-    app.run(main, argv=argv)
+    app.run(main, argv=argv, flags_parser=parse_flags)
   except SystemExit:
     raise
   except errors.UserError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    _fail(e)

@@ -33,6 +33,7 @@ from flax import traverse_util
 from alexnet_jax import checkpoint
 from alexnet_jax import jsonl
 from alexnet_jax import metrics as metrics_lib
+from alexnet_jax import models
 from alexnet_jax import optim
 from alexnet_jax import parallel
 from alexnet_jax import runtime
@@ -227,6 +228,7 @@ def _train_locked(config, workdir, preempt: _Preemption):
       break
     with jax.profiler.StepTraceAnnotation("train", step_num=step):
       batch = next(batches)
+      if step == start_step: models.layers.log_lrn_terms(rt.model, state.params, batch["image"])  # LRN check
       state, m, finite = rt.train_step(state, batch, rt.base_key)
     pending = pending.merge(m)
     finite_flags.append((step, finite))

@@ -65,7 +65,7 @@ class Cfg(dict):
 
 _ALEXNET = dict(name="alexnet", variant="paper", towers=2, width=1.0, fc_dim=4096, lrn=True, lrn_size=5,
                 lrn_k=2.0, lrn_alpha=1e-4, lrn_beta=0.75, pool_window=3, pool_stride=2, dropout=0.5,
-                activation="relu", init="paper", init_std=0.01, conv1_kernel=11, conv1_stride=4,
+                act="relu", init_scheme="paper", init_std=0.01, conv1_kernel=11, conv1_stride=4,
                 conv1_padding=0, remove_conv=0)
 
 
@@ -80,11 +80,11 @@ class Spec:
 
 SPECS: dict[str, Spec] = {
     "alexnet": Spec(_ALEXNET, 227, 227, "alexnet_paper"),
-    "alexnet_owt": Spec({**_ALEXNET, "variant": "owt", "conv1_padding": 2}, 224, 224, "alexnet"),
+    "alexnet_owt": Spec({**_ALEXNET, "variant": "owt", "towers": 1, "lrn": False, "conv1_padding": 2}, 224, 224, "alexnet"),
     "vgg16": Spec(dict(name="vgg", depth=16, bn=False, width=1.0, fc_dim=4096, dropout=0.5, pool7="adaptive"),
                   224, 112, "vgg16"),
     "googlenet": Spec(dict(name="googlenet", width=1.0, bn=True, branch3_kernel=3, lrn=False, aux_logits=True,
-                           dropout=0.2, aux_dropout=0.7, init="torchvision", conv1_stride=2),
+                           dropout=0.2, aux_dropout=0.7, init_scheme="torchvision", conv1_stride=2),
                       224, 112, "googlenet"),
     "resnet50": Spec(dict(name="resnet", depth=50), 224, 112, "resnet50"),
 }

@@ -282,12 +282,18 @@ def test_config_quick_mode_and_batch_scaling():
 
 
 @pytest.mark.parametrize("arg, match", [
-    ("depth=20", "depth=20"), ("depth=18,groups=32", "depth >= 50"), ("stem=big", "stem"),
+    ("depth=20", "depth=20"), ("stem=big", "stem"),
     ("sched=exp", "sched"), ("widht=2", "Unknown config argument"),
 ])
 def test_config_rejects_bad_arguments(arg, match):
   with pytest.raises(ValueError, match=match):
     resnet_config.get_config(arg)
+
+
+def test_grouped_bottlenecks_need_depth_50():
+  from alexnet_jax.configs import validate
+  with pytest.raises(ValueError, match="depth >= 50"):
+    validate.check(resnet_config.get_config("depth=18,groups=32"), check_data=False)
 
 
 SHARDED_BN_SCRIPT = textwrap.dedent("""

@@ -4,23 +4,48 @@ The paper's recipe: SGD, batch 128, momentum 0.9, weight decay 5e-4 inside the u
 (v ← 0.9·v − 5e-4·ε·w − ε·∂L/∂w; w ← w + v), ε = 0.01 divided by 10 when the validation
 error stopped improving (three times), about 90 epochs; 224×224 random crops of
 256×256 images with horizontal flips and PCA lighting (σ = 0.1), mean subtraction.
-Reported: 40.7% top-1 / 18.2% top-5 error on the validation set with 10-crop testing
-(one model; 37.5% / 17.0% on the test set for the 2012 entry), 60M parameters.
+Reported: 40.7% top-1 / 18.2% top-5 error on the ILSVRC-2012 validation set with 10-crop
+testing (one model); the 2012 competition entry reached 16.4% top-5 test error averaging
+five CNNs and 15.3% with seven (two pre-trained on ImageNet Fall 2011); 37.5% / 17.0%
+top-1 / top-5 are the ILSVRC-2010 test-set numbers. 60M parameters.
+
+Training crops (`config.input.crop_region`): `center_square` (default, the paper): the
+image's short side is resized to 256, the central 256×256 square kept, and random
+224×224 patches taken inside it; `full` lets the patches lie anywhere in the
+short-side-resized image (e.g. 256×341), which sees the image's edges too.
+Weight decay: the paper writes its update rule for every weight and says nothing of
+biases; here every parameter is decayed (`optimizer.decay_biases_and_norms=True`);
+`--config.optimizer.decay_biases_and_norms=False` is Caffe's convention (no decay on biases).
+LRN: by default the window of n = 5 adjacent channels runs across all channels of the
+layer, as one device computes it; `tower_lrn=True` restricts it to each tower's half (one
+reading of the 2012 two-GPU net, where each GPU normalised its own kernels).
+
+Quick mode (`smoke`): 64 px inputs, conv1 5×5/2, half width, fc 512, He init, cosine
+schedule at 0.02. He init needs unit-scale inputs (divided by the ImageNet std), where the
+paper's α = 1e-4 makes α·Σa² about 1e-4 of k: LRN would be a fixed gain k^-β and `lrn=False`
+would measure a rescale. Quick mode therefore multiplies α by the squared pixel scale
+(57.6², α ≈ 0.33), which gives LRN the term it has on the paper's 0..255 scale (median
+α·Σa²/k ≈ 0.6 at lrn1 at the start). (Training on the pixel scale itself with He init
+diverged at once.) Every run logs the median of α·Σa²/k per LRN layer at its first step.
 
 Arguments (besides those in `configs/common.py`):
-  variant=paper|owt    the 2012 net or the 2014 "one weird trick" net (torchvision's)
-  lrn=True             local response normalisation after conv1 and conv2
+  variant=paper|owt    the 2012 net or the 2014 "one weird trick" net (torchvision's);
+                       owt sets towers=1 and lrn=False unless they are given
+  lrn=True             local response normalisation after conv1 and conv2 (owt: False)
+  tower_lrn=False      LRN windows stay inside each tower (default: across all channels)
   overlap=True         3×3 stride-2 pooling (False: 2×2 stride 2)
-  towers=2             2 = the two-GPU grouped convolutions, 1 = one tower
+  towers=2             2 = the two-GPU grouped convolutions, 1 = one tower (owt: 1)
   dropout=0.5          dropout rate in fc6 and fc7
   act=relu             relu | tanh
   init=paper           paper (N(0, 0.01), biases 1 in conv2,4,5 fc6,7) | he | lecun | xavier
   width=1.0            channel multiplier
-  geometry=227         227 makes the conv1 arithmetic exact; 224 pads conv1 by 2
+  geometry=227         227 makes the conv1 arithmetic exact; 224 pads conv1 by 2 (not in quick mode)
   pca=0.1              PCA lighting σ (0 turns it off)
   remove_conv=0        drop one conv layer (2..5) for the depth ablation
-  sched=plateau        plateau | step | cosine
+  sched=plateau        plateau | step | cosine | constant | poly
   lr=0.01              base learning rate
+  norm=mean            mean (subtract the ImageNet mean, as the paper) | torchvision (its
+                       mean and std, for converted torchvision weights) | inception
 
 Examples:
   python main.py --config=configs/alexnet.py                  # the paper, on imagenet2012
@@ -30,72 +55,72 @@ Examples:
 
 from alexnet_jax.configs import common
 
+SMOKE_WIDTH = 0.5
+
 FAMILY_ARGS = {
-    "variant": "paper",
-    "lrn": True,
-    "overlap": True,
-    "towers": 2,
-    "dropout": 0.5,
-    "act": "relu",
-    "init": "paper",
-    "width": 1.0,
-    "geometry": 227,
-    "pca": 0.1,
-    "remove_conv": 0,
-    "sched": "plateau",
-    "lr": 0.01,
+    "variant": common.Arg(str, "paper", "model.variant", choices=("paper", "owt")),
+    "lrn": common.Arg(bool, None, "model.lrn"),
+    "tower_lrn": common.Arg(bool, False, "model.tower_lrn"),
+    "overlap": common.Arg(bool, True, "model.pool_window", to=lambda v, a: 3 if v else 2),
+    "towers": common.Arg(int, None, "model.towers", choices=(1, 2)),
+    "dropout": common.rate(0.5, "model.dropout"),
+    "act": common.Arg(str, "relu", "model.act", choices=common.ACTIVATIONS),
+    "init": common.Arg(str, "paper", "model.init_scheme", choices=common.INIT_SCHEMES),
+    "width": common.positive(float, 1.0, "model.width", to=lambda v, a: v * (SMOKE_WIDTH if a.smoke else 1.0)),
+    # Quick mode has its own 5×5/2 conv1 at 64 px: geometry applies to the full-size stem only.
+    "geometry": common.Arg(int, 227, "model.conv1_padding", choices=(224, 227),
+                           to=lambda v, a: 2 if v == 224 and not a.smoke else 0,
+                           apply=lambda c, v, a: None if a.smoke else setattr(c.input, "image_size", v)),
+    "pca": common.Arg(float, 0.1, "input.pca_lighting", low=0.0),
+    "remove_conv": common.Arg(int, 0, "model.remove_conv", choices=(0, 2, 3, 4, 5)),
+    "sched": common.Arg(str, "plateau", "schedule.name", choices=common.SCHEDULES),
+    "lr": common.positive(float, 0.01, "schedule.base_lr"),
+    "norm": common.norm_arg("mean"),
 }
 
 
-def model_config(args):
-  import ml_collections
-  m = ml_collections.ConfigDict()
+def recipe(c, args) -> None:
+  """The 2012 recipe; `config.model` holds exactly the fields of `models.alexnet.AlexNet`."""
+  m = c.model
   m.name = "alexnet"
   m.variant = args.variant
-  m.towers = args.towers
-  m.width = args.width
+  # The 2014 "one weird trick" net has one tower and no LRN.
+  m.towers = 2 if args.variant == "paper" else 1
+  m.tower_lrn = False
+  m.width = 1.0
   m.fc_dim = 4096
-  m.lrn = args.lrn
+  m.lrn = args.variant == "paper"
   m.lrn_size = 5
   m.lrn_k = 2.0
   m.lrn_alpha = 1e-4
   m.lrn_beta = 0.75
-  m.pool_window = 3 if args.overlap else 2
+  m.pool_window = 3
   m.pool_stride = 2
-  m.dropout = args.dropout
-  m.activation = args.act
-  m.init = args.init
+  m.dropout = 0.5
+  m.act = "relu"
+  m.init_scheme = "paper"
   m.init_std = 0.01
   m.conv1_kernel = 11
   m.conv1_stride = 4
-  m.conv1_padding = 0 if args.geometry == 227 else 2
-  m.remove_conv = args.remove_conv
-  return m
+  m.conv1_padding = 0
+  m.remove_conv = 0
+  c.input.image_size = 227
+  c.input.crop_region = "center_square"
 
 
-# Quick-mode defaults (explicit arguments still win): half width, and He init with a higher
-# rate, because N(0, 0.01) on a small net stalls for many epochs.
-SMOKE_ARGS = {"width": 0.5, "init": "he_in", "lr": 0.02, "sched": "cosine"}
-
-
-def smoke(c):
-  """Quick mode: 64×64 inputs, so conv1 shrinks to 5×5/2 to keep maps larger than kernels."""
+def smoke(c, args) -> None:
+  """Quick mode: 64×64 inputs, so conv1 shrinks to 5×5/2 to keep maps larger than kernels;
+  He init with a higher rate, because N(0, 0.01) on a small net stalls for many epochs."""
   c.model.fc_dim = 1024
   c.model.conv1_kernel = 5
   c.model.conv1_stride = 2
   c.model.conv1_padding = 0
+  c.model.init_scheme = "he_in"
+  c.schedule.base_lr = 0.02
+  # Inputs are divided by the ImageNet std (unit scale, for He init); α grows by the same
+  # factor squared, so α·Σa² is the size it has on the paper's 0..255 pixel scale.
+  c.model.lrn_alpha = c.model.lrn_alpha * common.PIXEL_SCALE ** 2
 
 
 def get_config(arg=None):
-  args = common.parse_args(arg, FAMILY_ARGS, SMOKE_ARGS)
-  if args.geometry not in (224, 227):
-    raise ValueError(f"geometry must be 224 or 227, got {args.geometry}.")
-  c = common.base_config()
-  c.name = common.run_name("alexnet", arg)
-  c.model = model_config(args)
-  c.input.image_size = args.geometry
-  c.input.pca_lighting = args.pca
-  c.schedule.base_lr = args.lr
-  common.apply_common_args(c, args, smoke=smoke)
-  c.schedule.name = args.sched
-  return common.finalize(c)
+  return common.make("alexnet", arg, FAMILY_ARGS, recipe, smoke)

@@ -31,49 +31,25 @@ Examples:
 from alexnet_jax.configs import common
 
 FAMILY_ARGS = {
-    "act": "relu",
-    "lr": 0.01,
-    "init": "lecun",
+    "act": common.Arg(str, "relu", "model.act", choices=("relu", "tanh")),  # the two Figure 1 curves
+    "lr": common.positive(float, 0.01, "schedule.base_lr"),
+    "init": common.Arg(str, "lecun", "model.init_scheme", choices=common.INIT_SCHEMES),
 }
 
 CIFAR_MEAN_RGB = (125.3, 123.0, 113.9)  # CIFAR-10 train-set channel statistics, 0..255 scale
 CIFAR_STD_RGB = (63.0, 62.1, 66.7)
 
 
-def model_config(args):
-  import ml_collections
-  m = ml_collections.ConfigDict()
+def recipe(c, args) -> None:
+  """The Figure 1 setting; `config.model` holds exactly the fields of `models.cifar_cnn.CifarCNN`."""
+  m = c.model
   m.name = "cifar_cnn"
   m.channels = (32, 32, 64)
   m.kernel = 5
   m.pool_window = 3
   m.pool_stride = 2
-  m.activation = args.act
-  m.init = args.init
-  return m
-
-
-def smoke(c):
-  """Quick mode: the embedded dataset rendered at CIFAR's 32×32, two short epochs."""
-  c.input.image_size = 32
-  c.input.resize_size = 32
-  c.embedded_train_size = 2000
-  c.embedded_eval_size = 500
-  c.num_epochs = 2.0
-  c.schedule.name = "constant"
-  c.schedule.warmup_epochs = 0.0
-  c.log_every_steps = 10
-
-
-def get_config(arg=None):
-  args = common.parse_args(arg, FAMILY_ARGS)
-  if args.act not in ("relu", "tanh"):
-    raise ValueError(f"act must be relu or tanh (the two Figure 1 curves), got {args.act!r}.")
-  if args.lr <= 0:
-    raise ValueError(f"lr must be a positive learning rate, got {args.lr}.")
-  c = common.base_config()
-  c.name = common.run_name("cifar_cnn", arg)
-  c.model = model_config(args)
+  m.act = "relu"
+  m.init_scheme = "lecun"
   c.dataset = "cifar10"
   c.train_split = "train"
   c.eval_split = "test"
@@ -88,7 +64,6 @@ def get_config(arg=None):
   c.optimizer.momentum = 0.9
   c.optimizer.weight_decay = 0.0  # "No regularization of any kind"
   c.schedule.name = "constant"
-  c.schedule.base_lr = args.lr
   c.batch_size = 128
   c.eval_batch_size = 500
   c.num_epochs = 30.0
@@ -96,5 +71,19 @@ def get_config(arg=None):
   c.eval_every_epochs = 1.0
   c.checkpoint_every_steps = 1170  # every third epoch
   c.keep_checkpoints = 2
-  common.apply_common_args(c, args, smoke=smoke)
-  return common.finalize(c)
+
+
+def smoke(c, args) -> None:
+  """Quick mode: the embedded dataset rendered at CIFAR's 32×32, two short epochs."""
+  c.input.image_size = 32
+  c.input.resize_size = 32
+  c.embedded_train_size = 2000
+  c.embedded_eval_size = 500
+  c.num_epochs = 2.0
+  c.schedule.name = "constant"
+  c.schedule.warmup_epochs = 0.0
+  c.log_every_steps = 10
+
+
+def get_config(arg=None):
+  return common.make("cifar_cnn", arg, FAMILY_ARGS, recipe, smoke)

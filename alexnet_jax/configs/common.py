@@ -1,9 +1,9 @@
-"""Defaults shared by every config, and the config-string argument parser.
+"""Defaults shared by every config, the config-string arguments, and the one override order.
 
 A config file is used as `--config=configs/alexnet.py:lrn=False,dropout=0.0,smoke`.
 The text after the colon is a comma-separated list of `key=value` (or a bare `key`,
-meaning `key=True`) arguments. Each family file declares its arguments and their
-defaults; `common.ARGS` are accepted by every family:
+meaning `key=True`) arguments. Each family file declares its arguments (`Arg`s); `ARGS`
+are accepted by every family:
 
   smoke      quick mode: the embedded offline dataset at reduced resolution and width,
              a few epochs; finishes in minutes on a laptop CPU.
@@ -17,32 +17,97 @@ defaults; `common.ARGS` are accepted by every family:
   bf16       compute in bfloat16 with float32 parameters and optimizer state.
   seed       the run's seed (init, data order, augmentation, dropout).
 
-Any field can also be set after the fact with `--config.<field>=<value>`. The returned
-config is locked: a misspelt field is an error naming the field.
+Every family builds its config through `make`, in one order: `base_config()` defaults,
+then the family's recipe, then the family arguments (their defaults or given values),
+then quick mode (`smoke`), then the arguments given explicitly again (so an explicit
+`lr=` or `sched=` always wins over quick mode), then `--config.<field>=<value>` on the
+command line (applied by ml_collections after `get_config`). The returned config is
+locked: a misspelt field is an error naming the field. `alexnet_jax.configs.validate`
+checks the finished config before anything runs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any, Callable, Mapping
 
 import ml_collections
 
-# Arguments every config accepts (name → default; the type is the default's type).
-ARGS: dict[str, Any] = {
-    "smoke": False,
-    "data": "",
-    "aug": "",
-    "epochs": -1.0,
-    "batch": -1,
-    "res": -1,
-    "bf16": False,
-    "seed": -1,
-}
+from alexnet_jax.errors import ConfigError
+from alexnet_jax.models import layers
 
-# ImageNet statistics in RGB order, on the 0..255 scale.
+Setter = Callable[[ml_collections.ConfigDict, Any, ml_collections.ConfigDict], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class Arg:
+  """One config-string argument: its type, default, checks and the config field it sets.
+
+  `default=None` means "the recipe decides": the argument is applied only when given.
+  `to(value, args)` turns the argument into the field's value (e.g. a width scaled for
+  quick mode); `apply(c, value, args)` sets further fields. `low` is the smallest value
+  accepted (`low_open`: the value must be larger), `high` the largest (exclusive).
+  """
+
+  type: type
+  default: Any = None
+  field: str = ""
+  choices: tuple = ()
+  low: float | None = None
+  low_open: bool = False
+  high: float | None = None
+  to: Callable[[Any, ml_collections.ConfigDict], Any] | None = None
+  apply: Setter | None = None
+
+  def check(self, key: str, value: Any) -> str | None:
+    """The problem with `value` as this argument, or None."""
+    if self.choices and value not in self.choices:
+      return f"{key}={value!r}: choose one of {', '.join(map(str, self.choices))}"
+    if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+      return f"{key}={value!r}: must be {'>' if self.low_open else '>='} {self.low:g}"
+    if self.high is not None and value >= self.high:
+      return f"{key}={value!r}: must be < {self.high:g}"
+    return None
+
+  def set(self, c: ml_collections.ConfigDict, value: Any, args: ml_collections.ConfigDict) -> None:
+    if self.field:
+      set_field(c, self.field, self.to(value, args) if self.to else value)
+    if self.apply:
+      self.apply(c, value, args)
+
+
+def positive(type_: type, default: Any = None, field: str = "", **kw) -> Arg:
+  return Arg(type_, default, field, low=0, low_open=True, **kw)
+
+
+def rate(default: Any = None, field: str = "", **kw) -> Arg:
+  """A probability such as a dropout rate: 0 <= value < 1."""
+  return Arg(float, default, field, low=0.0, high=1.0, **kw)
+
+
+def get_field(c: ml_collections.ConfigDict, path: str) -> Any:
+  for part in path.split("."):
+    c = c[part]
+  return c
+
+
+def set_field(c: ml_collections.ConfigDict, path: str, value: Any) -> None:
+  *parents, last = path.split(".")
+  for part in parents:
+    c = c[part]
+  c[last] = value
+
+
+# ImageNet statistics in RGB order, on the 0..255 scale: the mean image of the Caffe models
+# (the paper subtracts a mean), and torchvision's 0..1 mean/std × 255 (its released weights).
 IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)
 IMAGENET_STD_RGB = (58.393, 57.12, 57.375)
+# Quick mode divides inputs by about this (the mean of IMAGENET_STD_RGB); LRN layers scale α by its
+# square so their normalisation term has the size it has on the pixel scale (see configs/alexnet.py).
+PIXEL_SCALE = 57.6
+TORCHVISION_MEAN_RGB = (123.675, 116.28, 103.53)
+TORCHVISION_STD_RGB = (58.395, 57.12, 57.375)
 # "Fancy PCA" lighting (Krizhevsky 2012, Sec. 4.1): eigenvalues and eigenvectors (columns) of the
 # 3×3 covariance of ImageNet RGB pixel values, scaled to 0..1 (the values used since fb.resnet.torch).
 IMAGENET_PCA_EIGVAL = (0.2175, 0.0188, 0.0045)
@@ -52,48 +117,145 @@ IMAGENET_PCA_EIGVEC = (
     (-0.5836, -0.6948, 0.4203),
 )
 
+ACTIVATIONS = tuple(layers.ACTIVATIONS)
+INIT_SCHEMES = layers.INIT_SCHEMES
+SCHEDULES = ("plateau", "step", "cosine", "constant", "poly")
 
-def _convert(key: str, text: str, default: Any) -> Any:
-  if isinstance(default, bool):
+AUGMENTATIONS = {
+    "paper": dict(train_crop="random", flip=True, pca_lighting=0.1),
+    "inception": dict(train_crop="inception", flip=True, pca_lighting=0.0),
+    "flip": dict(train_crop="center", flip=True, pca_lighting=0.0),
+    "none": dict(train_crop="center", flip=False, pca_lighting=0.0),
+}
+
+# Input normalisation presets on the 0..255 scale: (mean_rgb, std_rgb).
+NORMS = {
+    "mean": (IMAGENET_MEAN_RGB, (1.0, 1.0, 1.0)),
+    "torchvision": (TORCHVISION_MEAN_RGB, TORCHVISION_STD_RGB),
+    "inception": ((127.5, 127.5, 127.5), (127.5, 127.5, 127.5)),
+}
+
+
+def set_normalisation(c: ml_collections.ConfigDict, norm: str) -> None:
+  """Sets input.mean_rgb/std_rgb; converted torchvision weights need the statistics they were trained with."""
+  c.input.mean_rgb, c.input.std_rgb = NORMS[norm]
+
+
+def norm_arg(default: Any = "mean") -> Arg:
+  return Arg(str, default, choices=tuple(NORMS), apply=lambda c, v, a: set_normalisation(c, v))
+
+
+def _set_res(c: ml_collections.ConfigDict, res: int, args: ml_collections.ConfigDict) -> None:
+  c.input.image_size = res
+  c.input.resize_size = int(round(res * 256 / 224))
+
+
+# Arguments every config accepts; each applies only when given (the recipe decides otherwise).
+ARGS: dict[str, Arg] = {
+    "smoke": Arg(bool, False),
+    "data": Arg(str, None, "dataset"),
+    "aug": Arg(str, None, choices=tuple(AUGMENTATIONS), apply=lambda c, v, a: c.input.update(AUGMENTATIONS[v])),
+    "epochs": positive(float, None, "num_epochs"),
+    "batch": positive(int, None, "batch_size"),
+    "res": positive(int, None, "input.image_size", apply=_set_res),
+    "bf16": Arg(bool, None, "dtype", to=lambda v, a: "bfloat16" if v else "float32"),
+    "seed": Arg(int, None, "seed", low=0),
+}
+
+
+def _convert(key: str, text: str, type_: type) -> Any:
+  if type_ is bool:
     low = text.lower()
     if low in ("1", "true", "yes", "on", ""):
       return True
     if low in ("0", "false", "no", "off"):
       return False
-    raise ValueError(f"Config argument {key!r} expects a boolean (True/False), got {text!r}.")
+    raise ConfigError(f"config argument {key}={text!r}: expects a boolean (True/False).")
   try:
-    return type(default)(text)
+    return type_(text)
   except ValueError:
-    raise ValueError(
-        f"Config argument {key!r} expects a {type(default).__name__}, got {text!r}.") from None
+    raise ConfigError(f"config argument {key}={text!r}: expects {type_.__name__ }.") from None
 
 
-def parse_args(arg: str | None, family_args: Mapping[str, Any],
-               smoke_args: Mapping[str, Any] | None = None) -> ml_collections.ConfigDict:
-  """Parses `key=value,flag,...` against the family's arguments plus `ARGS`.
+def parse_args(arg: str | None, spec: Mapping[str, Arg]) -> tuple[ml_collections.ConfigDict, dict[str, Any]]:
+  """Parses `key=value,flag,...` against `spec`: (every argument's value, the ones given).
 
-  `smoke_args` are the family's defaults in quick mode: with `smoke` they replace the
-  normal defaults, and arguments the user gave explicitly still win over both.
+  Raises `ConfigError` with one line per problem (unknown name, wrong type, bad value).
   """
-  defaults = {**ARGS, **family_args}
   given: dict[str, Any] = {}
+  problems = []
   for item in filter(None, (s.strip() for s in (arg or "").split(","))):
     key, eq, text = item.partition("=")
     key = key.strip()
-    if key not in defaults:
-      raise ValueError(
-          f"Unknown config argument {key!r}. This config accepts: {', '.join(sorted(defaults))}.")
-    if not eq and not isinstance(defaults[key], bool):
-      raise ValueError(f"Config argument {key!r} needs a value, e.g. {key}={defaults[key]!r}.")
-    given[key] = _convert(key, text.strip(), defaults[key])
-  values = dict(defaults)
-  if given.get("smoke") and smoke_args:
-    unknown = set(smoke_args) - set(defaults)
-    if unknown:
-      raise ValueError(f"smoke_args name unknown arguments: {sorted(unknown)}")
-    values.update(smoke_args)
-  values.update(given)
-  return ml_collections.ConfigDict(values)
+    if key not in spec:
+      problems.append(f"Unknown config argument {key!r}; this config accepts: {', '.join(sorted(spec))}")
+      continue
+    if not eq and spec[key].type is not bool:
+      problems.append(f"config argument {key!r} needs a value, e.g. {key}={spec[key].default!r}")
+      continue
+    try:
+      value = _convert(key, text.strip(), spec[key].type)
+    except ConfigError as e:
+      problems.append(str(e))
+      continue
+    problem = spec[key].check(key, value)
+    if problem:
+      problems.append(f"config argument {problem}")
+    given[key] = value
+  if problems:
+    raise ConfigError("\n".join(problems))
+  values = {k: given.get(k, a.default) for k, a in spec.items()}
+  return ml_collections.ConfigDict(values), given
+
+
+Recipe = Callable[[ml_collections.ConfigDict, ml_collections.ConfigDict], None]
+
+
+def make(family: str, arg: str | None, family_args: Mapping[str, Arg], recipe: Recipe,
+         smoke: Recipe | None = None) -> ml_collections.ConfigDict:
+  """Builds a family's config in the one override order (see the module docstring).
+
+  `recipe(c, args)` writes the paper's recipe and `smoke(c, args)` the family's quick
+  mode; both may read `args` (every argument's value), and neither needs to care about
+  explicit arguments, which are applied after both.
+  """
+  spec = {**ARGS, **family_args}
+  args, given = parse_args(arg, spec)
+  c = base_config()
+  c.name = run_name(family, arg)
+  recipe(c, args)
+  for key, a in family_args.items():
+    if args[key] is not None:
+      a.set(c, args[key], args)
+  if args.smoke:
+    quick_mode(c)
+    if smoke is not None:
+      smoke(c, args)
+  for key, value in given.items():
+    if key != "smoke":
+      spec[key].set(c, value, args)
+  c.lock()
+  return c
+
+
+def quick_mode(c: ml_collections.ConfigDict) -> None:
+  """What `smoke` changes in every family: the embedded dataset, 64 px, a few epochs."""
+  c.dataset = "embedded"
+  c.eval_split = "validation"
+  c.input.image_size = 64
+  c.input.resize_size = 72
+  c.input.shuffle_buffer = 8192
+  # Families' quick modes use He-style init, which expects unit-scale inputs; families with
+  # LRN keep the paper's pixel scale instead (see their `smoke`).
+  c.input.std_rgb = IMAGENET_STD_RGB
+  c.batch_size = 64
+  c.eval_batch_size = 250
+  c.num_epochs = 5.0
+  c.schedule.name = "cosine"
+  c.schedule.warmup_epochs = 0.5
+  c.log_every_steps = 25
+  c.checkpoint_every_steps = 200
+  c.keep_checkpoints = 2
 
 
 def run_name(family: str, arg: str | None) -> str:
@@ -145,7 +307,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.optimizer.momentum = 0.9
   c.optimizer.nesterov = False
   c.optimizer.weight_decay = 5e-4
-  c.optimizer.decay_biases_and_norms = True  # the paper decays every weight
+  # Decay every parameter (the paper is silent on biases); False: Caffe's no decay on biases and norms.
+  c.optimizer.decay_biases_and_norms = True
   c.optimizer.adam_b1 = 0.9
   c.optimizer.adam_b2 = 0.999
   c.optimizer.eps = 1e-8
@@ -194,75 +357,4 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.v2_dir = ""               # ImageNet-V2 folder (<dir>/<class index>/<image>); '' uses TFDS imagenet_v2
   c.eval.minival_size = 10000      # minival: the last N examples of the train split
   c.eval.top_confusions = 20       # most-confused class pairs listed per protocol and set
-  return c
-
-
-def apply_common_args(c: ml_collections.ConfigDict, args: ml_collections.ConfigDict,
-                      smoke: Callable[[ml_collections.ConfigDict], None] | None = None) -> None:
-  """Applies the shared arguments (`ARGS`) to config `c` in place."""
-  if args.smoke:
-    c.dataset = "embedded"
-    c.eval_split = "validation"
-    c.input.image_size = 64
-    c.input.resize_size = 72
-    c.input.shuffle_buffer = 8192
-    # Families' quick modes use He-style init, which expects unit-scale inputs.
-    c.input.std_rgb = IMAGENET_STD_RGB
-    c.batch_size = 64
-    c.eval_batch_size = 250
-    c.num_epochs = 5.0
-    c.schedule.name = "cosine"
-    c.schedule.warmup_epochs = 0.5
-    c.log_every_steps = 25
-    c.checkpoint_every_steps = 200
-    c.keep_checkpoints = 2
-    if smoke is not None:
-      smoke(c)
-  if args.data:
-    c.dataset = args.data
-  if args.aug:
-    set_augmentation(c, args.aug)
-  if args.epochs > 0:
-    c.num_epochs = args.epochs
-  if args.batch > 0:
-    c.batch_size = args.batch
-  if args.res > 0:
-    c.input.image_size = args.res
-    c.input.resize_size = int(round(args.res * 256 / 224))
-  if args.bf16:
-    c.dtype = "bfloat16"
-  if args.seed >= 0:
-    c.seed = args.seed
-
-
-def set_augmentation(c: ml_collections.ConfigDict, aug: str) -> None:
-  presets = {
-      "paper": dict(train_crop="random", flip=True, pca_lighting=0.1),
-      "inception": dict(train_crop="inception", flip=True, pca_lighting=0.0),
-      "flip": dict(train_crop="center", flip=True, pca_lighting=0.0),
-      "none": dict(train_crop="center", flip=False, pca_lighting=0.0),
-  }
-  if aug not in presets:
-    raise ValueError(f"aug={aug!r} is not known; choose one of {', '.join(presets)}.")
-  c.input.update(presets[aug])
-
-
-# Input normalisation presets on the 0..255 scale: (mean_rgb, std_rgb).
-NORMS = {
-    "mean": (IMAGENET_MEAN_RGB, (1.0, 1.0, 1.0)),
-    "torchvision": (IMAGENET_MEAN_RGB, IMAGENET_STD_RGB),
-    "inception": ((127.5, 127.5, 127.5), (127.5, 127.5, 127.5)),
-}
-
-
-def set_normalisation(c: ml_collections.ConfigDict, norm: str) -> None:
-  """Sets input.mean_rgb/std_rgb; converted torchvision weights need the statistics they were trained with."""
-  if norm not in NORMS:
-    raise ValueError(f"norm={norm!r} is not known; choose one of {', '.join(NORMS)}.")
-  c.input.mean_rgb, c.input.std_rgb = NORMS[norm]
-
-
-def finalize(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Locks the config so a misspelt `--config.field` override is an error."""
-  c.lock()
   return c

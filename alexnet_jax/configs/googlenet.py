@@ -6,15 +6,17 @@ factor 0.96 at every multiple of 8 epochs), Polyak averaging for the final model
 (not done here); auxiliary classifiers weighted 0.3; random crops covering 8%–100%
 of the image with aspect ratio 3/4–4/3 (`train_crop='inception'`) plus photometric
 distortions (not modelled). The paper gives neither the initial rate, the batch
-size nor the epoch count: lr 0.01, weight decay 2e-4 and batch 128 follow the
-reference Caffe re-implementation; 90 epochs is a choice.
+size nor the epoch count: lr 0.01 and weight decay 2e-4 follow the reference Caffe
+re-implementation (bvlc_googlenet), whose batch is 32 (`variant=paper`; torchvision's
+variant uses 128); 90 epochs is a choice.
 Reported (ILSVRC-2014, top-5 error, Table 5): 10.07% for one model and one crop on
 validation, 9.15% with 10 crops, 7.89% with 144 crops; 6.67% on the test set for the
 ensemble of 7 models with 144 crops each.
 
 `variant=torchvision` (default) is torchvision's network (BatchNorm, 3×3 third
 branch, no LRN, dropout 0.2); `variant=paper` is the 2014 one (no BatchNorm, 5×5
-third branch, LRN in the stem, dropout 0.4, Xavier init as the Caffe model).
+third branch, LRN in the stem, dropout 0.4, Xavier init as the Caffe model; auxiliary
+heads average-pool 5×5 with stride 3, and the max-pool after inception 4e is 3×3/2).
 
 Arguments (besides those in `configs/common.py`):
   variant=torchvision  torchvision | paper
@@ -25,7 +27,7 @@ Arguments (besides those in `configs/common.py`):
   norm=                mean | torchvision | inception (default: torchvision's mean/std for
                        variant=torchvision, mean subtraction for the paper); use inception
                        for torchvision's released weights (trained with transform_input)
-  sched=step           step | poly | cosine | plateau
+  sched=step           step | poly | cosine | plateau | constant
   lr=0.01              base learning rate
 
 Examples:
@@ -37,69 +39,60 @@ import ml_collections
 
 from alexnet_jax.configs import common
 
+SMOKE_WIDTH = 0.25
+
 FAMILY_ARGS = {
-    "variant": "torchvision",
-    "branch3_kernel": 0,
-    "dropout": -1.0,
-    "aux": True,
-    "width": 1.0,
-    "norm": "",
-    "sched": "step",
-    "lr": 0.01,
+    "variant": common.Arg(str, "torchvision", choices=("torchvision", "paper")),
+    "branch3_kernel": common.Arg(int, None, "model.branch3_kernel", choices=(3, 5)),
+    "dropout": common.rate(None, "model.dropout"),
+    "aux": common.Arg(bool, True, "model.aux_logits"),
+    "width": common.positive(float, 1.0, "model.width", to=lambda v, a: v * (SMOKE_WIDTH if a.smoke else 1.0)),
+    "norm": common.norm_arg(None),
+    "sched": common.Arg(str, "step", "schedule.name", choices=common.SCHEDULES),
+    "lr": common.positive(float, 0.01, "schedule.base_lr"),
 }
 
+# What each variant sets; the arguments above override single fields.
 VARIANTS = {
-    "torchvision": dict(bn=True, branch3_kernel=3, lrn=False, dropout=0.2, init="torchvision", norm="torchvision"),
-    "paper": dict(bn=False, branch3_kernel=5, lrn=True, dropout=0.4, init="xavier", norm="mean"),
+    "torchvision": dict(model=dict(bn=True, branch3_kernel=3, lrn=False, dropout=0.2, init_scheme="torchvision",
+                                   aux_pool="adaptive", pool4_window=2),
+                        norm="torchvision", batch=128),
+    "paper": dict(model=dict(bn=False, branch3_kernel=5, lrn=True, dropout=0.4, init_scheme="xavier",
+                             aux_pool="avg5s3", pool4_window=3),
+                  norm="mean", batch=32),
 }
 
 
-def model_config(args) -> ml_collections.ConfigDict:
-  if args.variant not in VARIANTS:
-    raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {args.variant!r}.")
-  if args.branch3_kernel not in (0, 3, 5):
-    raise ValueError(f"branch3_kernel must be 3 (torchvision) or 5 (paper), got {args.branch3_kernel}.")
+def recipe(c: ml_collections.ConfigDict, args: ml_collections.ConfigDict) -> None:
+  """The variant's recipe; `config.model` holds exactly the fields of `models.googlenet.GoogLeNet`."""
   v = VARIANTS[args.variant]
-  m = ml_collections.ConfigDict()
+  m = c.model
   m.name = "googlenet"
-  m.width = args.width
-  m.bn = v["bn"]
-  m.branch3_kernel = args.branch3_kernel or v["branch3_kernel"]
-  m.lrn = v["lrn"]
-  m.aux_logits = args.aux
-  m.dropout = args.dropout if args.dropout >= 0 else v["dropout"]
+  m.width = 1.0
+  m.aux_logits = True
   m.aux_dropout = 0.7
-  m.init = v["init"]
   m.conv1_stride = 2
-  return m
-
-
-def smoke(c: ml_collections.ConfigDict) -> None:
-  """Quick mode at 64 px: quarter width and a stride-1 stem so the last maps stay 4×4."""
-  c.model.width = 0.25 * c.model.width
-  c.model.conv1_stride = 1
-  c.schedule.base_lr = 0.05 if c.model.bn else 0.01
-
-
-def get_config(arg=None) -> ml_collections.ConfigDict:
-  args = common.parse_args(arg, FAMILY_ARGS)
-  c = common.base_config()
-  c.name = common.run_name("googlenet", arg)
-  c.model = model_config(args)
+  m.update(v["model"])
   c.input.image_size = 224
   c.input.resize_size = 256
   c.input.train_crop = "inception"
   c.input.inception_min_area = 0.08
   c.input.pca_lighting = 0.0
-  common.set_normalisation(c, args.norm or VARIANTS[args.variant]["norm"])
-  c.batch_size = 128
+  common.set_normalisation(c, v["norm"])
+  c.batch_size = v["batch"]
   c.num_epochs = 90.0
   c.optimizer.weight_decay = 2e-4
   c.aux_loss_weight = 0.3
-  c.schedule.name = args.sched
-  c.schedule.base_lr = args.lr
   c.schedule.factor = 0.96
   c.schedule.step_epochs = tuple(float(e) for e in range(8, 90, 8))
   c.schedule.poly_power = 0.5
-  common.apply_common_args(c, args, smoke=smoke)
-  return common.finalize(c)
+
+
+def smoke(c: ml_collections.ConfigDict, args: ml_collections.ConfigDict) -> None:
+  """Quick mode at 64 px: quarter width and a stride-1 stem so the last maps stay 4×4."""
+  c.model.conv1_stride = 1
+  c.schedule.base_lr = 0.05 if c.model.bn else 0.01
+
+
+def get_config(arg=None) -> ml_collections.ConfigDict:
+  return common.make("googlenet", arg, FAMILY_ARGS, recipe, smoke)

@@ -37,7 +37,8 @@ Arguments (besides those in `configs/common.py`):
   zero_init=False       zero-init the last BN gamma of each block (Goyal et al. 2017)
   width=1.0             channel multiplier
   stem=imagenet         imagenet (7×7/2 conv + 3×3/2 max-pool) | small (3×3 conv, no pool)
-  sched=plateau         plateau (the paper) | step (30/60/90 epochs, fb.resnet.torch) | cosine
+  sched=plateau         plateau (the paper) | step (30/60/90 epochs, fb.resnet.torch) | cosine |
+                        constant | poly
   lr=0.1                base learning rate at batch 256 (scaled linearly with `batch`)
 
 Examples:
@@ -48,68 +49,70 @@ Examples:
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, Mapping
 
 import ml_collections
 
 from alexnet_jax.configs import common
 
-FAMILY_ARGS: dict[str, Any] = {
-    "depth": 18,
-    "groups": 1,
-    "width_per_group": 64,
-    "se": False,
-    "se_reduction": 16,
-    "v1": False,
-    "zero_init": False,
-    "width": 1.0,
-    "stem": "imagenet",
-    "sched": "plateau",
-    "lr": 0.1,
-}
-DEPTHS = (18, 34, 50, 101, 152)
-STEMS = ("imagenet", "small")
-SCHEDULES = ("plateau", "step", "cosine")
+SMOKE_WIDTH = 0.125
 PAPER_BATCH = 256
 
 
-def validate(args: ml_collections.ConfigDict) -> None:
-  """Rejects argument combinations the model cannot build, saying what to change."""
-  if args.depth not in DEPTHS:
-    raise ValueError(f"depth={args.depth} is not a ResNet; choose one of {DEPTHS}.")
-  if args.groups < 1 or args.width_per_group < 1:
-    raise ValueError("groups and width_per_group must be positive integers.")
-  if (args.groups != 1 or args.width_per_group != 64) and args.depth < 50:
-    raise ValueError("groups/width_per_group change the bottleneck block; use depth >= 50 "
-                     f"(got depth={args.depth}).")
-  if args.stem not in STEMS:
-    raise ValueError(f"stem={args.stem!r} is not known; choose one of {STEMS}.")
-  if args.sched not in SCHEDULES:
-    raise ValueError(f"sched={args.sched!r} is not known; choose one of {SCHEDULES}.")
-  if args.width <= 0:
-    raise ValueError(f"width must be > 0, got {args.width}.")
-  if args.se_reduction < 1:
-    raise ValueError(f"se_reduction must be >= 1, got {args.se_reduction}.")
+def _lr(value: float, args: ml_collections.ConfigDict) -> float:
+  """Linear scaling rule (Goyal et al. 2017) when `batch=` differs from the paper's (not in quick mode)."""
+  return value * args.batch / PAPER_BATCH if args.batch and not args.smoke else value
 
 
-def model_config(args: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """The `config.model` fields read by `alexnet_jax.models.resnet.build`."""
-  m = ml_collections.ConfigDict()
+FAMILY_ARGS: dict[str, common.Arg] = {
+    "depth": common.Arg(int, 18, "model.depth", choices=(18, 34, 50, 101, 152)),
+    "groups": common.positive(int, 1, "model.groups"),
+    "width_per_group": common.positive(int, 64, "model.width_per_group"),
+    "se": common.Arg(bool, False, "model.se"),
+    "se_reduction": common.positive(int, 16, "model.se_reduction"),
+    "v1": common.Arg(bool, False, "model.stride_on_3x3", to=lambda v, a: not v),
+    "zero_init": common.Arg(bool, False, "model.zero_init_residual"),
+    "width": common.positive(float, 1.0, "model.width", to=lambda v, a: v * (SMOKE_WIDTH if a.smoke else 1.0)),
+    "stem": common.Arg(str, "imagenet", "model.stem", choices=("imagenet", "small")),
+    "sched": common.Arg(str, "plateau", "schedule.name", choices=common.SCHEDULES),
+    "lr": common.positive(float, 0.1, "schedule.base_lr", to=_lr),
+}
+
+
+def recipe(c: ml_collections.ConfigDict, args: ml_collections.ConfigDict) -> None:
+  """He et al.'s recipe; `config.model` holds exactly the fields of `models.resnet.ResNet`."""
+  m = c.model
   m.name = "resnet"
-  m.depth = args.depth
-  m.groups = args.groups
-  m.width_per_group = args.width_per_group
-  m.width = args.width
-  m.se = args.se
-  m.se_reduction = args.se_reduction
-  m.stride_on_3x3 = not args.v1
-  m.zero_init_residual = args.zero_init
-  m.stem = args.stem
+  m.depth = 18
+  m.groups = 1
+  m.width_per_group = 64
+  m.width = 1.0
+  m.se = False
+  m.se_reduction = 16
+  m.stride_on_3x3 = True
+  m.zero_init_residual = False
+  m.stem = "imagenet"
   m.stem_stride = 1
-  return m
+  c.batch_size = PAPER_BATCH
+  c.eval_batch_size = 250
+  c.num_epochs = 120.0  # 60×10^4 iterations at batch 256
+  c.optimizer.name = "sgd"
+  c.optimizer.momentum = 0.9
+  c.optimizer.weight_decay = 1e-4
+  c.optimizer.decay_biases_and_norms = True  # the original Caffe/Torch code decays every weight
+  c.schedule.factor = 0.1
+  c.schedule.patience = 5
+  c.schedule.max_reductions = 3
+  c.schedule.step_epochs = (30.0, 60.0, 90.0)
+  c.input.train_crop = "inception"
+  c.input.inception_min_area = (224 / 480) ** 2
+  c.input.flip = True
+  c.input.pca_lighting = 0.1
+  common.set_normalisation(c, "torchvision")
 
 
-def smoke(c: ml_collections.ConfigDict) -> None:
+def smoke(c: ml_collections.ConfigDict, args: ml_collections.ConfigDict) -> None:
   """Quick mode: 64×64 embedded data on a laptop CPU in a few minutes.
 
   Depth 18/34: a 3×3/2 'small' stem without max-pool (stage 1 at 32×32 instead of the
@@ -119,7 +122,6 @@ def smoke(c: ml_collections.ConfigDict) -> None:
   ResNeXt's cardinality is cut to 4 (16 channels per group at 64 planes).
   """
   m = c.model
-  m.width = 0.125 * m.width
   if m.depth <= 34:
     m.stem = "small"
     m.stem_stride = 2
@@ -136,48 +138,18 @@ def smoke(c: ml_collections.ConfigDict) -> None:
   c.schedule.base_lr = 0.05
 
 
-def make_config(family: str, arg: str | None, overrides: Mapping[str, Any] | None = None,
-                recipe: Callable[[ml_collections.ConfigDict], None] | None = None) -> ml_collections.ConfigDict:
-  """Builds a ResNet-family config.
+def make_config(family: str, arg: str | None, defaults: Mapping[str, Any] | None = None,
+                family_recipe: Callable[[ml_collections.ConfigDict], None] | None = None) -> ml_collections.ConfigDict:
+  """Builds a ResNet-family config; `defaults` changes argument defaults and `family_recipe`
+  edits the recipe (configs/resnext.py and configs/senet.py), in `common.make`'s order."""
+  spec = {k: dataclasses.replace(a, default=(defaults or {}).get(k, a.default)) for k, a in FAMILY_ARGS.items()}
 
-  `overrides` changes argument defaults and `recipe` edits the training recipe before
-  the common arguments apply, so configs/resnext.py and configs/senet.py stay thin and
-  `epochs=`, `batch=` etc. still win over their recipes.
-  """
-  args = common.parse_args(arg, {**FAMILY_ARGS, **(overrides or {})})
-  validate(args)
-  c = common.base_config()
-  c.name = common.run_name(family, arg)
-  c.model = model_config(args)
+  def full_recipe(c: ml_collections.ConfigDict, args: ml_collections.ConfigDict) -> None:
+    recipe(c, args)
+    if family_recipe is not None:
+      family_recipe(c)
 
-  c.batch_size = PAPER_BATCH
-  c.eval_batch_size = 250
-  c.num_epochs = 120.0  # 60×10^4 iterations at batch 256
-  c.optimizer.name = "sgd"
-  c.optimizer.momentum = 0.9
-  c.optimizer.weight_decay = 1e-4
-  c.optimizer.decay_biases_and_norms = True  # the original Caffe/Torch code decays every weight
-  c.schedule.name = args.sched
-  c.schedule.base_lr = args.lr
-  c.schedule.factor = 0.1
-  c.schedule.patience = 5
-  c.schedule.max_reductions = 3
-  c.schedule.step_epochs = (30.0, 60.0, 90.0)
-
-  c.input.train_crop = "inception"
-  c.input.inception_min_area = (224 / 480) ** 2
-  c.input.flip = True
-  c.input.pca_lighting = 0.1
-  c.input.mean_rgb = common.IMAGENET_MEAN_RGB
-  c.input.std_rgb = common.IMAGENET_STD_RGB
-  if recipe is not None:
-    recipe(c)
-
-  common.apply_common_args(c, args, smoke=smoke)
-  # Linear scaling rule (Goyal et al. 2017) when the batch differs from the paper's.
-  if args.batch > 0 and not args.smoke:
-    c.schedule.base_lr = c.schedule.base_lr * args.batch / PAPER_BATCH
-  return common.finalize(c)
+  return common.make(family, arg, spec, full_recipe, smoke)
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

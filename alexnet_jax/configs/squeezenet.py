@@ -14,7 +14,7 @@ Arguments (besides those in `configs/common.py`):
   dropout=0.5   dropout before the final 1×1 conv
   width=1.0     channel multiplier
   norm=mean     mean | torchvision | inception (torchvision for its released weights)
-  sched=poly    poly | cosine | step | plateau
+  sched=poly    poly | cosine | step | plateau | constant
   lr=0.04       base learning rate
 
 Examples:
@@ -26,35 +26,42 @@ import ml_collections
 
 from alexnet_jax.configs import common
 
+SMOKE_WIDTH = 0.5
+
 FAMILY_ARGS = {
-    "version": "1_0",
-    "dropout": 0.5,
-    "width": 1.0,
-    "norm": "mean",
-    "sched": "poly",
-    "lr": 0.04,
+    "version": common.Arg(str, "1_0", "model.version", choices=("1_0", "1_1")),
+    "dropout": common.rate(0.5, "model.dropout"),
+    "width": common.positive(float, 1.0, "model.width", to=lambda v, a: v * (SMOKE_WIDTH if a.smoke else 1.0)),
+    "norm": common.norm_arg("mean"),
+    "sched": common.Arg(str, "poly", "schedule.name", choices=common.SCHEDULES),
+    "lr": common.positive(float, 0.04, "schedule.base_lr"),
 }
 
 
-def model_config(args) -> ml_collections.ConfigDict:
-  if args.version not in ("1_0", "1_1"):
-    raise ValueError(f"version must be 1_0 or 1_1, got {args.version!r}.")
-  m = ml_collections.ConfigDict()
+def recipe(c: ml_collections.ConfigDict, args: ml_collections.ConfigDict) -> None:
+  """The released solver; `config.model` holds exactly the fields of `models.squeezenet.SqueezeNet`."""
+  m = c.model
   m.name = "squeezenet"
-  m.version = args.version
-  m.width = args.width
-  m.dropout = args.dropout
+  m.version = "1_0"
+  m.width = 1.0
+  m.dropout = 0.5
   m.conv1_stride = 2
-  return m
+  c.input.image_size = 227
+  c.input.resize_size = 256
+  c.input.train_crop = "random"
+  c.input.pca_lighting = 0.0
+  c.batch_size = 512
+  c.num_epochs = 68.0
+  c.optimizer.weight_decay = 2e-4
+  c.schedule.poly_power = 1.0
 
 
-def smoke(c: ml_collections.ConfigDict) -> None:
+def smoke(c: ml_collections.ConfigDict, args: ml_collections.ConfigDict) -> None:
   """Quick mode at 64 px: half width; a stride-1 conv1 keeps the last fire module's map at 7×7.
 
   With the usual stride 2 (a 3×3 last map) the final conv+ReLU died at once in our runs.
   Three epochs, since the stride-1 net costs several times more per step than the others.
   """
-  c.model.width = 0.5 * c.model.width
   c.model.conv1_stride = 1
   c.num_epochs = 3.0
   # With SGD, SqueezeNet's final conv+ReLU classifier sits on a long plateau at chance (at
@@ -66,20 +73,4 @@ def smoke(c: ml_collections.ConfigDict) -> None:
 
 
 def get_config(arg=None) -> ml_collections.ConfigDict:
-  args = common.parse_args(arg, FAMILY_ARGS)
-  c = common.base_config()
-  c.name = common.run_name("squeezenet", arg)
-  c.model = model_config(args)
-  c.input.image_size = 227
-  c.input.resize_size = 256
-  c.input.train_crop = "random"
-  c.input.pca_lighting = 0.0
-  common.set_normalisation(c, args.norm)
-  c.batch_size = 512
-  c.num_epochs = 68.0
-  c.optimizer.weight_decay = 2e-4
-  c.schedule.name = args.sched
-  c.schedule.base_lr = args.lr
-  c.schedule.poly_power = 1.0
-  common.apply_common_args(c, args, smoke=smoke)
-  return common.finalize(c)
+  return common.make("squeezenet", arg, FAMILY_ARGS, recipe, smoke)

@@ -6,10 +6,13 @@ dropout 0.5 in fc6 and fc7, learning rate 1e-2 divided by 10 when the validation
 accuracy stopped improving (three times in all), training stopped after 370K
 iterations (74 epochs); 224×224 random crops of rescaled images with horizontal
 flips and AlexNet's RGB colour shift; net A initialised from N(0, 1e-2), deeper nets
-from A's trained layers. Scale jittering (training side S drawn from [256, 512]) is
-approximated here by a fixed S (`input.resize_size`, 256) with random crops — the
-input pipeline has no per-image random rescale; `aug=inception` (random-resized
-crops) is the closest multi-scale alternative. Conv layers use Kaiming init
+from A's trained layers. Training here is at a fixed S (`input.resize_size`, 256): random
+224 crops inside the central S×S square (`input.crop_region='center_square'`; `full`
+lets them lie anywhere in the short-side-resized image). Scale jittering (S drawn from
+[256, 512]) needs a per-image random rescale the input pipeline lacks; `aug=inception`
+(random-resized crops) is the closest multi-scale alternative. Multi-scale testing
+(`config.eval.scales`) follows the paper (Sec. 4.2): Q = {S−32, S, S+32} for a model
+trained at fixed S, (256, 384, 512) for a scale-jittered one (`aug=inception` here). Conv layers use Kaiming init
 (torchvision's), which trains D and E from scratch without the staged initialisation.
 
 Reported (ILSVRC-2012 validation, error top-1 / top-5): single-scale test, Table 3:
@@ -26,8 +29,11 @@ Arguments (besides those in `configs/common.py`):
   pool7=adaptive adaptive (torch's 7×7 adaptive average pool) | flatten (small images)
   norm=mean      input normalisation: mean (subtract the ImageNet mean, as the paper) |
                  torchvision (mean and std) | inception (scale to [-1, 1])
-  sched=plateau  plateau | step | cosine
+  sched=plateau  plateau | step | cosine | constant | poly
   lr=0.01        base learning rate
+
+Quick mode (`smoke`) trains with BatchNorm unless `bn=False` is given (plain VGG-16/19
+learn too slowly from scratch for minutes on a CPU), at eighth width, lr 0.05 (0.02 without BN).
 
 Examples:
   python main.py --config=configs/vgg.py:depth=16
@@ -38,64 +44,63 @@ import ml_collections
 
 from alexnet_jax.configs import common
 
+SMOKE_WIDTH = 0.125
+
 FAMILY_ARGS = {
-    "depth": 16,
-    "bn": False,
-    "dropout": 0.5,
-    "width": 1.0,
-    "pool7": "adaptive",
-    "norm": "mean",
-    "sched": "plateau",
-    "lr": 0.01,
+    "depth": common.Arg(int, 16, "model.depth", choices=(11, 13, 16, 19)),
+    "bn": common.Arg(bool, None, "model.bn"),
+    "dropout": common.rate(0.5, "model.dropout"),
+    "width": common.positive(float, 1.0, "model.width", to=lambda v, a: v * (SMOKE_WIDTH if a.smoke else 1.0)),
+    "pool7": common.Arg(str, "adaptive", "model.pool7", choices=("adaptive", "flatten")),
+    "norm": common.norm_arg("mean"),
+    "sched": common.Arg(str, "plateau", "schedule.name", choices=common.SCHEDULES),
+    "lr": common.positive(float, 0.01, "schedule.base_lr"),
 }
 
 
-
-def model_config(args) -> ml_collections.ConfigDict:
-  if args.depth not in (11, 13, 16, 19):
-    raise ValueError(f"depth must be 11, 13, 16 or 19 (VGG configurations A, B, D, E), got {args.depth}.")
-  if args.pool7 not in ("adaptive", "flatten"):
-    raise ValueError(f"pool7 must be 'adaptive' or 'flatten', got {args.pool7!r}.")
-  m = ml_collections.ConfigDict()
+def recipe(c: ml_collections.ConfigDict, args: ml_collections.ConfigDict) -> None:
+  """Simonyan & Zisserman's recipe at fixed S; `config.model` holds the fields of `models.vgg.VGG`."""
+  m = c.model
   m.name = "vgg"
-  m.depth = args.depth
-  m.bn = args.bn
-  m.width = args.width
+  m.depth = 16
+  m.bn = False
+  m.width = 1.0
   m.fc_dim = 4096
-  m.dropout = args.dropout
-  m.pool7 = args.pool7
-  return m
-
-
-# Quick mode trains with BatchNorm unless `bn=False` is given: plain VGG-16/19 learn slowly
-# from scratch (the paper initialised them from a trained VGG-A), too slowly for minutes on a CPU.
-SMOKE_ARGS = {"bn": True}
-
-
-def smoke(c: ml_collections.ConfigDict) -> None:
-  """Quick mode at 64 px: eighth width, and fc6 reads the 2×2 map left after five pools."""
-  c.model.width = 0.125 * c.model.width
-  c.model.fc_dim = 2048  # 512 after the width multiplier
-  c.model.pool7 = "flatten"
-  c.schedule.base_lr = 0.05 if c.model.bn else 0.02
-
-
-def get_config(arg=None) -> ml_collections.ConfigDict:
-  args = common.parse_args(arg, FAMILY_ARGS, SMOKE_ARGS)
-  c = common.base_config()
-  c.name = common.run_name("vgg", arg)
-  c.model = model_config(args)
+  m.dropout = 0.5
+  m.pool7 = "adaptive"
   c.input.image_size = 224
   c.input.resize_size = 256
   c.input.train_crop = "random"
+  c.input.crop_region = "center_square"
   c.input.pca_lighting = 0.1
-  common.set_normalisation(c, args.norm)
   c.batch_size = 256
   c.num_epochs = 74.0
   c.optimizer.weight_decay = 5e-4
-  c.schedule.name = args.sched
-  c.schedule.base_lr = args.lr
   c.schedule.factor = 0.1
   c.schedule.max_reductions = 3
-  common.apply_common_args(c, args, smoke=smoke)
-  return common.finalize(c)
+
+
+def smoke(c: ml_collections.ConfigDict, args: ml_collections.ConfigDict) -> None:
+  """Quick mode at 64 px: BatchNorm, eighth width, and fc6 reads the 2×2 map left after five pools."""
+  c.model.bn = True
+  c.model.fc_dim = 2048  # 512 after the width multiplier
+  c.model.pool7 = "flatten"
+  c.schedule.base_lr = 0.05 if (args.bn is None or args.bn) else 0.02
+
+
+def get_config(arg=None) -> ml_collections.ConfigDict:
+  c = common.make("vgg", arg, FAMILY_ARGS, recipe, smoke)
+  c.eval.scales = test_scales(c)
+  return c
+
+
+def test_scales(c: ml_collections.ConfigDict) -> tuple[int, ...]:
+  """Multi-scale test scales Q for a 224 crop, from how the model is trained (Sec. 4.2).
+
+  Fixed S (random crops of the short-side-S image): Q = {S−32, S, S+32}, S in units of a
+  224 crop. Scale-jittered training (here the random-resized crop): Q = {256, 384, 512}.
+  """
+  if c.input.train_crop == "inception":
+    return (256, 384, 512)
+  s = int(round(c.input.resize_size * 224 / c.input.image_size))
+  return (max(224, s - 32), s, s + 32)  # the evaluation needs scales >= the 224 crop

@@ -20,6 +20,8 @@ from typing import Callable, Sequence
 
 import tensorflow as tf
 
+from alexnet_jax.errors import ConfigError
+
 Window = tf.Tensor  # int32 [4]: top, left, height, width
 
 
@@ -96,18 +98,27 @@ def center_crop_window(shape: tf.Tensor, image_size: int, resize_size: int) -> W
 
 
 def random_crop_window(shape: tf.Tensor, image_size: int, resize_size: int,
-                       seed: tf.Tensor) -> Window:
-  """The paper's crop: a uniformly placed `image_size` square of the short-side-resized image.
+                       seed: tf.Tensor, region: str = "full") -> Window:
+  """A uniformly placed `image_size` square of the short-side-resized image.
 
+  `region='center_square'` is the paper's geometry (Krizhevsky 2012, Sec. 2 and 4.1): the
+  patch lies inside the central resize_size × resize_size square (the central short×short
+  square of the original); `region='full'` lets it lie anywhere in the resized image.
   Returned as the equivalent square in original pixels (side short·image_size/resize_size).
   """
+  if region not in ("full", "center_square"):
+    raise ConfigError(f"config.input.crop_region={region!r}: choose full or center_square.")
   h, w = shape[0], shape[1]
   short = tf.minimum(h, w)
   side = tf.cast(tf.round(tf.cast(short, tf.float32) * image_size / resize_size), tf.int32)
   side = tf.clip_by_value(side, 1, short)
+  if region == "center_square":
+    top0, left0, span_h, span_w = (h - short) // 2, (w - short) // 2, short, short
+  else:
+    top0, left0, span_h, span_w = 0, 0, h, w
   offsets = tf.random.stateless_uniform([2], seed, minval=0, maxval=2**30, dtype=tf.int32)
-  top = offsets[0] % (h - side + 1)
-  left = offsets[1] % (w - side + 1)
+  top = top0 + offsets[0] % (span_h - side + 1)
+  left = left0 + offsets[1] % (span_w - side + 1)
   return tf.stack([top, left, side, side])
 
 
@@ -186,14 +197,14 @@ def normalize(image: tf.Tensor, mean_rgb: Sequence[float], std_rgb: Sequence[flo
 def _check_input_config(input_cfg) -> None:
   """Catches nonsensical sizes before they turn into an obscure TF shape error."""
   if input_cfg.image_size <= 0 or input_cfg.resize_size < input_cfg.image_size:
-    raise ValueError(
+    raise ConfigError(
         f"config.input.image_size={input_cfg.image_size} must be positive and not larger than "
         f"config.input.resize_size={input_cfg.resize_size}; set resize_size ≥ image_size.")
   if input_cfg.train_crop not in ("random", "inception", "center"):
-    raise ValueError(f"config.input.train_crop={input_cfg.train_crop!r}: choose random, "
+    raise ConfigError(f"config.input.train_crop={input_cfg.train_crop!r}: choose random, "
                      "inception or center.")
   if len(input_cfg.mean_rgb) != 3 or len(input_cfg.std_rgb) != 3 or min(input_cfg.std_rgb) <= 0:
-    raise ValueError("config.input.mean_rgb and std_rgb need 3 values each, std_rgb positive.")
+    raise ConfigError("config.input.mean_rgb and std_rgb need 3 values each, std_rgb positive.")
 
 
 def train_preprocess(input_cfg) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
@@ -202,6 +213,7 @@ def train_preprocess(input_cfg) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
   size = int(input_cfg.image_size)
   resize_size = int(input_cfg.resize_size)
   crop = input_cfg.train_crop
+  region = input_cfg.get("crop_region", "full")
   do_flip = bool(input_cfg.flip)
   sigma = float(input_cfg.pca_lighting)
   min_area = float(input_cfg.get("inception_min_area", 0.08))
@@ -212,7 +224,7 @@ def train_preprocess(input_cfg) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
     crop_seed, flip_seed, light_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
     shape = image_shape(image_bytes)
     if crop == "random":
-      window = random_crop_window(shape, size, resize_size, crop_seed)
+      window = random_crop_window(shape, size, resize_size, crop_seed, region)
     elif crop == "inception":
       window = inception_crop_window(shape, min_area, crop_seed)
     else:

@@ -108,8 +108,13 @@ class _TfdsSource:
           f"TFDS dataset {builder.name!r} has features {list(features)}; this pipeline needs "
           "'image' and 'label'. Choose an image-classification dataset.")
     available = list(builder.info.splits)
+    # A dataset without a 'validation' split (e.g. cifar10) is evaluated on its 'test' split.
+    self.aliases = {}
+    if config.eval_split == "validation" and "validation" not in available and "test" in available:
+      logging.info("TFDS dataset %s has no 'validation' split; evaluating on 'test' instead.", builder.name)
+      self.aliases["validation"] = "test"
     for key in ("train_split", "eval_split"):
-      split = config[key]
+      split = self.aliases.get(config[key], config[key])
       try:
         builder.info.splits[split]
       except (KeyError, ValueError) as e:
@@ -119,10 +124,11 @@ class _TfdsSource:
         name=builder.name if config.dataset != "embedded" else "embedded",
         num_classes=int(features["label"].num_classes),
         num_train=int(builder.info.splits[config.train_split].num_examples),
-        num_eval=int(builder.info.splits[config.eval_split].num_examples),
+        num_eval=int(builder.info.splits[self.aliases.get(config.eval_split, config.eval_split)].num_examples),
         class_names=tuple(features["label"].names))
 
   def _shard(self, split: str, process_index: int, process_count: int):
+    split = self.aliases.get(split, split)
     return split if process_count == 1 else tfds.even_splits(split, n=process_count)[process_index]
 
   def split_size(self, split: str, process_index: int, process_count: int) -> int:

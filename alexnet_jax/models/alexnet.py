@@ -11,8 +11,9 @@ Layer by layer (paper variant, `towers=2`):
 The 2012 model was split over two GPUs; its "towers" only exchange activations at
 conv3 and the FC layers. On one device the same function is a grouped convolution
 (`feature_group_count=2`), which is how it is written here. The "one weird trick"
-variant (Krizhevsky 2014, torchvision's `alexnet`) is 64-192-384-256-256 with no
-LRN and no towers.
+variant (Krizhevsky 2014, torchvision's `alexnet`) is 64-192-384-256-256; its config
+sets no LRN and one tower. LRN windows run across both towers' channels unless
+`tower_lrn` keeps them inside each tower.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ BIAS_ONE = ("conv2", "conv4", "conv5", "fc6", "fc7")
 
 
 class AlexNet(nn.Module):
-  """AlexNet; every field is set from `config.model` by `build` below."""
+  """AlexNet; `config.model` holds exactly these fields (see configs/alexnet.py)."""
 
   num_classes: int = 1000
   variant: str = "paper"
@@ -42,6 +43,7 @@ class AlexNet(nn.Module):
   width: float = 1.0
   fc_dim: int = 4096
   lrn: bool = True
+  tower_lrn: bool = False
   lrn_size: int = 5
   lrn_k: float = 2.0
   lrn_alpha: float = 1e-4
@@ -66,8 +68,6 @@ class AlexNet(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    if self.variant not in VARIANTS:
-      raise ValueError(f"model.variant must be one of {sorted(VARIANTS)}, got {self.variant!r}")
     act = layers.activation(self.act)
     x = x.astype(self.dtype)
     for i, (features, kernel, pad, towered) in enumerate(VARIANTS[self.variant], start=1):
@@ -84,7 +84,10 @@ class AlexNet(nn.Module):
             kernel_init=kinit, bias_init=binit, dtype=self.dtype, name=name)(x)
         x = act(x)
         if self.lrn and i in (1, 2):
-          x = layers.LocalResponseNorm(self.lrn_size, self.lrn_k, self.lrn_alpha, self.lrn_beta, name=f"lrn{i}")(x)
+          # In the 2012 net each GPU held half of conv1 and conv2 and normalised its own maps.
+          groups = self.towers if self.tower_lrn else 1
+          x = layers.LocalResponseNorm(self.lrn_size, self.lrn_k, self.lrn_alpha, self.lrn_beta, groups,
+                                       name=f"lrn{i}")(x)
       if i in (1, 2, 5):
         x = layers.max_pool(x, self.pool_window, self.pool_stride)
     x = x.reshape((x.shape[0], -1))
@@ -99,30 +102,3 @@ class AlexNet(nn.Module):
     x = nn.Dense(self.num_classes, kernel_init=kinit, bias_init=binit, dtype=self.dtype,
                  param_dtype=jnp.float32, name="fc8")(x)
     return x.astype(jnp.float32)
-
-
-def build(cfg, num_classes: int, dtype: Any) -> AlexNet:
-  variant = cfg.get("variant", "paper")
-  return AlexNet(
-      num_classes=num_classes,
-      variant=variant,
-      towers=cfg.towers if variant == "paper" else 1,
-      width=cfg.width,
-      fc_dim=cfg.fc_dim,
-      lrn=cfg.lrn if variant == "paper" else False,
-      lrn_size=cfg.lrn_size,
-      lrn_k=cfg.lrn_k,
-      lrn_alpha=cfg.lrn_alpha,
-      lrn_beta=cfg.lrn_beta,
-      pool_window=cfg.pool_window,
-      pool_stride=cfg.pool_stride,
-      dropout=cfg.dropout,
-      act=cfg.activation,
-      init_scheme=cfg.init,
-      init_std=cfg.init_std,
-      conv1_kernel=cfg.conv1_kernel,
-      conv1_stride=cfg.conv1_stride,
-      conv1_padding=cfg.conv1_padding,
-      remove_conv=cfg.remove_conv,
-      dtype=dtype,
-  )

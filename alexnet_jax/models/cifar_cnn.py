@@ -31,14 +31,14 @@ class CifarCNN(nn.Module):
   kernel: int = 5
   pool_window: int = 3
   pool_stride: int = 2
-  activation: str = "relu"
+  act: str = "relu"
   init_scheme: str = "lecun"
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     del train  # no dropout or BatchNorm: the Figure 1 nets had neither
-    act = layers.activation(self.activation)
+    act = layers.activation(self.act)
     init = layers.kernel_init(self.init_scheme)
     x = x.astype(self.dtype)
     for i, ch in enumerate(self.channels):
@@ -51,16 +51,3 @@ class CifarCNN(nn.Module):
     x = nn.Dense(self.num_classes, kernel_init=init, dtype=self.dtype, param_dtype=jnp.float32,
                  name="fc")(x)
     return x.astype(jnp.float32)
-
-
-def build(model_cfg, num_classes: int, dtype: Any = jnp.float32) -> nn.Module:
-  """Registry entry: reads the `cifar_cnn` model fields in one place."""
-  channels = tuple(int(c) for c in model_cfg.channels)
-  if len(channels) < 1 or min(channels) < 1:
-    raise ValueError(f"config.model.channels must be positive channel counts, got {model_cfg.channels!r}.")
-  if model_cfg.activation not in layers.ACTIVATIONS:
-    raise ValueError(f"config.model.activation={model_cfg.activation!r} is not known; "
-                     f"choose one of {sorted(layers.ACTIVATIONS)} (Figure 1 compares relu and tanh).")
-  return CifarCNN(num_classes=num_classes, channels=channels, kernel=int(model_cfg.kernel),
-                  pool_window=int(model_cfg.pool_window), pool_stride=int(model_cfg.pool_stride),
-                  activation=model_cfg.activation, init_scheme=model_cfg.init, dtype=dtype)

@@ -3,16 +3,17 @@
 Twenty-two layers built from inception modules: four parallel branches (1×1; 1×1 →
 3×3; 1×1 → 5×5; 3×3 max-pool → 1×1) concatenated along channels, the 1×1
 "reductions" keeping the compute at ~1.5 G multiply-adds. Two auxiliary classifiers
-on the outputs of inception 4a and 4d (average pool to 4×4 — the paper's 5×5/3 pool
-at 224 px — 1×1 conv 128, fc 1024, dropout 0.7, fc) add their loss during training
+on the outputs of inception 4a and 4d (`aux_pool`: the paper's 5×5 average pool with
+stride 3, or torchvision's adaptive average pool to 4×4; both give 4×4 at 224 px; 1×1 conv 128, fc 1024, dropout 0.7, fc) add their loss during training
 only; here they are `sow`n into the 'aux' collection when `train=True` and the
 trainer weights them by `config.aux_loss_weight` (0.3 in the paper).
 
 Defaults reproduce torchvision's `googlenet`, so its checkpoints convert exactly:
 every conv is conv (no bias) → BatchNorm (eps 1e-3) → ReLU, the third branch uses
 a 3×3 conv where the paper has 5×5, no LRN, dropout 0.2 before the classifier, and
-ceil-mode max-pools. The paper's network is `bn=False, branch3_kernel=5, lrn=True,
-dropout=0.4` (LRN after the stem's first pool and after the second conv stage).
+ceil-mode max-pools (2×2/2 after inception 4e). The paper's network is `bn=False,
+branch3_kernel=5, lrn=True, dropout=0.4, aux_pool='avg5s3', pool4_window=3` (LRN after the
+stem's first pool and after the second conv stage; a 3×3/2 max-pool after inception 4e).
 
 torchvision's `transform_input` only re-normalises the input; our pipeline feeds
 images normalised by the config's mean/std instead (see configs/googlenet.py).
@@ -40,8 +41,8 @@ INCEPTIONS = (
     ("inception5a", (256, 160, 320, 32, 128, 128)),
     ("inception5b", (384, 192, 384, 48, 128, 128)),
 )
-# Max-pool after these modules (3/2 after 3b, 2/2 after 4e, as torchvision), and aux heads.
-POOL_AFTER = {"inception3b": 3, "inception4e": 2}
+# Max-pool (stride 2) after inception 3b (3×3) and 4e (`pool4_window`), and aux heads.
+POOL_AFTER = ("inception3b", "inception4e")
 AUX_AFTER = {"inception4a": "aux1", "inception4d": "aux2"}
 
 
@@ -88,11 +89,12 @@ class AuxHead(nn.Module):
   bn: bool = True
   init_scheme: str = "torchvision"
   dropout: float = 0.7
+  pool: str = "adaptive"
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    x = layers.adaptive_avg_pool(x, 4)
+    x = layers.adaptive_avg_pool(x, 4) if self.pool == "adaptive" else layers.avg_pool(x, 5, 3)
     x = layers.ConvBNAct(scaled(128, self.width), 1, 1, 0, bn=self.bn, bn_epsilon=1e-3,
                          kernel_init=conv_init(self.init_scheme), dtype=self.dtype, name="conv")(x, train)
     x = x.reshape((x.shape[0], -1))
@@ -116,6 +118,8 @@ class GoogLeNet(nn.Module):
   aux_dropout: float = 0.7
   init_scheme: str = "torchvision"
   conv1_stride: int = 2
+  aux_pool: str = "adaptive"   # adaptive (torchvision) | avg5s3 (the paper's 5×5/3 average pool)
+  pool4_window: int = 2        # max-pool after inception 4e: 2 (torchvision) or 3 (the paper), stride 2
   dtype: Any = jnp.float32
 
   def _conv(self, features: int, kernel: int, stride: int, name: str) -> layers.ConvBNAct:
@@ -142,11 +146,10 @@ class GoogLeNet(nn.Module):
       x = Inception(tuple(scaled(c, self.width) for c in channels), self.bn, self.branch3_kernel,
                     self.init_scheme, self.dtype, name=name)(x, train)
       if name in POOL_AFTER:
-        window = POOL_AFTER[name]
-        x = layers.max_pool(x, window, 2, ceil_mode=True)
+        x = layers.max_pool(x, 3 if name == "inception3b" else self.pool4_window, 2, ceil_mode=True)
       if run_aux and name in AUX_AFTER:
-        aux = AuxHead(self.num_classes, self.width, self.bn, self.init_scheme, self.aux_dropout, self.dtype,
-                      name=AUX_AFTER[name])(x, train)
+        aux = AuxHead(self.num_classes, self.width, self.bn, self.init_scheme, self.aux_dropout, self.aux_pool,
+                      self.dtype, name=AUX_AFTER[name])(x, train)
         if train:
           self.sow("aux", "logits", aux)
     x = layers.global_avg_pool(x.astype(jnp.float32)).astype(self.dtype)
@@ -154,20 +157,3 @@ class GoogLeNet(nn.Module):
     x = nn.Dense(self.num_classes, kernel_init=conv_init(self.init_scheme), dtype=self.dtype,
                  param_dtype=jnp.float32, name="fc")(x)
     return x.astype(jnp.float32)
-
-
-def build(cfg, num_classes: int, dtype: Any) -> GoogLeNet:
-  """GoogLeNet from `config.model` (see configs/googlenet.py for the fields)."""
-  return GoogLeNet(
-      num_classes=num_classes,
-      width=cfg.width,
-      bn=cfg.bn,
-      branch3_kernel=cfg.branch3_kernel,
-      lrn=cfg.lrn,
-      aux_logits=cfg.aux_logits,
-      dropout=cfg.dropout,
-      aux_dropout=cfg.aux_dropout,
-      init_scheme=cfg.init,
-      conv1_stride=cfg.conv1_stride,
-      dtype=dtype,
-  )

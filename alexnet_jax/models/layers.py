@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, Sequence
 
+from absl import logging
+import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -29,6 +31,9 @@ def activation(name: str) -> Callable[[jax.Array], jax.Array]:
     return ACTIVATIONS[name]
   except KeyError:
     raise ValueError(f"Unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}.") from None
+
+
+INIT_SCHEMES = ("paper", "he", "he_in", "lecun", "xavier")
 
 
 def kernel_init(scheme: str, std: float = 0.01) -> nn.initializers.Initializer:
@@ -58,27 +63,49 @@ class LocalResponseNorm(nn.Module):
   The window holds `size` (the paper's n) adjacent channels centred on c,
   clipped at the edges. As in the paper (and tf.nn.local_response_normalization),
   alpha multiplies the plain sum; Caffe and torch.nn.LocalResponseNorm divide alpha
-  by n instead, so their alpha is n times ours.
+  by n instead, so their alpha is n times ours. With `groups > 1` the channels are
+  split into that many equal groups (towers) and windows stay inside their group.
+
+  The median of alpha·Σa²/k over the batch is `sow`n into 'intermediates' as
+  `norm_term` (see `lrn_terms`): when it is far below 1 the layer is a fixed gain k^-beta.
   """
 
   size: int = 5
   k: float = 2.0
   alpha: float = 1e-4
   beta: float = 0.75
+  groups: int = 1
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     half = (self.size - 1) // 2
     sq = jnp.square(x.astype(jnp.float32))
-    channels = x.shape[-1]
-    padded = jnp.pad(sq, [(0, 0)] * (x.ndim - 1) + [(half, self.size - 1 - half)])
+    channels = x.shape[-1] // self.groups
+    sq = sq.reshape(*x.shape[:-1], self.groups, channels)
+    padded = jnp.pad(sq, [(0, 0)] * (sq.ndim - 1) + [(half, self.size - 1 - half)])
     # A sum of `size` shifted slices: cheap on every backend, unlike reduce_window
     # over the feature axis on CPU.
-    window_sum = sum(padded[..., i:i + channels] for i in range(self.size))
-    denom = self.k + self.alpha * window_sum
+    window_sum = sum(padded[..., i:i + channels] for i in range(self.size)).reshape(x.shape)
+    term = self.alpha * window_sum
+    self.sow("intermediates", "norm_term", jnp.median(term) / self.k)
     # denom ** -beta through exp/log keeps one fused elementwise op.
-    scale = jnp.exp(-self.beta * jnp.log(denom))
+    scale = jnp.exp(-self.beta * jnp.log(self.k + term))
     return (x.astype(jnp.float32) * scale).astype(x.dtype)
+
+
+def lrn_terms(model: nn.Module, variables: Any, images: jax.Array) -> dict[str, float]:
+  """{LRN layer name: median of alpha·Σa²/k} for `images`: the size of LRN's normalisation term."""
+  _, state = model.apply(variables, images, train=False, mutable=["intermediates"])
+  flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(state.get("intermediates", {})), sep="/")
+  return {path.rsplit("/", 1)[0]: float(value[0]) for path, value in flat.items() if path.endswith("norm_term")}
+
+
+def log_lrn_terms(model: nn.Module, params: Any, images: jax.Array) -> None:
+  """Logs `lrn_terms` once for a model with LRN (and no BatchNorm); does nothing otherwise."""
+  if getattr(model, "lrn", False) and not getattr(model, "bn", False):
+    terms = lrn_terms(model, {"params": params}, images)
+    logging.info("LRN normalisation term, median alpha*sum(a^2)/k per layer (<< 1: LRN is a fixed gain): %s",
+                 ", ".join(f"{k} {v:.3g}" for k, v in terms.items()))
 
 
 def max_pool(x: jax.Array, window: int, stride: int, padding: Any = "VALID", ceil_mode: bool = False) -> jax.Array:

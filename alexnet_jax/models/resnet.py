@@ -197,22 +197,3 @@ class ResNet(nn.Module):
     kinit, binit = torch_linear_init(x.shape[-1])
     return layers.Classifier(self.num_classes, kernel_init=kinit, bias_init=binit, dtype=self.dtype,
                              name="head")(x, train)
-
-
-def build(cfg, num_classes: int, dtype: Any) -> ResNet:
-  """Builds the model from `config.model` (see configs/resnet.py for the fields)."""
-  stage_spec(cfg.depth)  # fail early with the list of valid depths
-  return ResNet(
-      num_classes=num_classes,
-      depth=cfg.depth,
-      groups=cfg.get("groups", 1),
-      width_per_group=cfg.get("width_per_group", 64),
-      width=cfg.get("width", 1.0),
-      se=cfg.get("se", False),
-      se_reduction=cfg.get("se_reduction", 16),
-      stride_on_3x3=cfg.get("stride_on_3x3", True),
-      zero_init_residual=cfg.get("zero_init_residual", False),
-      stem=cfg.get("stem", "imagenet"),
-      stem_stride=cfg.get("stem_stride", 1),
-      dtype=dtype,
-  )

@@ -83,9 +83,3 @@ class SqueezeNet(nn.Module):
                 param_dtype=jnp.float32, name="conv10")(x)
     # Average in float32 whatever the compute dtype.
     return layers.global_avg_pool(nn.relu(x).astype(jnp.float32))
-
-
-def build(cfg, num_classes: int, dtype: Any) -> SqueezeNet:
-  """SqueezeNet from `config.model` (fields: version, width, dropout, conv1_stride)."""
-  return SqueezeNet(num_classes=num_classes, version=cfg.version, width=cfg.width,
-                    dropout=cfg.dropout, conv1_stride=cfg.conv1_stride, dtype=dtype)

@@ -89,17 +89,3 @@ class VGG(nn.Module):
     x = nn.Dense(self.num_classes, kernel_init=fc_init, dtype=self.dtype,
                  param_dtype=jnp.float32, name="fc8")(x)
     return x.astype(jnp.float32)
-
-
-def build(cfg, num_classes: int, dtype: Any) -> VGG:
-  """VGG from `config.model` (fields: depth, bn, width, fc_dim, dropout, pool7)."""
-  return VGG(
-      num_classes=num_classes,
-      depth=cfg.depth,
-      bn=cfg.bn,
-      width=cfg.width,
-      fc_dim=cfg.fc_dim,
-      dropout=cfg.dropout,
-      pool7=cfg.pool7,
-      dtype=dtype,
-  )

@@ -31,7 +31,7 @@ CONVS = ((256, 5, 2, 0), (384, 3, 1, 1), (384, 3, 1, 1), (256, 3, 1, 1))
 
 
 class ZFNet(nn.Module):
-  """ZFNet; every field is set from `config.model` by `build` below."""
+  """ZFNet; every field is set from `config.model` from `config.model`."""
 
   num_classes: int = 1000
   width: float = 1.0
@@ -81,26 +81,3 @@ class ZFNet(nn.Module):
     x = nn.Dense(self.num_classes, kernel_init=kinit, dtype=self.dtype,
                  param_dtype=jnp.float32, name="fc8")(x)
     return x.astype(jnp.float32)
-
-
-def build(cfg, num_classes: int, dtype: Any) -> ZFNet:
-  """ZFNet from `config.model` (AlexNet-like fields, see configs/zfnet.py)."""
-  return ZFNet(
-      num_classes=num_classes,
-      width=cfg.width,
-      fc_dim=cfg.fc_dim,
-      lrn=cfg.lrn,
-      lrn_size=cfg.lrn_size,
-      lrn_k=cfg.lrn_k,
-      lrn_alpha=cfg.lrn_alpha,
-      lrn_beta=cfg.lrn_beta,
-      dropout=cfg.dropout,
-      act=cfg.activation,
-      init_scheme=cfg.init,
-      init_std=cfg.init_std,
-      conv1_kernel=cfg.conv1_kernel,
-      conv1_stride=cfg.conv1_stride,
-      conv1_padding=cfg.conv1_padding,
-      conv2_stride=cfg.conv2_stride,
-      dtype=dtype,
-  )

@@ -14,7 +14,7 @@ import os
 from alexnet_jax.errors import ConfigError
 
 PACKAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
-_NOT_FAMILIES = ("__init__", "common")
+_NOT_FAMILIES = ("__init__", "common", "validate")
 
 
 def families() -> list[str]:
@@ -34,7 +34,7 @@ def resolve(spec: str) -> str:
   repo_style = os.path.basename(os.path.dirname(path)) == "configs" and path.endswith(".py")
   if (bare or repo_style) and name in families():
     return packaged + colon + arg
-  raise ConfigError(f"--config={spec!r}: no config file {path!r}. Give a family "
+  raise ConfigError(f"--config={spec!r}: no such config file {path!r}. Give a family "
                     f"({', '.join(families())}) or the path of a config file, e.g. alexnet:smoke.")
 
 

@@ -21,7 +21,7 @@ from alexnet_jax.configs import validate
 from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO))
-import main  # noqa: E402
+from alexnet_jax import main_lib as main  # noqa: E402
 
 BASE = "configs/alexnet.py:smoke"
 

@@ -14,8 +14,8 @@ from alexnet_jax import optim
 from alexnet_jax.configs import alexnet as alexnet_config
 from alexnet_jax.configs import googlenet as googlenet_config
 from alexnet_jax.data import augment
-from alexnet_jax.evaluate import five_crop_offsets
-from alexnet_jax.evaluate import ten_crop_views
+from alexnet_jax.eval.views import five_crop_offsets
+from alexnet_jax.eval.views import ten_crop_views
 from alexnet_jax.models import layers
 
 

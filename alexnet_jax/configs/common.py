@@ -346,7 +346,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.mesh.model = 1               # >1 splits towers / FC layers across devices (see parallel.py)
   c.mesh.strategy = "data"       # data | towers | fc  (the 2012 split, or Krizhevsky 2014)
 
-  # Evaluation protocols and sets (alexnet_jax/evaluate.py; `--mode=eval`).
+  # Evaluation protocols and sets (alexnet_jax/eval/; `--mode=eval`).
   c.eval = ml_collections.ConfigDict()
   c.eval.protocols = ("center",)   # center | 10crop | multiscale | 144crop
   c.eval.sets = ("validation",)    # validation | real | v2 | minival

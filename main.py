@@ -6,6 +6,7 @@
   python main.py --config=configs/alexnet.py:smoke --mode=eval --protocols=center,10crop
   python main.py --config=configs/alexnet.py:smoke --mode=predict --images=photos/ --topk=5
   python main.py --config=configs/vgg.py:depth=16 --config.batch_size=64
+  python main.py --config=configs/alexnet.py:smoke --mode=prepare     # prepare the config's image store
 
 Without --workdir the run goes to runs/<config name and arguments>. Running the same
 command again resumes from the latest checkpoint in the workdir.
@@ -23,8 +24,9 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file, optionally with arguments: path.py:arg=value,...",
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "Run folder (logs, checkpoints); default runs/<config name>.")
-flags.DEFINE_enum("mode", "train", ["train", "eval", "predict"],
-                  "train (and evaluate), evaluate a checkpoint (protocols × sets), or predict images.")
+flags.DEFINE_enum("mode", "train", ["train", "eval", "predict", "prepare"],
+                  "train (and evaluate), evaluate a checkpoint (protocols × sets), predict images, or "
+                  "prepare the config's image store (config.input.store_dir).")
 flags.DEFINE_integer("step", None, "With --mode=eval/predict: the checkpoint step (default: the latest).")
 flags.DEFINE_string("protocols", None, "--mode=eval: comma-separated center,10crop,multiscale,144crop "
                     "(default config.eval.protocols); --mode=predict: the first one is used.")
@@ -49,9 +51,13 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   logging.get_absl_handler().addFilter(_QuietLibraries())
-  # TensorFlow only feeds data: keep it off the accelerators, which belong to JAX.
-  import tensorflow as tf
-  tf.config.set_visible_devices([], "GPU")
+  # TensorFlow only feeds data: keep it off the accelerators, which belong to JAX. A prepared
+  # store needs no TensorFlow at all, so it may be missing.
+  try:
+    import tensorflow as tf
+    tf.config.set_visible_devices([], "GPU")
+  except ImportError:
+    pass
 
   from alexnet_jax import parallel
   parallel.initialize_distributed(FLAGS.coordinator, FLAGS.num_processes, FLAGS.process_id)
@@ -60,7 +66,10 @@ def main(argv):
   config = FLAGS.config
   workdir = FLAGS.workdir or os.path.join("runs", config.name)
   logging.info("Config %s → workdir %s", config.name, workdir)
-  if FLAGS.mode == "eval":
+  if FLAGS.mode == "prepare":
+    from alexnet_jax.data import prepare
+    print(f"Store ready: {prepare.prepare(config)}")
+  elif FLAGS.mode == "eval":
     from alexnet_jax import evaluate
     evaluate.evaluate_checkpoint(config, workdir, FLAGS.step, protocols=_csv(FLAGS.protocols),
                                  sets=_csv(FLAGS.sets))

@@ -15,7 +15,10 @@ class ConfigError(UserError, ValueError):
 def user_errors() -> tuple[type[BaseException], ...]:
   """Every exception type main.py reports without a traceback."""
   from alexnet_jax.checkpoint import CheckpointMismatchError
-  from alexnet_jax.data.input_pipeline import DataError
   from alexnet_jax.train import TrainingError
   from alexnet_jax.workdir import WorkdirError
+  try:  # the streaming pipeline needs TensorFlow; a prepared store does not
+    from alexnet_jax.data.input_pipeline import DataError
+  except ImportError:
+    DataError = UserError
   return (UserError, WorkdirError, CheckpointMismatchError, DataError, TrainingError, FileNotFoundError)

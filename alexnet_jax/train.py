@@ -29,21 +29,26 @@ import ml_collections
 import numpy as np
 import optax
 from absl import logging
-from clu import metric_writers
 from clu import parameter_overview
-from clu import periodic_actions
 from flax.training import train_state
 
 from alexnet_jax import checkpoint
-from alexnet_jax import metrics as metrics_lib
+from alexnet_jax import metrics as metrics_lib  # before clu.periodic_actions: loads clu's writers without TF
 from alexnet_jax import models
 from alexnet_jax import optim
 from alexnet_jax import parallel
 from alexnet_jax import workdir as workdir_lib
+from alexnet_jax.data import device_augment
+from clu import periodic_actions  # noqa: E402,I001  (after metrics_lib, see there)
+
+metric_writers = metrics_lib.metric_writers
 
 
-def _data():
-  """The input pipeline, imported on first use so that model code and benchmarks stay free of TensorFlow."""
+def _data(config):
+  """The batch source: a prepared store (no TensorFlow) or the tf.data stream, imported on first use."""
+  if config.input.get("pipeline", "stream") == "store":
+    from alexnet_jax.data import store
+    return store
   from alexnet_jax.data import input_pipeline
   return input_pipeline
 
@@ -81,13 +86,14 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, smoothing: float) -> jax
 
 
 def train_step(state: TrainState, batch: dict[str, jax.Array], base_key: jax.Array, *,
-               schedule: optim.Schedule, label_smoothing: float, aux_weight: float
-               ) -> tuple[TrainState, metrics_lib.TrainMetrics, jax.Array]:
+               schedule: optim.Schedule, label_smoothing: float, aux_weight: float,
+               augment: Callable | None = None) -> tuple[TrainState, metrics_lib.TrainMetrics, jax.Array]:
   """One SGD step. Returns the new state, this step's metrics and whether it was finite.
 
   A step whose loss or gradient is not finite leaves the state untouched (no NaN ever
   reaches the parameters or a checkpoint); the host checks the flag at the next log.
   """
+  batch = augment(batch, base_key, state.step) if augment else batch  # uint8 store batches: device_augment
   key = jax.random.fold_in(base_key, state.step)
   has_bn = bool(state.batch_stats)
 
@@ -128,8 +134,9 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], base_key: jax.Arr
   return new_state, m, finite
 
 
-def eval_step(state: TrainState, batch: dict[str, jax.Array]) -> metrics_lib.EvalMetrics:
+def eval_step(state: TrainState, batch: dict[str, jax.Array], input_cfg=None) -> metrics_lib.EvalMetrics:
   """Metrics of one evaluation batch; padded examples (mask 0) do not count."""
+  batch = device_augment.eval_batch(input_cfg, batch) if input_cfg is not None else batch
   variables = {"params": state.params, **({"batch_stats": state.batch_stats} if state.batch_stats else {})}
   logits = state.apply_fn(variables, batch["image"], train=False)
   labels = batch["label"]
@@ -192,7 +199,7 @@ class Trainer:
 
   def __init__(self, config: ml_collections.ConfigDict, info=None):
     self.config = config
-    self.info = info if info is not None else _data().get_info(config)
+    self.info = info if info is not None else _data(config).get_info(config)
     self.mesh = parallel.make_mesh(config.mesh)
     strategy = config.mesh.strategy
     parallel.check_batch_size(config.batch_size, self.mesh, strategy=strategy)
@@ -212,10 +219,10 @@ class Trainer:
     self.state_sharding = parallel.state_shardings(abstract, self.mesh, config.mesh.strategy)
     self._init = jax.jit(init, out_shardings=self.state_sharding)
     step = functools.partial(train_step, schedule=self.schedule, label_smoothing=config.label_smoothing,
-                             aux_weight=config.aux_loss_weight)
+                             aux_weight=config.aux_loss_weight, augment=device_augment.train_batch(config.input))
     self.train_step = jax.jit(step, in_shardings=(self.state_sharding, self.data_sharding, self.repl),
                               out_shardings=(self.state_sharding, self.repl, self.repl), donate_argnums=0)
-    self.eval_step = jax.jit(eval_step, in_shardings=(self.state_sharding, self.data_sharding),
+    self.eval_step = jax.jit(functools.partial(eval_step, input_cfg=config.input), in_shardings=(self.state_sharding, self.data_sharding),
                              out_shardings=self.repl)
 
   def init_state(self) -> TrainState:
@@ -233,7 +240,7 @@ class Trainer:
   def evaluate(self, state: TrainState, split: str | None = None) -> dict[str, float]:
     """Loss, top-1 and top-5 over every example of the split (remainders padded and masked)."""
     cfg = self.config
-    batches = _data().eval_batches(cfg, split=split, process_index=jax.process_index(),
+    batches = _data(cfg).eval_batches(cfg, split=split, process_index=jax.process_index(),
                                           process_count=jax.process_count())
     acc = metrics_lib.EvalMetrics.empty()
     n = 0.0
@@ -246,8 +253,7 @@ class Trainer:
 
 
 def _default_writer(workdir: str, resume_step: int | None) -> metric_writers.MetricWriter:
-  writers = [metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0,
-                                                   asynchronous=True)]
+  writers = [metrics_lib.default_writer(workdir, just_logging=jax.process_index() > 0, asynchronous=True)]
   if jax.process_index() == 0:
     writers.append(metrics_lib.JsonlWriter(os.path.join(workdir, "metrics.jsonl"), resume_step))
   return metric_writers.MultiWriter(writers)
@@ -334,9 +340,13 @@ def _train_locked(config, workdir, preempt: _Preemption):
   report = periodic_actions.ReportProgress(num_train_steps=trainer.total_steps, writer=writer,
                                            every_steps=cfg.log_every_steps)
   eval_every = max(1, int(round(cfg.eval_every_epochs * trainer.steps_per_epoch)))
-  host_batches = _data().train_batches(cfg, start_step=start_step, process_index=jax.process_index(),
-                                              process_count=jax.process_count())
-  batches = trainer.device_batches(host_batches, cfg.input.prefetch)
+  host_batches = _data(cfg).train_batches(cfg, start_step=start_step, process_index=jax.process_index(),
+                                          process_count=jax.process_count())
+  if cfg.input.get("pipeline", "stream") == "store":  # a thread stages uint8 batches on the devices
+    batches = _data(cfg).staged(host_batches, functools.partial(parallel.to_global, sharding=trainer.data_sharding),
+                                cfg.input.prefetch)
+  else:
+    batches = trainer.device_batches(host_batches, cfg.input.prefetch)
 
   def meta(step, done=False):
     return {"step": step, "epoch": step / trainer.steps_per_epoch, "done": done, "model": cfg.model.name,

@@ -319,9 +319,10 @@ def test_training_without_tensorflow_resumes_bit_identical_after_kill(prepared, 
   while not (run / "checkpoints" / "8" / "state").is_dir() and p.poll() is None and time.monotonic() < end:
     time.sleep(0.02)
   p.send_signal(signal.SIGKILL)
-  p.wait()
+  assert p.wait() == -signal.SIGKILL, "the run ended before it could be killed"
   p = _start(_cli(root, run), tmp_path / "run2.txt")
   assert p.wait(timeout=300) == 0, (tmp_path / "run2.txt").read_text()[-3000:]
+  assert "Resuming from step" in (tmp_path / "run2.txt").read_text()
   a, b = _params(ref, TOTAL), _params(run, TOTAL)
   differ = [k for k in a if not np.array_equal(a[k], b[k])]
   assert not differ, differ[:5]

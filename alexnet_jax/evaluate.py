@@ -680,6 +680,8 @@ class Evaluator:
 
   def run(self, protocol: str, eval_set: EvalSet) -> tuple[dict[str, Any], Tally]:
     """Evaluates one protocol on one set; every image counted once (padding is masked)."""
+    if _from_store(self.config, protocol, eval_set):  # views cut on the device from the prepared store
+      return self._run_from_store(protocol, eval_set)
     preprocess = make_preprocess(protocol, self.config)
     global_batch = images_per_batch(self.config, protocol, self.multiple)
     tally = Tally(self.trainer.info.num_classes)
@@ -688,6 +690,32 @@ class Evaluator:
       tally.add(out["topk"], out["nll"], out["label"], out["mask"], out.get("real"))
     result = {**tally.result(), "views": num_views(protocol, self.config.eval), **eval_set.notes}
     return result, tally
+
+
+  def _run_from_store(self, protocol: str, eval_set: EvalSet) -> tuple[dict[str, Any], Tally]:
+    """`center` / `10crop` on config.eval_split from uint8 store batches (alexnet_jax/data/store.py)."""
+    import jax
+    from alexnet_jax.data import device_augment, store
+    cfg, trainer = self.config, self.trainer
+
+    def step(state, batch):
+      views = device_augment.eval_views(cfg.input, protocol, batch["image"])
+      return views_step(state, {**batch, "image": views}, k=self.k)
+
+    fn = jax.jit(step, in_shardings=(trainer.state_sharding, trainer.data_sharding), out_shardings=trainer.repl)
+    tally = Tally(trainer.info.num_classes)
+    for batch in store.eval_batches(cfg, split=cfg.eval_split, batch_size=images_per_batch(cfg, protocol, self.multiple),
+                                    process_index=jax.process_index(), process_count=jax.process_count()):
+      out = jax.device_get(fn(self.state, self._to_global(batch)))
+      tally.add(out["topk"], out["nll"], out["label"], out["mask"])
+    return {**tally.result(), "views": num_views(protocol, cfg.eval), **eval_set.notes}, tally
+
+
+def _from_store(config, protocol: str, eval_set: EvalSet) -> bool:
+  """Whether `protocol` on `eval_set` reads the prepared store (the others stream full-size images)."""
+  from alexnet_jax.data import device_augment
+  return (config.input.get("pipeline", "stream") == "store" and eval_set.name == "validation"
+          and protocol in device_augment.store_protocols())
 
 
 def run_all(evaluator: Evaluator, protocols: Sequence[str], sets: Sequence[str], *,

@@ -313,6 +313,17 @@ def test_training_without_tensorflow_resumes_bit_identical_after_kill(prepared, 
   assert p.wait(timeout=300) == 0, (tmp_path / "ref.txt").read_text()[-3000:]
   log = (tmp_path / "ref.txt").read_text()
   assert "TensorBoard's writer needs TensorFlow" in log and "Final eval at step 16" in log
+  # Centre and 10-crop evaluation from the store, still without TensorFlow; the centre crop
+  # scores exactly what training's evaluation scored.
+  p = _start(_cli(root, ref) + ["--mode=eval", "--protocols=center,10crop", "--sets=validation"],
+             tmp_path / "eval.txt")
+  p.wait(timeout=300)
+  log = (tmp_path / "eval.txt").read_text()
+  assert p.returncode == 0, log[-3000:]
+  top1 = json.loads((ref / "summary.json").read_text())["eval"]["top1"]
+  rows = [line for line in log.splitlines() if line.startswith("| center | validation |")]
+  assert rows and f"| {100 * top1:.2f} |" in rows[0], log[-2000:]
+  assert any(line.startswith("| 10crop | validation | 10 |") for line in log.splitlines()), log[-2000:]
   # kill -9 once the checkpoint of step 8 exists; the rerun resumes from it.
   p = _start(_cli(root, run), tmp_path / "run1.txt")
   end = time.monotonic() + 300
@@ -335,3 +346,16 @@ def test_the_stream_path_stays_selectable(prepared, tmp_path):
   _, summary = train.train_and_evaluate(cfg, str(tmp_path / "run"))
   assert summary["done"] and summary["eval"]["num_examples"] == 64
   assert not os.path.exists(cfg_root)  # nothing was prepared
+
+
+def test_gpu_bench_runs_on_cpu_at_tiny_sizes_without_tensorflow(tmp_path):
+  """The GPU script's every code path (both frameworks, the store end to end) at tiny sizes."""
+  env = dict(os.environ, JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="")
+  code = (_BLOCK + "from experiments import gpu_bench; "
+          f"gpu_bench.main(['--tiny', '--models=alexnet_owt,resnet50', '--json={tmp_path / 'gpu.json'}'])")
+  r = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+  assert r.returncode == 0, r.stderr[-3000:]
+  out = json.loads((tmp_path / "gpu.json").read_text())
+  assert [row["model"] for row in out["train_step"]] == ["alexnet_owt", "resnet50"]
+  assert all(row["torch_img_s"] > 0 and row["jax_img_s"] > 0 for row in out["train_step"])
+  assert out["end_to_end"]["end_to_end_img_s"] > 0 and out["card"]

@@ -153,19 +153,8 @@ def _prepare_locked(config, final: str, shard_bytes: int, log_every_s: float) ->
           lambda ex: (_square(size)(ex["bytes"]), ex["label"]), num_parallel_calls=-1, deterministic=True)
       ds = ds.batch(shard_n).prefetch(1)
       for images, labels in ds.as_numpy_iterator():
-        i = len(shards)
-        entry = {"images": f"images-{i:05d}.npy", "labels": f"labels-{i:05d}.npy", "count": len(labels)}
         try:
-          _write_npy(os.path.join(folder, entry["images"]), images)
-          _write_npy(os.path.join(folder, entry["labels"]), labels.astype(np.int32))
-          for kind in ("images", "labels"):
-            path = os.path.join(folder, entry[kind])
-            entry[f"{kind}_bytes"] = os.path.getsize(path)
-            entry[f"{kind}_crc32"] = store_lib.file_crc32(path)
-          side = os.path.join(folder, f"shard-{i:05d}.json")
-          with open(side + ".tmp", "w") as f:
-            json.dump(entry, f)
-          os.replace(side + ".tmp", side)
+          entry = _write_shard(folder, len(shards), images, labels)
         except OSError as e:
           if e.errno in _DISK_ERRNOS:
             left = (counts[split] - done) * (per_image + 4)
@@ -185,10 +174,33 @@ def _prepare_locked(config, final: str, shard_bytes: int, log_every_s: float) ->
                        "re-prepare the source dataset.")
     split_entries[split] = {"count": done, "dir": store_lib.split_dir(split), "shards": shards}
 
+  _finish(config, work, final, size, source.info.class_names, split_entries)
+  logging.info("Store ready: %s", final)
+  return final
+
+
+def _write_shard(folder: str, i: int, images: np.ndarray, labels: np.ndarray) -> dict:
+  """Shard i: images and labels under temporary names, renamed; its sidecar (sizes, CRC-32s) last."""
+  entry = {"images": f"images-{i:05d}.npy", "labels": f"labels-{i:05d}.npy", "count": len(labels)}
+  _write_npy(os.path.join(folder, entry["images"]), np.ascontiguousarray(images, np.uint8))
+  _write_npy(os.path.join(folder, entry["labels"]), np.asarray(labels, np.int32))
+  for kind in ("images", "labels"):
+    path = os.path.join(folder, entry[kind])
+    entry[f"{kind}_bytes"] = os.path.getsize(path)
+    entry[f"{kind}_crc32"] = store_lib.file_crc32(path)
+  side = os.path.join(folder, f"shard-{i:05d}.json")
+  with open(side + ".tmp", "w") as f:
+    json.dump(entry, f)
+  os.replace(side + ".tmp", side)
+  return entry
+
+
+def _finish(config, work: str, final: str, size: int, class_names, split_entries: dict) -> None:
+  """Writes the manifest and makes the store visible under its final name."""
   manifest = {
       "format_version": store_lib.FORMAT_VERSION, "source": store_lib.source_fields(config),
       "stored_size": size, "resize_method": store_lib.RESIZE_METHOD,
-      "class_names": list(source.info.class_names), "splits": split_entries,
+      "class_names": list(class_names), "splits": split_entries,
       "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
   }
   with open(os.path.join(work, store_lib.MANIFEST), "w") as f:
@@ -196,7 +208,29 @@ def _prepare_locked(config, final: str, shard_bytes: int, log_every_s: float) ->
   if os.path.exists(final):  # a leftover without a manifest (never complete): replace it
     shutil.rmtree(final)
   os.replace(work, final)
-  logging.info("Store ready: %s", final)
+
+
+def write_arrays(config, splits: dict[str, tuple[np.ndarray, np.ndarray]], class_names,
+                 shard_bytes: int = _SHARD_BYTES) -> str:
+  """A store for `config` from in-memory uint8 [n, S, S, 3] images and labels (benchmarks, tests).
+
+  No TensorFlow: the arrays are already at the stored size.
+  """
+  final = store_lib.store_path(config)
+  size = store_lib.stored_size(config)
+  work = final + store_lib.INCOMPLETE
+  entries = {}
+  for split, (images, labels) in splits.items():
+    if images.shape[1:] != (size, size, 3):
+      raise StoreError(f"write_arrays: {split} images are {images.shape[1:]}, the store needs {(size, size, 3)}.")
+    folder = os.path.join(work, store_lib.split_dir(split))
+    os.makedirs(folder, exist_ok=True)
+    n = max(1, shard_bytes // (size * size * 3))
+    shards = [_write_shard(folder, i, images[lo:lo + n], labels[lo:lo + n])
+              for i, lo in enumerate(range(0, len(labels), n))]
+    entries[split] = {"count": len(labels), "dir": store_lib.split_dir(split), "shards": shards}
+  _finish(config, work, final, size, class_names, entries)
+  store_lib._OPEN.pop(final, None)  # noqa: SLF001 - a store opened before this one replaced it
   return final
 
 

@@ -21,6 +21,7 @@ contiguous shard of the split and pads it with masked blanks to the same batch c
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -286,10 +287,16 @@ def _local(global_batch: int, process_count: int, what: str) -> int:
   return global_batch // process_count
 
 
+@functools.lru_cache(maxsize=2)
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
-  """The permutation of epoch `epoch`: a function of (seed, epoch) only, the same on every host."""
+  """The permutation of epoch `epoch`: a function of (seed, epoch) only, the same on every host.
+
+  Cached (read-only) so that consecutive steps of an epoch do not redraw it.
+  """
   rng = np.random.default_rng(np.random.SeedSequence([seed, epoch, 0x5704E]))
-  return rng.permutation(n)
+  order = rng.permutation(n)
+  order.flags.writeable = False
+  return order
 
 
 def batch_rows(seed: int, step: int, n: int, batch_size: int, process_index: int = 0,

@@ -308,7 +308,7 @@ def pipeline_store(root: str, batch: int, batches: int, store_dir: str) -> float
   return batches * batch / (time.perf_counter() - t)
 
 
-def store_end_to_end(config, steps: int, num_train: int) -> dict[str, float]:
+def store_end_to_end(config, steps: int, num_train: int, num_classes: int = 1000) -> dict[str, float]:
   """Training from a synthetic prepared store through the real trainer: end-to-end vs step-only img/s.
 
   `config` must select the store pipeline; a store of `num_train` random uint8 images (and one
@@ -320,7 +320,7 @@ def store_end_to_end(config, steps: int, num_train: int) -> dict[str, float]:
   from alexnet_jax.data import prepare, store
   size = store.stored_size(config)
   rng = np.random.default_rng(0)
-  classes = [f"class{i}" for i in range(int(config.get("synthetic_classes", 1000)))]
+  classes = [f"class{i}" for i in range(num_classes)]
   images = rng.integers(0, 256, (num_train, size, size, 3), dtype=np.uint8)
   labels = rng.integers(0, len(classes), num_train).astype(np.int32)
   n_eval = config.eval_batch_size
@@ -357,7 +357,7 @@ def quick_store_end_to_end(steps: int, store_dir: str) -> dict[str, float]:
   config.unlock()
   config.dataset, config.input.store_dir = "synthetic", store_dir
   config.lock()
-  return store_end_to_end(config, steps, num_train=config.batch_size * (steps + 4))
+  return store_end_to_end(config, steps, num_train=config.batch_size * (steps + 4), num_classes=10)
 
 
 def machine() -> dict[str, Any]:

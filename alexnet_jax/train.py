@@ -222,8 +222,8 @@ class Trainer:
                              aux_weight=config.aux_loss_weight, augment=device_augment.train_batch(config.input))
     self.train_step = jax.jit(step, in_shardings=(self.state_sharding, self.data_sharding, self.repl),
                               out_shardings=(self.state_sharding, self.repl, self.repl), donate_argnums=0)
-    self.eval_step = jax.jit(functools.partial(eval_step, input_cfg=config.input), in_shardings=(self.state_sharding, self.data_sharding),
-                             out_shardings=self.repl)
+    self.eval_step = jax.jit(functools.partial(eval_step, input_cfg=config.input),
+                             in_shardings=(self.state_sharding, self.data_sharding), out_shardings=self.repl)
 
   def init_state(self) -> TrainState:
     return self._init(jax.random.fold_in(self.base_key, -1 % 2**31))
@@ -343,8 +343,8 @@ def _train_locked(config, workdir, preempt: _Preemption):
   host_batches = _data(cfg).train_batches(cfg, start_step=start_step, process_index=jax.process_index(),
                                           process_count=jax.process_count())
   if cfg.input.get("pipeline", "stream") == "store":  # a thread stages uint8 batches on the devices
-    batches = _data(cfg).staged(host_batches, functools.partial(parallel.to_global, sharding=trainer.data_sharding),
-                                cfg.input.prefetch)
+    put = functools.partial(parallel.to_global, sharding=trainer.data_sharding)
+    batches = _data(cfg).staged(host_batches, put, cfg.input.prefetch)
   else:
     batches = trainer.device_batches(host_batches, cfg.input.prefetch)
 

@@ -94,4 +94,7 @@ def quiet(import_tensorflow: bool = True) -> None:
     logging.get_absl_handler().addFilter(LibraryChatterFilter())
     _installed = True
   if import_tensorflow:
-    _import_tensorflow_filtered()
+    try:
+      _import_tensorflow_filtered()
+    except ImportError:  # a prepared store trains without TensorFlow
+      pass

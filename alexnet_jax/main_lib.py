@@ -8,6 +8,7 @@
   python main.py --config=configs/alexnet.py:smoke --mode=eval --protocols=center,10crop
   python main.py --config=configs/alexnet.py:smoke --mode=predict --images=photos/ --topk=5
   python main.py --config=vgg:depth=16 --config.batch_size=64         # a family name works too
+  python main.py --config=configs/alexnet.py:smoke --mode=prepare     # prepare the config's image store
 
 Without --workdir the run goes to runs/<config name and arguments>. Running the same
 command again resumes from the latest checkpoint in the workdir.
@@ -26,8 +27,9 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file, optionally with arguments: path.py:arg=value,...",
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "Run folder (logs, checkpoints); default runs/<config name>.")
-flags.DEFINE_enum("mode", "train", ["train", "eval", "predict"],
-                  "train (and evaluate), evaluate a checkpoint (protocols × sets), or predict images.")
+flags.DEFINE_enum("mode", "train", ["train", "eval", "predict", "prepare"],
+                  "train (and evaluate), evaluate a checkpoint (protocols × sets), predict images, or "
+                  "prepare the config's image store (config.input.store_dir).")
 flags.DEFINE_integer("step", None, "With --mode=eval/predict: the checkpoint step (default: the latest).")
 flags.DEFINE_string("protocols", None, "--mode=eval: comma-separated center,10crop,multiscale,144crop "
                     "(default config.eval.protocols); --mode=predict: the first one is used.")
@@ -49,10 +51,9 @@ def main(argv):
   from alexnet_jax.configs import validate
   validate.check(FLAGS.config)
   from alexnet_jax import console
-  console.quiet()
-  # TensorFlow only feeds data: keep it off the accelerators, which belong to JAX.
-  import tensorflow as tf
-  tf.config.set_visible_devices([], "GPU")
+  # Training from a prepared store needs no TensorFlow (it may not even be installed); every
+  # other path loads it now, quietly. The data pipeline keeps it off the GPUs.
+  console.quiet(import_tensorflow=not (FLAGS.mode == "train" and FLAGS.config.input.pipeline == "store"))
 
   from alexnet_jax import parallel
   parallel.initialize_distributed(FLAGS.coordinator, FLAGS.num_processes, FLAGS.process_id)
@@ -60,7 +61,10 @@ def main(argv):
   config = FLAGS.config
   workdir = FLAGS.workdir or os.path.join("runs", config.name)
   logging.info("Config %s → workdir %s", config.name, workdir)
-  if FLAGS.mode == "eval":
+  if FLAGS.mode == "prepare":
+    from alexnet_jax.data import prepare
+    print(f"Store ready: {prepare.prepare(config)}")
+  elif FLAGS.mode == "eval":
     from alexnet_jax.eval import run as eval_run
     eval_run.evaluate_checkpoint(config, workdir, FLAGS.step, protocols=_csv(FLAGS.protocols),
                                  sets=_csv(FLAGS.sets))

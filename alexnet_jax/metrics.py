@@ -10,10 +10,40 @@ import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
-from clu import metric_writers
+from absl import logging
 from clu import metrics
 
 from alexnet_jax import jsonl
+
+
+def _import_writers():
+  """clu's metric writers; without TensorFlow, all of them but TensorBoard's (see default_writer)."""
+  import sys
+  import types
+  try:
+    from clu import metric_writers as writers
+    return writers, True
+  except ImportError:
+    for name in [n for n in sys.modules if n.startswith("clu.metric_writers")]:
+      del sys.modules[name]
+    stub = types.ModuleType("clu.metric_writers.summary_writer")
+    stub.SummaryWriter = None  # the one clu writer that needs TensorFlow
+    sys.modules[stub.__name__] = stub
+    from clu import metric_writers as writers
+    return writers, False
+
+
+metric_writers, HAVE_TENSORBOARD = _import_writers()
+
+
+def default_writer(workdir: str, *, just_logging: bool, asynchronous: bool) -> metric_writers.MetricWriter:
+  """clu's default writer (console + TensorBoard); the console alone, with one warning, without TensorFlow."""
+  if HAVE_TENSORBOARD or just_logging:
+    return metric_writers.create_default_writer(workdir, just_logging=just_logging, asynchronous=asynchronous)
+  logging.warning("TensorBoard's writer needs TensorFlow, which cannot be imported; metrics go to the "
+                  "console and metrics.jsonl only.")
+  writer = metric_writers.LoggingWriter()
+  return metric_writers.AsyncWriter(writer) if asynchronous else writer
 
 
 def topk_correct(logits: jax.Array, labels: jax.Array, k: int) -> jax.Array:

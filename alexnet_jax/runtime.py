@@ -3,13 +3,15 @@
 Training, evaluation, prediction and pretrained import all start here; none of them
 imports the training loop (train.py). The train step is a plain function of
 (state, batch, key): everything a step needs besides the batch comes from the config.
+Batches from a prepared store hold uint8 images; the steps augment (train) or crop (eval)
+them on the device first (`data/device_augment.py`).
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -23,11 +25,20 @@ from alexnet_jax import metrics as metrics_lib
 from alexnet_jax import models
 from alexnet_jax import optim
 from alexnet_jax import parallel
+from alexnet_jax.data import device_augment
 from alexnet_jax.errors import ConfigError
 
 
-def _data():
-  """The input pipeline, imported on first use so that model code stays free of TensorFlow."""
+def uses_store(config) -> bool:
+  return config.input.pipeline == "store"
+
+
+def batch_source(config):
+  """The module that yields host batches: a prepared store (numpy, no TensorFlow) or the
+  tf.data stream; imported on first use so that model code stays free of TensorFlow."""
+  if uses_store(config):
+    from alexnet_jax.data import store
+    return store
   from alexnet_jax.data import input_pipeline
   return input_pipeline
 
@@ -66,13 +77,16 @@ def model_variables(state: TrainState) -> dict[str, Any]:
 
 
 def train_step(state: TrainState, batch: dict[str, jax.Array], base_key: jax.Array, *,
-               schedule: optim.Schedule, label_smoothing: float, aux_weight: float
-               ) -> tuple[TrainState, metrics_lib.TrainMetrics, jax.Array]:
+               schedule: optim.Schedule, label_smoothing: float, aux_weight: float,
+               augment: Callable | None = None) -> tuple[TrainState, metrics_lib.TrainMetrics, jax.Array]:
   """One SGD step. Returns the new state, this step's metrics and whether it was finite.
 
-  A step whose loss or gradient is not finite leaves the state untouched (no NaN ever
-  reaches the parameters or a checkpoint); the host checks the flag at the next log.
+  `augment` (store batches) turns the uint8 images into augmented, normalised ones first,
+  with per-example keys from (base_key, step). A step whose loss or gradient is not finite
+  leaves the state untouched (no NaN ever reaches the parameters or a checkpoint); the host
+  checks the flag at the next log.
   """
+  batch = augment(batch, base_key, state.step) if augment is not None else batch
   key = jax.random.fold_in(base_key, state.step)
   has_bn = bool(state.batch_stats)
 
@@ -91,7 +105,7 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], base_key: jax.Arr
   opt_state.hyperparams["learning_rate"] = jnp.asarray(lr, jnp.float32)
   updates, new_opt_state = state.tx.update(grads, opt_state, state.params)
   new_params = optax.apply_updates(state.params, updates)
-  grad_norm = optax.global_norm(grads)
+  grad_norm = optax.tree.norm(grads)
   # A finite gradient times a huge learning rate can still overflow the parameters, so the
   # new parameters are checked too: a step that would store inf/NaN is never applied.
   params_ok = jax.tree.reduce(jnp.logical_and, jax.tree.map(lambda p: jnp.isfinite(p).all(), new_params),
@@ -113,8 +127,10 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], base_key: jax.Arr
   return new_state, m, finite
 
 
-def eval_step(state: TrainState, batch: dict[str, jax.Array]) -> metrics_lib.EvalMetrics:
-  """Metrics of one evaluation batch; padded examples (mask 0) do not count."""
+def eval_step(state: TrainState, batch: dict[str, jax.Array], input_cfg=None) -> metrics_lib.EvalMetrics:
+  """Metrics of one evaluation batch; padded examples (mask 0) do not count. With `input_cfg`
+  (store batches) the uint8 images are centre-cropped and normalised on the device first."""
+  batch = device_augment.eval_batch(input_cfg, batch) if input_cfg is not None else batch
   logits = state.apply_fn(model_variables(state), batch["image"], train=False)
   labels = batch["label"]
   return metrics_lib.EvalMetrics.single_from_model_output(
@@ -128,7 +144,7 @@ class Runtime:
 
   def __init__(self, config: ml_collections.ConfigDict, info=None):
     self.config = config
-    self.info = info if info is not None else _data().get_info(config)
+    self.info = info if info is not None else batch_source(config).get_info(config)
     self.mesh = parallel.make_mesh(config.mesh)
     strategy = config.mesh.strategy
     parallel.check_batch_size(config.batch_size, self.mesh, strategy=strategy)
@@ -147,12 +163,13 @@ class Runtime:
     abstract = jax.eval_shape(init, self.base_key)
     self.state_sharding = parallel.state_shardings(abstract, self.mesh, config.mesh.strategy)
     self._init = jax.jit(init, out_shardings=self.state_sharding)
+    self.augment = device_augment.train_batch(config.input) if uses_store(config) else None
     step = functools.partial(train_step, schedule=self.schedule, label_smoothing=config.label_smoothing,
-                             aux_weight=config.aux_loss_weight)
+                             aux_weight=config.aux_loss_weight, augment=self.augment)
     self.train_step = jax.jit(step, in_shardings=(self.state_sharding, self.data_sharding, self.repl),
                               out_shardings=(self.state_sharding, self.repl, self.repl), donate_argnums=0)
-    self.eval_step = jax.jit(eval_step, in_shardings=(self.state_sharding, self.data_sharding),
-                             out_shardings=self.repl)
+    self.eval_step = jax.jit(functools.partial(eval_step, input_cfg=config.input if uses_store(config) else None),
+                             in_shardings=(self.state_sharding, self.data_sharding), out_shardings=self.repl)
 
   def init_state(self) -> TrainState:
     return self._init(jax.random.fold_in(self.base_key, -1 % 2**31))
@@ -166,8 +183,19 @@ class Runtime:
     pending = metrics_lib.TrainMetrics.empty() if pending is None else pending
     return checkpoint.Checkpointed(state, parallel.host_to_global(pending, self.mesh))
 
+  def augmented_images(self, batch: dict[str, jax.Array], step: int) -> jax.Array:
+    """The images the train step at `step` sees for `batch` (store batches augmented as in the step)."""
+    if self.augment is None:
+      return batch["image"]
+    return jax.jit(self.augment)(batch, self.base_key, jnp.asarray(step, jnp.int32))["image"]
+
   def device_batches(self, host_batches: Iterator[dict[str, np.ndarray]], prefetch: int) -> Iterator[dict]:
-    """Moves host batches onto the mesh, keeping `prefetch` transfers in flight."""
+    """Moves host batches onto the mesh, keeping `prefetch` transfers in flight; a store's uint8
+    batches are staged by a background thread so the host never stalls the step."""
+    if uses_store(self.config):
+      put = functools.partial(parallel.to_global, sharding=self.data_sharding)
+      yield from batch_source(self.config).staged(host_batches, put, prefetch)
+      return
     queue: list[dict] = []
     for batch in host_batches:
       queue.append(parallel.to_global(batch, self.data_sharding))
@@ -178,8 +206,8 @@ class Runtime:
   def evaluate(self, state: TrainState, split: str | None = None) -> dict[str, float]:
     """Loss, top-1 and top-5 over every example of the split (remainders padded and masked)."""
     cfg = self.config
-    batches = _data().eval_batches(cfg, split=split, process_index=jax.process_index(),
-                                   process_count=jax.process_count())
+    batches = batch_source(cfg).eval_batches(cfg, split=split, process_index=jax.process_index(),
+                                             process_count=jax.process_count())
     acc = metrics_lib.EvalMetrics.empty()
     n = 0.0
     for batch in self.device_batches(batches, cfg.input.prefetch):

@@ -1,8 +1,9 @@
 """The training loop: schedule, logging, evaluation during training, checkpoints, preemption.
 
-Data flow: config → input pipeline (host numpy batches) → `parallel.to_global` (sharded
-over the mesh's 'data' axis) → the jitted train step of `runtime.Runtime` → clu metrics →
-writers (TensorBoard, console, metrics.jsonl) and the Orbax checkpoint manager.
+Data flow: config → a prepared store (uint8 images, augmented on the device inside the step)
+or the tf.data stream (augmented on the host) → `parallel.to_global` (sharded over the mesh's
+'data' axis) → the jitted train step of `runtime.Runtime` → clu metrics → writers
+(TensorBoard, console, metrics.jsonl) and the Orbax checkpoint manager.
 
 Determinism: the batch at step k is a function of (seed, k) (see the input pipeline) and
 the dropout key at step k is `fold_in(key(seed), k)`, so a run restored from the
@@ -19,35 +20,35 @@ import errno
 import os
 import signal
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import jax
 import ml_collections
 import numpy as np
 from absl import logging
-from clu import metric_writers
 from clu import parameter_overview
-from clu import periodic_actions
 from flax import traverse_util
 
 from alexnet_jax import checkpoint
 from alexnet_jax import jsonl
-from alexnet_jax import metrics as metrics_lib
+from alexnet_jax import metrics as metrics_lib  # before clu.periodic_actions: clu's writers without TF
 from alexnet_jax import models
 from alexnet_jax import optim
 from alexnet_jax import parallel
 from alexnet_jax import runtime
 from alexnet_jax import workdir as workdir_lib
 from alexnet_jax.errors import UserError
+from clu import periodic_actions  # noqa: E402,I001  (after metrics_lib, see there)
+
+metric_writers = metrics_lib.metric_writers
 
 # Augmented training images shown in TensorBoard at the start of a run.
 _IMAGES_SHOWN = 8
 
 
-def _data():
-  """The input pipeline, imported on first use."""
-  from alexnet_jax.data import input_pipeline
-  return input_pipeline
+def _data(config):
+  """The batch source: a prepared store (no TensorFlow) or the tf.data stream, imported on first use."""
+  return runtime.batch_source(config)
 
 
 class TrainingError(UserError):
@@ -105,8 +106,7 @@ class _Preemption:
 def _default_writer(workdir: str, resume_step: int | None) -> metric_writers.MetricWriter:
   """TensorBoard + console (+ metrics.jsonl on process 0); console and metrics.jsonl when TensorBoard fails."""
   try:
-    writers = [metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0,
-                                                     asynchronous=True)]
+    writers = [metrics_lib.default_writer(workdir, just_logging=jax.process_index() > 0, asynchronous=True)]
   except Exception as e:  # noqa: BLE001 - TensorFlow's summary writer fails in many ways
     logging.warning("No TensorBoard summaries for this run (%s: %s); metrics go to the console and "
                     "metrics.jsonl.", type(e).__name__, e)
@@ -116,19 +116,22 @@ def _default_writer(workdir: str, resume_step: int | None) -> metric_writers.Met
   return metric_writers.MultiWriter(writers)
 
 
-def _shown_images(batch: dict[str, np.ndarray], config) -> np.ndarray:
-  """The first images of a normalised train batch back on the 0..255 scale, as uint8."""
-  images = np.asarray(batch["image"][:_IMAGES_SHOWN], np.float32)
+def _shown_images(images: np.ndarray, config) -> np.ndarray:
+  """Normalised train images back on the 0..255 scale, as uint8."""
+  images = np.asarray(images, np.float32)
   images = images * np.asarray(config.input.std_rgb, np.float32) + np.asarray(config.input.mean_rgb, np.float32)
   return np.clip(np.round(images), 0, 255).astype(np.uint8)
 
 
-def _showing_first(host_batches: Iterator[dict[str, np.ndarray]], writer, step: int, config) -> Iterator[dict]:
-  """Passes batches through; the first one's augmented images go to TensorBoard."""
-  first = next(host_batches)
-  writer.write_images(step, {"train/augmented_images": _shown_images(first, config)})
-  yield first
-  yield from host_batches
+def _first_step_checks(rt: runtime.Runtime, state, batch: dict, writer, step: int, show: bool) -> None:
+  """At a run's first step: the size of LRN's normalisation term in the log, and (on a fresh
+  start) a few augmented training images in TensorBoard, exactly as the step sees them."""
+  if jax.process_count() > 1:
+    return  # both need the whole batch and parameters on one host
+  images = rt.augmented_images(batch, step)
+  models.layers.log_lrn_terms(rt.model, state.params, images)
+  if show:
+    writer.write_images(step, {"train/augmented_images": _shown_images(images[:_IMAGES_SHOWN], rt.config)})
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
@@ -198,10 +201,8 @@ def _train_locked(config, workdir, preempt: _Preemption):
   report = periodic_actions.ReportProgress(num_train_steps=rt.total_steps, writer=writer,
                                            every_steps=cfg.log_every_steps)
   eval_every = max(1, int(round(cfg.eval_every_epochs * rt.steps_per_epoch)))
-  host_batches = _data().train_batches(cfg, start_step=start_step, process_index=jax.process_index(),
-                                       process_count=jax.process_count())
-  if latest is None and main_process:
-    host_batches = _showing_first(host_batches, writer, start_step, cfg)
+  host_batches = _data(cfg).train_batches(cfg, start_step=start_step, process_index=jax.process_index(),
+                                          process_count=jax.process_count())
   batches = rt.device_batches(host_batches, cfg.input.prefetch)
 
   def meta(step, done=False):
@@ -228,7 +229,8 @@ def _train_locked(config, workdir, preempt: _Preemption):
       break
     with jax.profiler.StepTraceAnnotation("train", step_num=step):
       batch = next(batches)
-      if step == start_step: models.layers.log_lrn_terms(rt.model, state.params, batch["image"])  # LRN check
+      if step == start_step:
+        _first_step_checks(rt, state, batch, writer, step, show=latest is None and main_process)
       state, m, finite = rt.train_step(state, batch, rt.base_key)
     pending = pending.merge(m)
     finite_flags.append((step, finite))

@@ -17,11 +17,16 @@ For each model it measures:
   * JAX steps and PyTorch steps alternate, one of each per round, and each rate is the
     median over rounds, so both see the same background load.
 
+With --store_steps=N it times the quick-mode AlexNet trained from a synthetic prepared store,
+end to end (store → staging thread → device augmentation → step) against the step alone.
+
 With --pipeline_dir it also measures decoding plus the paper's augmentation (resize to
 256, random 224 crop, flip, PCA lighting, normalisation) on the folder's JPEGs: our tf.data
 pipeline (`alexnet_jax.data`, needs TensorFlow) against torchvision's ImageFolder +
 DataLoader with PIL doing the same work with as many worker processes as cores, and says
-whether each would keep the measured train step fed.
+whether each would keep the measured train step fed; and a prepared store made from the same
+images (`alexnet_jax.data.store`: uint8 256² squares read with one thread, augmentation on the
+device), in images/s per core.
 
 CPU defaults are small (batch 8, 112 px for VGG/GoogLeNet/ResNet-50) so that a 2-core
 machine finishes in minutes; the output says which sizes were used.
@@ -105,7 +110,7 @@ def make_optimizer(momentum: float = 0.9, weight_decay: float = 5e-4) -> optax.G
 
 def train_step(state: dict, images: jax.Array, labels: jax.Array, key: jax.Array, *, apply_fn: Callable,
                tx: optax.GradientTransformation) -> tuple[dict, jax.Array]:
-  """One step with train.train_step's math: CE (+0.3 × aux CE), SGD update, non-finite guard."""
+  """One step with runtime.train_step's math: CE (+0.3 × aux CE), SGD update, non-finite guard."""
   step_key = jax.random.fold_in(key, state["step"])
   has_bn = bool(state["batch_stats"])
 
@@ -284,6 +289,75 @@ def pipeline_torch(root: str, batch: int, batches: int, workers: int) -> float:
 # ----------------------------------------------------------------------------- report
 
 
+def pipeline_store(root: str, batch: int, batches: int, store_dir: str) -> float:
+  """Host rate of a prepared store (prepared from the same folder first, not timed): uint8 batches
+  in images/s, one reading thread; crop, flip, lighting and normalisation happen on the device."""
+  from alexnet_jax.configs import alexnet as alexnet_config
+  from alexnet_jax.data import prepare, store
+  config = alexnet_config.get_config(f"data={root},res=224")
+  config.unlock()
+  config.train_split, config.eval_split = _split_dir(root), _split_dir(root)
+  config.batch_size, config.input.pipeline, config.input.store_dir = batch, "store", store_dir
+  config.lock()
+  prepare.prepare(config)
+  it = store.train_batches(config)
+  next(it)
+  t = time.perf_counter()
+  for _ in range(batches):
+    next(it)
+  return batches * batch / (time.perf_counter() - t)
+
+
+def store_end_to_end(config, steps: int, num_train: int, num_classes: int = 1000) -> dict[str, float]:
+  """Training from a synthetic prepared store through the real trainer: end-to-end vs step-only img/s.
+
+  `config` must select the store pipeline; a store of `num_train` random uint8 images (and one
+  eval batch) is written at its stored size first. Step-only repeats one batch already on the
+  devices; end-to-end reads every batch from the store through the staging thread.
+  """
+  from alexnet_jax import runtime
+  from alexnet_jax.data import prepare, store
+  size = store.stored_size(config)
+  rng = np.random.default_rng(0)
+  classes = [f"class{i}" for i in range(num_classes)]
+  images = rng.integers(0, 256, (num_train, size, size, 3), dtype=np.uint8)
+  labels = rng.integers(0, len(classes), num_train).astype(np.int32)
+  n_eval = config.eval_batch_size
+  prepare.write_arrays(config, {config.train_split: (images, labels),
+                                config.eval_split: (images[:n_eval], labels[:n_eval])}, classes)
+  del images
+  trainer = runtime.Runtime(config)
+  state = trainer.init_state()
+  batches = trainer.device_batches(store.train_batches(config), config.input.prefetch)
+  first = next(batches)
+  for _ in range(2):  # compile and warm up
+    state, _, finite = trainer.train_step(state, first, trainer.base_key)
+  jax.block_until_ready(finite)
+  t = time.perf_counter()
+  for _ in range(steps):
+    state, _, finite = trainer.train_step(state, first, trainer.base_key)
+  jax.block_until_ready((state.params, finite))
+  step_only = steps * config.batch_size / (time.perf_counter() - t)
+  t = time.perf_counter()
+  for _ in range(steps):
+    state, _, finite = trainer.train_step(state, next(batches), trainer.base_key)
+  jax.block_until_ready((state.params, finite))
+  end_to_end = steps * config.batch_size / (time.perf_counter() - t)
+  batches.close()
+  return {"step_only_img_s": step_only, "end_to_end_img_s": end_to_end, "ratio": end_to_end / step_only,
+          "batch": config.batch_size, "stored_size": size, "image_size": config.input.image_size}
+
+
+def quick_store_end_to_end(steps: int, store_dir: str) -> dict[str, float]:
+  """The quick-mode AlexNet (the README's first command) from a synthetic 72² store."""
+  from alexnet_jax.configs import alexnet as alexnet_config
+  config = alexnet_config.get_config("smoke")
+  config.unlock()
+  config.dataset, config.input.store_dir = "synthetic", store_dir
+  config.lock()
+  return store_end_to_end(config, steps, num_train=config.batch_size * (steps + 4), num_classes=10)
+
+
 def machine() -> dict[str, Any]:
   cpu = platform.processor() or "unknown CPU"
   try:
@@ -352,6 +426,10 @@ def parse(argv=None) -> argparse.Namespace:
   p.add_argument("--skip_torch", action="store_true", help="JAX only")
   p.add_argument("--pipeline_dir", default="", help="image folder <split>/<class>/<image> for the pipeline test")
   p.add_argument("--pipeline_batches", type=int, default=8)
+  p.add_argument("--store_dir", default="", help="where the store benchmarks prepare their stores "
+                 "(default: a temporary folder, removed afterwards)")
+  p.add_argument("--store_steps", type=int, default=0,
+                 help="> 0: also time the quick-mode AlexNet from a prepared store, end to end vs step only")
   p.add_argument("--json", default="", help="also write the results here")
   args = p.parse_args(argv)
   unknown = [m for m in args.models.split(",") if m and m not in SPECS]
@@ -388,19 +466,33 @@ def main(argv=None) -> dict[str, Any]:
           f"{r.get('torch_img_s', float('nan')):11.1f} {r.get('jax_over_torch', float('nan')):9.2f} "
           f"{r['gflop_per_step']:10.1f} {r['achieved_tflop_s']:8.3f} {util:>6s}", flush=True)
   out: dict[str, Any] = {"machine": info, "args": vars(args), "train_step": rows}
+  import tempfile
+  scratch = tempfile.TemporaryDirectory(prefix="alexnet_jax_bench_")
+  store_dir = args.store_dir or scratch.name
   if args.pipeline_dir:
     cores = os.cpu_count() or 1
     ours = pipeline_ours(args.pipeline_dir, 64, args.pipeline_batches)
     theirs = pipeline_torch(args.pipeline_dir, 64, args.pipeline_batches, cores)
+    stored = pipeline_store(args.pipeline_dir, 64, args.pipeline_batches, store_dir)
     out["pipeline"] = {"dir": os.path.basename(os.path.normpath(args.pipeline_dir)), "cores": cores,
                        "ours_img_s": ours, "torch_img_s": theirs, "ours_per_core": ours / cores,
-                       "torch_per_core": theirs / cores, "ratio": ours / theirs}
+                       "torch_per_core": theirs / cores, "ratio": ours / theirs,
+                       "store_img_s": stored, "store_per_core": stored, "store_over_torch_per_core":
+                       stored / (theirs / cores)}
     print(f"# input pipeline (decode + resize 256 + random 224 crop + flip + PCA lighting, batch 64, "
           f"{cores} cores): tf.data {ours:.1f} img/s ({ours / cores:.1f}/core), torchvision DataLoader "
           f"({cores} workers) {theirs:.1f} img/s ({theirs / cores:.1f}/core); ratio {ours / theirs:.2f}")
+    print(f"# prepared store at 256² (one reading thread; augmentation on the device): {stored:.1f} img/s "
+          f"per core, {stored / (theirs / cores):.1f}× the DataLoader per core")
     for r in rows:
       fed = "yes" if ours >= r["jax_img_s"] else f"no (needs {r['jax_img_s'] / ours:.1f}× more input throughput)"
       print(f"#   keeps {r['model']} fed ({r['jax_img_s']:.1f} img/s at res {r['res']}): {fed}")
+  if args.store_steps:
+    e2e = quick_store_end_to_end(args.store_steps, store_dir)
+    out["store_end_to_end"] = e2e
+    print(f"# quick-mode AlexNet from a 72² store: end to end {e2e['end_to_end_img_s']:.1f} img/s, step only "
+          f"{e2e['step_only_img_s']:.1f} img/s ({100 * e2e['ratio']:.0f}%)")
+  scratch.cleanup()
   if args.json:
     with open(args.json, "w") as f:
       json.dump(out, f, indent=2)

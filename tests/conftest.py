@@ -5,6 +5,8 @@ import os
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+# Prepared image stores (alexnet_jax/data/store.py) go to a scratch folder, not the user's data folder.
+os.environ.setdefault("ALEXNET_JAX_DATA", os.path.join(os.environ.get("TMPDIR", "/tmp"), "alexnet_jax_test_stores"))
 
 import pathlib  # noqa: E402
 

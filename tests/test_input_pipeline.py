@@ -181,9 +181,12 @@ def test_unknown_eval_split_is_a_data_error(emb_dir):
 
 
 def test_data_package_does_not_import_jax():
-  """The data code stays framework-neutral (TensorFlow itself may load JAX; we never do)."""
+  """The data code stays framework-neutral (TensorFlow itself may load JAX; we never do), except
+  device_augment.py, whose functions run inside the jitted step."""
   import pathlib
   import re
   pkg = pathlib.Path(ip.__file__).parent
   for path in pkg.glob("*.py"):
+    if path.name == "device_augment.py":
+      continue
     assert not re.search(r"^\s*(import|from)\s+(jax|flax)\b", path.read_text(), re.M), path

@@ -245,6 +245,7 @@ def quick_mode(c: ml_collections.ConfigDict) -> None:
   c.input.image_size = 64
   c.input.resize_size = 72
   c.input.shuffle_buffer = 8192
+  c.input.pipeline = "store"  # a 72² store of the embedded set (~100 MB at 6000 train images)
   # Families' quick modes use He-style init, which expects unit-scale inputs; families with
   # LRN keep the paper's pixel scale instead (see their `smoke`).
   c.input.std_rgb = IMAGENET_STD_RGB
@@ -298,6 +299,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.input.shuffle_buffer = 16384
   c.input.prefetch = 2           # batches prefetched to the devices
   c.input.skip_corrupt = True    # image folders: skip unreadable files (counted and logged)
+  # Input path: 'store' trains from a prepared store of uint8 squares (alexnet_jax/data/store.py;
+  # prepared on first use or with --mode=prepare) with crop, flip, lighting and normalisation on the
+  # device; 'stream' decodes and augments every image with tf.data on the host.
+  c.input.pipeline = "stream"
+  c.input.store_dir = ""         # folder of prepared stores; '' → $ALEXNET_JAX_DATA or ~/alexnet_jax_data
+  c.input.store_size = 0         # stored square side S (short side → S, central S²); 0 → resize_size
+  c.input.inception_aspect_range = (3 / 4, 4 / 3)  # random-resized crop: width/height range
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "alexnet"

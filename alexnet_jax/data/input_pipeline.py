@@ -35,6 +35,12 @@ from absl import logging
 from alexnet_jax.data import augment, embedded, folder, imagenet
 from alexnet_jax.errors import UserError
 
+# TensorFlow only feeds data: keep it off the accelerators, which belong to JAX.
+try:
+  tf.config.set_visible_devices([], "GPU")
+except RuntimeError:  # its devices were initialised before this module loaded; too late to change
+  pass
+
 Batch = dict[str, np.ndarray]
 PreprocessFn = Callable[[tf.Tensor], tf.Tensor]
 

@@ -18,6 +18,7 @@ from absl import logging
 
 from alexnet_jax import parallel
 from alexnet_jax import runtime
+from alexnet_jax.data import device_augment
 from alexnet_jax.eval import report
 from alexnet_jax.eval import scoring
 from alexnet_jax.eval import sets as sets_lib
@@ -91,18 +92,47 @@ class Evaluator:
     return jax.device_get(self._step(self.state, self._to_global(batch)))
 
   def run(self, protocol: str, eval_set: sets_lib.EvalSet) -> tuple[dict[str, Any], scoring.Tally]:
-    """Evaluates one protocol on one set; every image counted once (padding is masked)."""
-    preprocess = views.make_preprocess(protocol, self.config)
+    """Evaluates one protocol on one set; every image counted once (padding is masked).
+
+    `center` and `10crop` on the validation set of a prepared store cut their views on the
+    device from the stored uint8 images; every other protocol and set streams full-size images.
+    """
     global_batch = views.images_per_batch(self.config, protocol, self.multiple)
+    if _from_store(self.config, protocol, eval_set):
+      from alexnet_jax.data import store
+      batches = store.eval_batches(self.config, split=self.config.eval_split, batch_size=global_batch,
+                                   process_index=jax.process_index(), process_count=jax.process_count())
+      predict = self._store_step(protocol)
+    else:
+      batches = eval_set.batches(views.make_preprocess(protocol, self.config), global_batch)
+      predict = self.predict_batch
     tally = scoring.Tally(self.runtime.info.num_classes)
     progress = Progress(f"{protocol} × {eval_set.name}", eval_set.size) if eval_set.size else None
-    for batch in eval_set.batches(preprocess, global_batch):
-      out = self.predict_batch(batch)
+    for batch in batches:
+      out = predict(batch)
       tally.add(out["topk"], out["nll"], out["label"], out["mask"], out.get("real"))
       if progress:
         progress.update(int(np.asarray(out["mask"]).sum()))
     result = {**tally.result(), "views": views.num_views(protocol, self.config.eval), **eval_set.notes}
     return result, tally
+
+
+  def _store_step(self, protocol: str):
+    """batch of uint8 store images → predictions of `protocol`'s views, cut on the device."""
+    rt, cfg = self.runtime, self.config
+
+    def step(state, batch):
+      return views_step(state, {**batch, "image": device_augment.eval_views(cfg.input, protocol, batch["image"])},
+                        k=self.k)
+
+    fn = jax.jit(step, in_shardings=(rt.state_sharding, rt.data_sharding), out_shardings=rt.repl)
+    return lambda batch: jax.device_get(fn(self.state, self._to_global(batch)))
+
+
+def _from_store(config, protocol: str, eval_set: sets_lib.EvalSet) -> bool:
+  """Whether `protocol` on `eval_set` reads the prepared store (the others stream full-size images)."""
+  return (runtime.uses_store(config) and eval_set.name == "validation"
+          and protocol in device_augment.store_protocols())
 
 
 def run_all(evaluator: Evaluator, protocols: Sequence[str], sets: Sequence[str], *,

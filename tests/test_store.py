@@ -1,0 +1,361 @@
+"""Prepared stores and device augmentation: distributions, determinism, damage, resume, no TensorFlow.
+
+The store tests prepare a tiny embedded store (128 + 64 images at 72²) once per module;
+the command-line tests train a quarter-width AlexNet for a few steps from it with
+TensorFlow and TFDS blocked, and kill -9 one run to check the resumed run ends bit-identical.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from alexnet_jax.configs import alexnet as alexnet_config
+from alexnet_jax.data import device_augment
+from alexnet_jax.data import store as store_lib
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _config(root: str, **fields):
+  c = alexnet_config.get_config("smoke")
+  c.unlock()
+  c.embedded_train_size, c.embedded_eval_size = 128, 64
+  c.input.store_dir = root
+  c.model.width, c.batch_size, c.eval_batch_size = 0.25, 32, 32
+  for k, v in fields.items():
+    node = c
+    *path, last = k.split(".")
+    for p in path:
+      node = node[p]
+    node[last] = v
+  c.lock()
+  return c
+
+
+def _input(**fields):
+  c = _config("unused").input
+  c.unlock()
+  c.update(fields)
+  return c
+
+
+# ----------------------------------------------------------------------------- device augmentation
+
+
+def _coordinates(side: int) -> np.ndarray:
+  """A uint8 image whose red channel is the row and green channel the column of each pixel."""
+  yy, xx = np.mgrid[0:side, 0:side]
+  return np.stack([yy, xx, np.zeros_like(yy)], -1).astype(np.uint8)
+
+
+def _plain(**fields):
+  """No lighting, no normalisation: pixel values stay readable as coordinates."""
+  return _input(mean_rgb=(0.0, 0.0, 0.0), std_rgb=(1.0, 1.0, 1.0), pca_lighting=0.0, **fields)
+
+
+def test_random_crop_offsets_are_uniform_over_the_allowed_range():
+  cfg = _plain(image_size=64, resize_size=72, flip=False, train_crop="random")
+  fn = jax.jit(jax.vmap(device_augment.train_fn(cfg)))
+  n = 4000
+  keys = device_augment.example_keys(jax.random.key(0), 7, n)
+  image = jnp.broadcast_to(jnp.asarray(_coordinates(72)), (n, 72, 72, 3))
+  out = np.asarray(fn(keys, image))
+  assert out.shape == (n, 64, 64, 3)
+  top, left = out[:, 0, 0, 0], out[:, 0, 0, 1]
+  # A crop is a plain slice: every pixel is the stored one at the offset.
+  np.testing.assert_array_equal(out[:, 5, 9, 0], top + 5)
+  np.testing.assert_array_equal(out[:, 5, 9, 1], left + 9)
+  for offsets in (top, left):
+    counts = np.bincount(offsets.astype(int), minlength=9)
+    assert len(counts) == 9  # offsets 0..8 = 72 − 64, nothing outside
+    expected = n / 9
+    chi2 = ((counts - expected) ** 2 / expected).sum()
+    assert chi2 < 26.1, counts  # chi-square, 8 degrees of freedom, p = 0.001
+
+
+def test_flip_rate_is_one_half_and_the_same_key_gives_the_same_output():
+  cfg = _plain(image_size=64, resize_size=64, flip=True, train_crop="center")
+  fn = jax.jit(jax.vmap(device_augment.train_fn(cfg)))
+  n = 4000
+  keys = device_augment.example_keys(jax.random.key(1), 3, n)
+  image = jnp.broadcast_to(jnp.asarray(_coordinates(64)), (n, 64, 64, 3))
+  out = np.asarray(fn(keys, image))
+  flipped = out[:, 0, 0, 1] == 63
+  assert abs(flipped.mean() - 0.5) < 0.03
+  np.testing.assert_array_equal(out, np.asarray(fn(keys, image)))
+  other = device_augment.example_keys(jax.random.key(1), 4, n)
+  assert not np.array_equal(out, np.asarray(fn(other, image)))
+
+
+def test_lighting_noise_covariance_matches_the_eigen_decomposition():
+  cfg = _input()
+  sigma, eigval, eigvec = 0.1, cfg.pca_eigval, cfg.pca_eigvec
+  keys = jax.random.split(jax.random.key(2), 20000)
+  shifts = np.asarray(jax.vmap(lambda k: device_augment.lighting_shift(k, sigma, eigval, eigvec))(keys))
+  want = device_augment.lighting_covariance(sigma, eigval, eigvec)
+  got = np.cov(shifts.T)
+  np.testing.assert_allclose(got, want, atol=0.05 * want.max())
+  assert abs(shifts.mean(0)).max() < 0.05 * np.sqrt(want.max())
+
+
+def test_inception_crop_respects_area_and_aspect_ranges():
+  keys = jax.random.split(jax.random.key(3), 3000)
+  windows = np.asarray(jax.vmap(lambda k: device_augment.inception_window(k, 100, 0.08, (3 / 4, 4 / 3)))(keys))
+  top, left, h, w = windows.T
+  assert (top >= 0).all() and (left >= 0).all() and (top + h <= 100).all() and (left + w <= 100).all()
+  area, aspect = h * w / 100 ** 2, w / h
+  assert area.min() >= 0.07 and area.max() <= 1.0
+  assert aspect.min() >= 0.72 and aspect.max() <= 1.39
+  assert np.quantile(area, 0.5) < 0.7  # spread over the range, not stuck at the fallback
+  out = device_augment.train_fn(_input(train_crop="inception", image_size=64, resize_size=72))(
+      keys[0], jnp.asarray(_coordinates(72)))
+  assert out.shape == (64, 64, 3) and np.isfinite(np.asarray(out)).all()
+
+
+def test_resampled_crop_when_the_store_is_larger_than_resize_size():
+  cfg = _plain(image_size=32, resize_size=36, flip=False, train_crop="center")
+  image = jnp.full((72, 72, 3), 100, jnp.uint8)
+  out = np.asarray(device_augment.train_fn(cfg)(jax.random.key(0), image))
+  assert out.shape == (32, 32, 3)
+  np.testing.assert_allclose(out, 100.0, atol=1e-3)
+
+
+def test_eval_views_center_and_ten_crop():
+  cfg = _plain(image_size=64, resize_size=72)
+  images = jnp.asarray(_coordinates(72))[None]
+  center = np.asarray(device_augment.eval_views(cfg, "center", images))
+  assert center.shape == (1, 1, 64, 64, 3) and center[0, 0, 0, 0, 0] == 4 and center[0, 0, 0, 0, 1] == 4
+  ten = np.asarray(device_augment.eval_views(cfg, "10crop", images))
+  assert ten.shape == (1, 10, 64, 64, 3)
+  corners = [(v[0, 0, 0], v[0, 0, 1]) for v in ten[0, :5]]
+  assert corners == [(0, 0), (0, 8), (8, 0), (8, 8), (4, 4)]
+  np.testing.assert_array_equal(ten[0, 5:], ten[0, :5, :, ::-1])
+
+
+# ----------------------------------------------------------------------------- the store
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+  from alexnet_jax.data import prepare
+  root = str(tmp_path_factory.mktemp("stores"))
+  cfg = _config(root)
+  path = prepare.prepare(cfg, shard_bytes=40 * 72 * 72 * 3)  # 40 images per shard: several shards
+  return cfg, path
+
+
+def test_store_layout_and_batches(prepared):
+  cfg, path = prepared
+  store = store_lib.open_store(cfg, prepare_if_missing=False)
+  manifest = json.loads((pathlib.Path(path) / "manifest.json").read_text())
+  assert manifest["stored_size"] == 72 and manifest["format_version"] == store_lib.FORMAT_VERSION
+  assert [s["count"] for s in manifest["splits"]["train"]["shards"]] == [40, 40, 40, 8]
+  assert store.count("train") == 128 and store.count("validation") == 64
+  info = store_lib.get_info(cfg)
+  assert info.num_classes == 10 and info.num_train == 128
+  it = store_lib.train_batches(cfg, start_step=0)
+  first = [next(it) for _ in range(5)]
+  assert first[0]["image"].dtype == np.uint8 and first[0]["image"].shape == (32, 72, 72, 3)
+  # Resuming at step 3 gives batches 3 and 4 again, bit for bit.
+  again = store_lib.train_batches(cfg, start_step=3)
+  for want in first[3:]:
+    got = next(again)
+    np.testing.assert_array_equal(got["image"], want["image"])
+    np.testing.assert_array_equal(got["label"], want["label"])
+  # One epoch (4 steps of 32) visits every image once.
+  rows = np.concatenate([store_lib.batch_rows(0, k, 128, 32) for k in range(4)])
+  assert sorted(rows) == list(range(128))
+  # Two processes' slices concatenate to the global batch.
+  both = np.concatenate([store_lib.batch_rows(0, 5, 128, 32, p, 2) for p in range(2)])
+  np.testing.assert_array_equal(both, store_lib.batch_rows(0, 5, 128, 32))
+
+
+def test_eval_batches_pad_and_mask_like_the_stream(prepared):
+  cfg, _ = prepared
+  for count in (1, 3):
+    seen = 0
+    for p in range(count):
+      batches = list(store_lib.eval_batches(cfg, process_index=p, process_count=count, batch_size=30))
+      assert len(batches) == store_lib.num_eval_batches(cfg, process_count=count, batch_size=30)
+      for b in batches:
+        assert b["image"].shape[0] == 30 // count and b["image"][b["mask"] == 0].max(initial=0) == 0
+        seen += int(b["mask"].sum())
+    assert seen == 64
+
+
+def test_store_made_for_another_config_is_refused(prepared, tmp_path):
+  cfg, path = prepared
+  copy = tmp_path / "stores" / os.path.basename(path)
+  shutil.copytree(path, copy)
+  manifest = json.loads((copy / "manifest.json").read_text())
+  manifest["source"]["embedded_train_size"] = 999
+  (copy / "manifest.json").write_text(json.dumps(manifest))
+  other = _config(str(tmp_path / "stores"))
+  with pytest.raises(store_lib.StoreMismatchError, match="embedded_train_size: store 999, config 128"):
+    store_lib.open_store(other, prepare_if_missing=False)
+
+
+def test_truncated_and_damaged_shards_are_named(prepared, tmp_path):
+  cfg, path = prepared
+  root = tmp_path / "stores"
+  copy = root / os.path.basename(path)
+  shutil.copytree(path, copy)
+  shard = copy / "train" / "images-00001.npy"
+  data = bytearray(shard.read_bytes())
+  data[-100] ^= 0xFF  # one pixel changed, size kept
+  shard.write_bytes(bytes(data))
+  damaged = store_lib.Store(str(copy))
+  with pytest.raises(store_lib.StoreCorruptError, match="images-00001.npy"):
+    damaged.verify()
+  store_lib._OPEN.pop(str(copy), None)
+  batches = store_lib.train_batches(_config(str(root)))
+  with pytest.raises(store_lib.StoreCorruptError, match="images-00001.npy"):
+    for _ in range(50):
+      next(batches)
+      time.sleep(0.01)
+  shard.write_bytes(bytes(data[:-1000]))
+  with pytest.raises(store_lib.StoreCorruptError, match="images-00001.npy"):
+    store_lib.Store(str(copy))
+
+
+def test_interrupted_preparation_resumes_and_matches(prepared, tmp_path, monkeypatch):
+  from alexnet_jax.data import prepare
+  cfg, path = prepared
+  root = str(tmp_path / "stores")
+  other = _config(root)
+  real_write = prepare._write_npy
+  calls = []
+
+  def dies_on_the_fifth(p, array):
+    calls.append(p)
+    if len(calls) == 5:
+      raise KeyboardInterrupt  # like Ctrl-C in the middle of the third shard
+    real_write(p, array)
+
+  monkeypatch.setattr(prepare, "_write_npy", dies_on_the_fifth)
+  with pytest.raises(KeyboardInterrupt):
+    prepare.prepare(other, shard_bytes=40 * 72 * 72 * 3)
+  final = store_lib.store_path(other)
+  assert not os.path.exists(final)  # nothing that looks like a store
+  monkeypatch.setattr(prepare, "_write_npy", lambda p, a: (calls.append(p), real_write(p, a)))
+  calls.clear()
+  prepare.prepare(other, shard_bytes=40 * 72 * 72 * 3)
+  assert not any("images-00000" in c or "images-00001" in c for c in calls if "/train/" in c)
+  for split in ("train", "validation"):
+    for f in sorted(os.listdir(os.path.join(path, split))):
+      if f.endswith(".npy"):
+        assert pathlib.Path(final, split, f).read_bytes() == pathlib.Path(path, split, f).read_bytes(), f
+
+
+def test_full_disk_during_preparation_says_how_much_space(tmp_path, monkeypatch):
+  from alexnet_jax.data import prepare
+  root = str(tmp_path / "stores")
+  cfg = _config(root)
+
+  def full(p, array):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+  monkeypatch.setattr(prepare, "_write_npy", full)
+  with pytest.raises(store_lib.StoreError, match=r"needs about .* GiB more"):
+    prepare.prepare(cfg)
+  assert not os.path.exists(os.path.join(store_lib.store_path(cfg), "manifest.json"))
+
+
+# ----------------------------------------------------------------------------- command line
+
+_BLOCK = "import sys; sys.modules.update(tensorflow=None, tensorflow_datasets=None); "
+TOTAL = 16
+
+
+def _cli(root: str, workdir: pathlib.Path) -> list[str]:
+  return ["--config=configs/alexnet.py:smoke", "--config.embedded_train_size=128",
+          "--config.embedded_eval_size=64", f"--config.input.store_dir={root}",
+          "--config.model.width=0.25", "--config.batch_size=16", "--config.eval_batch_size=32",
+          f"--config.num_train_steps={TOTAL}", "--config.log_every_steps=4",
+          "--config.checkpoint_every_steps=8", f"--workdir={workdir}"]
+
+
+def _start(args: list[str], log: pathlib.Path) -> subprocess.Popen:
+  """main.py with TensorFlow and TFDS blocked: importing either fails."""
+  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+  env.pop("XLA_FLAGS", None)
+  code = _BLOCK + "import runpy; sys.argv = ['main.py'] + sys.argv[1:]; runpy.run_path('main.py', run_name='__main__')"
+  return subprocess.Popen([sys.executable, "-c", code, *args], cwd=REPO, env=env,
+                          stdout=open(log, "w"), stderr=subprocess.STDOUT)
+
+
+def _params(workdir: pathlib.Path, step: int) -> dict[str, np.ndarray]:
+  import orbax.checkpoint as ocp
+  tree = ocp.StandardCheckpointer().restore(workdir / "checkpoints" / str(step) / "state")
+  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return {jax.tree_util.keystr(k): np.asarray(v) for k, v in flat}
+
+
+@pytest.mark.timeout(900)
+def test_training_without_tensorflow_resumes_bit_identical_after_kill(prepared, tmp_path):
+  cfg, _ = prepared
+  root = cfg.input.store_dir
+  ref, run = tmp_path / "ref", tmp_path / "run"
+  p = _start(_cli(root, ref), tmp_path / "ref.txt")
+  assert p.wait(timeout=300) == 0, (tmp_path / "ref.txt").read_text()[-3000:]
+  log = (tmp_path / "ref.txt").read_text()
+  assert "TensorBoard's writer needs TensorFlow" in log and "Final eval at step 16" in log
+  # Centre and 10-crop evaluation from the store, still without TensorFlow; the centre crop
+  # scores exactly what training's evaluation scored.
+  p = _start(_cli(root, ref) + ["--mode=eval", "--protocols=center,10crop", "--sets=validation"],
+             tmp_path / "eval.txt")
+  p.wait(timeout=300)
+  log = (tmp_path / "eval.txt").read_text()
+  assert p.returncode == 0, log[-3000:]
+  top1 = json.loads((ref / "summary.json").read_text())["eval"]["top1"]
+  rows = [line for line in log.splitlines() if line.startswith("| center | validation |")]
+  assert rows and f"| {100 * top1:.2f} |" in rows[0], log[-2000:]
+  assert any(line.startswith("| 10crop | validation | 10 |") for line in log.splitlines()), log[-2000:]
+  # kill -9 once the checkpoint of step 8 exists; the rerun resumes from it.
+  p = _start(_cli(root, run), tmp_path / "run1.txt")
+  end = time.monotonic() + 300
+  while not (run / "checkpoints" / "8" / "state").is_dir() and p.poll() is None and time.monotonic() < end:
+    time.sleep(0.02)
+  p.send_signal(signal.SIGKILL)
+  assert p.wait() == -signal.SIGKILL, "the run ended before it could be killed"
+  p = _start(_cli(root, run), tmp_path / "run2.txt")
+  assert p.wait(timeout=300) == 0, (tmp_path / "run2.txt").read_text()[-3000:]
+  assert "Resuming from step" in (tmp_path / "run2.txt").read_text()
+  a, b = _params(ref, TOTAL), _params(run, TOTAL)
+  differ = [k for k in a if not np.array_equal(a[k], b[k])]
+  assert not differ, differ[:5]
+
+
+def test_the_stream_path_stays_selectable(prepared, tmp_path):
+  from alexnet_jax import train
+  cfg = _config(cfg_root := str(tmp_path / "no-store"), **{
+      "input.pipeline": "stream", "num_train_steps": 3, "log_every_steps": 3, "async_checkpoints": False})
+  _, summary = train.train_and_evaluate(cfg, str(tmp_path / "run"))
+  assert summary["done"] and summary["eval"]["num_examples"] == 64
+  assert not os.path.exists(cfg_root)  # nothing was prepared
+
+
+def test_gpu_bench_runs_on_cpu_at_tiny_sizes_without_tensorflow(tmp_path):
+  """The GPU script's every code path (both frameworks, the store end to end) at tiny sizes."""
+  env = dict(os.environ, JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="")
+  code = (_BLOCK + "from experiments import gpu_bench; "
+          f"gpu_bench.main(['--tiny', '--models=alexnet_owt,resnet50', '--json={tmp_path / 'gpu.json'}'])")
+  r = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+  assert r.returncode == 0, r.stderr[-3000:]
+  out = json.loads((tmp_path / "gpu.json").read_text())
+  assert [row["model"] for row in out["train_step"]] == ["alexnet_owt", "resnet50"]
+  assert all(row["torch_img_s"] > 0 and row["jax_img_s"] > 0 for row in out["train_step"])
+  assert out["end_to_end"]["end_to_end_img_s"] > 0 and out["card"]

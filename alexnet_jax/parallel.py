@@ -24,7 +24,9 @@ runs on one CPU, simulated CPU devices, GPUs, or many hosts after
 from __future__ import annotations
 
 import os
-from typing import Any
+import queue
+import threading
+from typing import Any, Callable, Iterator
 
 import jax
 import numpy as np
@@ -236,3 +238,46 @@ def reached_preemption_sync_point(step: int) -> bool:
   """
   from jax.experimental import multihost_utils
   return multihost_utils.reached_preemption_sync_point(step)
+
+
+def staged(batches: Iterator[Any], put: Callable[[Any], Any], depth: int) -> Iterator[Any]:
+  """put(batch) for each batch in a background thread, keeping `depth` results ready.
+
+  `put` moves a host batch onto the devices (e.g. `to_global`), so reading the next batch
+  (from a prepared store) and the host→device copy overlap the training step.
+  """
+  ready: queue.Queue = queue.Queue(maxsize=max(1, depth))
+  stop = threading.Event()
+  done = object()
+
+  def work():
+    try:
+      for batch in batches:
+        item = put(batch)
+        while not stop.is_set():
+          try:
+            ready.put(item, timeout=0.1)
+            break
+          except queue.Full:
+            continue
+        if stop.is_set():
+          return
+      ready.put(done)
+    except BaseException as e:  # noqa: BLE001 - handed to the consumer, raised there
+      ready.put(e)
+
+  thread = threading.Thread(target=work, daemon=True, name="store-stage")
+  thread.start()
+  try:
+    while True:
+      item = ready.get()
+      if item is done:
+        return
+      if isinstance(item, BaseException):
+        raise item
+      yield item
+  finally:
+    # Wait for a transfer in flight: a daemon thread still inside the runtime when the
+    # interpreter shuts down aborts the process.
+    stop.set()
+    thread.join(timeout=60)

@@ -194,7 +194,7 @@ class Runtime:
     batches are staged by a background thread so the host never stalls the step."""
     if uses_store(self.config):
       put = functools.partial(parallel.to_global, sharding=self.data_sharding)
-      yield from batch_source(self.config).staged(host_batches, put, prefetch)
+      yield from parallel.staged(host_batches, put, prefetch)
       return
     queue: list[dict] = []
     for batch in host_batches:

@@ -89,7 +89,6 @@ def test_cmyk_and_grey_decode_to_rgb():
 
 def test_manifest_is_cached_and_falls_back_when_folder_not_writable(tmp_path, monkeypatch):
   _bad_folder(tmp_path / "data")
-  split_dir = str(tmp_path / "data" / "train")
   blocker = tmp_path / "a_file"
   blocker.write_text("x")
   cache = tmp_path / "cache"

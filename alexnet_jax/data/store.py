@@ -25,11 +25,10 @@ import functools
 import json
 import math
 import os
-import queue
 import re
 import threading
 import zlib
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -356,43 +355,3 @@ def eval_batches(config, *, split: str | None = None, process_index: int = 0, pr
     yield {"image": np.concatenate([image, np.zeros((pad,) + image.shape[1:], np.uint8)]),
            "label": np.concatenate([labels[take], np.zeros((pad,), np.int32)]),
            "mask": np.concatenate([np.ones((len(take),), np.float32), np.zeros((pad,), np.float32)])}
-
-
-def staged(batches: Iterator[Batch], put: Callable[[Batch], Any], depth: int) -> Iterator[Any]:
-  """put(batch) for each batch in a background thread, keeping `depth` results ready.
-
-  `put` moves a host batch onto the devices (e.g. `parallel.to_global`), so reading the
-  store and the host→device copy overlap the training step.
-  """
-  ready: queue.Queue = queue.Queue(maxsize=max(1, depth))
-  stop = threading.Event()
-  done = object()
-
-  def work():
-    try:
-      for batch in batches:
-        item = put(batch)
-        while not stop.is_set():
-          try:
-            ready.put(item, timeout=0.1)
-            break
-          except queue.Full:
-            continue
-        if stop.is_set():
-          return
-      ready.put(done)
-    except BaseException as e:  # noqa: BLE001 - handed to the consumer, raised there
-      ready.put(e)
-
-  thread = threading.Thread(target=work, daemon=True, name="store-stage")
-  thread.start()
-  try:
-    while True:
-      item = ready.get()
-      if item is done:
-        return
-      if isinstance(item, BaseException):
-        raise item
-      yield item
-  finally:
-    stop.set()

@@ -26,13 +26,7 @@ import re
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
-import tensorflow as tf
-import tensorflow_datasets as tfds
 
-from alexnet_jax.data import augment
-from alexnet_jax.data import folder
-from alexnet_jax.data import input_pipeline
-from alexnet_jax.data.input_pipeline import DataError
 from alexnet_jax.errors import ConfigError
 from alexnet_jax.eval import views
 
@@ -50,6 +44,9 @@ def check_sets(sets: Iterable[str]) -> tuple[str, ...]:
 def _file_set_batches(paths: Sequence[str], labels: Sequence[int], real: np.ndarray | None,
                       preprocess, global_batch: int, process_index: int, process_count: int):
   """Eval batches {'image', 'label', 'mask'[, 'real']} from a list of image files."""
+  import tensorflow as tf
+  from alexnet_jax.data import augment
+  from alexnet_jax.data import input_pipeline
   local = global_batch // process_count
   n_batches = input_pipeline.num_padded_batches(len(paths), local, process_count)
   lo, hi = input_pipeline.shard_bounds(len(paths), process_index, process_count)
@@ -70,6 +67,7 @@ def _file_set_batches(paths: Sequence[str], labels: Sequence[int], real: np.ndar
 
 def load_real_labels(path: str, num_classes: int) -> list[list[int]]:
   """Reads real.json (one label list per validation image, in file order) and checks it."""
+  from alexnet_jax.data.input_pipeline import DataError
   if not os.path.isfile(path):
     raise DataError(f"config.eval.real_json={path!r} does not exist. Download real.json from "
                     f"{REAL_URL} and point --config.eval.real_json at it.")
@@ -99,6 +97,7 @@ _VAL_NAME = re.compile(r"ILSVRC2012_val_(\d{8})")
 
 def validation_index(file_name: str) -> int:
   """0-based position of an ILSVRC-2012 validation file (ILSVRC2012_val_00000001.JPEG → 0)."""
+  from alexnet_jax.data.input_pipeline import DataError
   m = _VAL_NAME.search(os.path.basename(file_name))
   if not m or int(m.group(1)) < 1:
     raise DataError(f"ReaL labels are matched by validation file name, but {file_name!r} is not named "
@@ -123,6 +122,7 @@ def _is_folder(config) -> bool:
 
 def _validation_set(config, info, pi: int, pc: int) -> EvalSet:
   def batches(preprocess, global_batch):
+    from alexnet_jax.data import input_pipeline  # TensorFlow only when the set is streamed
     return input_pipeline.eval_batches(config, split=config.eval_split, preprocess_fn=preprocess,
                                 batch_size=global_batch, process_index=pi, process_count=pc)
   return EvalSet("validation", batches, info.class_names, size=info.num_eval, notes={"split": config.eval_split})
@@ -130,6 +130,7 @@ def _validation_set(config, info, pi: int, pc: int) -> EvalSet:
 
 def minival_split(config, num_train: int) -> tuple[str, bool]:
   """(TFDS split string of the last N train examples, whether the train split includes them)."""
+  from alexnet_jax.data.input_pipeline import DataError
   n = int(config.eval.minival_size)
   base, _, rest = str(config.train_split).partition("[")
   if n <= 0:
@@ -146,6 +147,7 @@ def minival_split(config, num_train: int) -> tuple[str, bool]:
 
 
 def _minival_set(config, info, pi: int, pc: int) -> EvalSet:
+  from alexnet_jax.data import input_pipeline
   split, overlaps = minival_split(config, info.num_train)
 
   def batches(preprocess, global_batch):
@@ -156,6 +158,7 @@ def _minival_set(config, info, pi: int, pc: int) -> EvalSet:
 
 
 def _tfds_builder_if_prepared(name: str, config):
+  import tensorflow_datasets as tfds
   try:
     builder = tfds.builder(name, data_dir=config.data_dir or None)
   except Exception:  # unknown config/version in this TFDS release
@@ -164,6 +167,8 @@ def _tfds_builder_if_prepared(name: str, config):
 
 
 def _v2_set(config, info, pi: int, pc: int) -> EvalSet:
+  from alexnet_jax.data import input_pipeline
+  from alexnet_jax.data.input_pipeline import DataError
   v2_dir = str(config.eval.v2_dir)
   if v2_dir:
     if not os.path.isdir(v2_dir):
@@ -203,6 +208,7 @@ def _v2_set(config, info, pi: int, pc: int) -> EvalSet:
 
 
 def _check_imagenet_classes(info, set_name: str) -> None:
+  from alexnet_jax.data.input_pipeline import DataError
   if info.num_classes != 1000:
     raise DataError(f"The '{set_name}' set uses the 1000 ILSVRC-2012 classes, but this model has "
                     f"{info.num_classes} classes ({info.name}). Evaluate it on 'validation' instead.")
@@ -217,6 +223,8 @@ def _variant(config, **fields):
 
 
 def _real_set(config, info, pi: int, pc: int) -> EvalSet:
+  from alexnet_jax.data import folder
+  from alexnet_jax.data.input_pipeline import DataError
   real_json = str(config.eval.real_json)
   if real_json:
     table = real_matrix(load_real_labels(real_json, info.num_classes))
@@ -256,6 +264,10 @@ def _real_set(config, info, pi: int, pc: int) -> EvalSet:
 
 def _tfds_real_set(config, info, builder, split: str, pi: int, pc: int, table, note: str) -> EvalSet:
   """ReaL from a TFDS builder: labels looked up by file name in `table`, or its 'real_label' feature."""
+  import tensorflow as tf
+  import tensorflow_datasets as tfds
+  from alexnet_jax.data import augment
+  from alexnet_jax.data import input_pipeline
   n = int(builder.info.splits[split].num_examples)
   shard = split if pc == 1 else tfds.even_splits(split, n=pc)[pi]
   shard_n = int(builder.info.splits[shard].num_examples)

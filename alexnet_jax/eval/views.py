@@ -20,10 +20,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, Iterable, Sequence
 
-import tensorflow as tf
 
-from alexnet_jax.data import augment
-from alexnet_jax.data import input_pipeline
 from alexnet_jax.errors import ConfigError
 
 PROTOCOLS = ("center", "10crop", "multiscale", "144crop")
@@ -91,28 +88,34 @@ def _crop(image, top, left, size: int):
 
 def _with_mirrors(views: list) -> Any:
   """[views..., mirrored views...] stacked to [2·len(views), S, S, 3]."""
+  import tensorflow as tf
   stacked = tf.stack(views)
   return tf.concat([stacked, tf.reverse(stacked, axis=[2])], axis=0)
 
 
 def _five_crops(square, size: int) -> list:
+  import tensorflow as tf
   shape = tf.shape(square)
   return [_crop(square, t, l, size) for t, l in five_crop_offsets(shape[0], shape[1], size)]
 
 
 def ten_crop_views(image, size: int, resize_size: int):
   """AlexNet's 10 views of a float image: 5 crops of the central resize_size square + mirrors."""
+  from alexnet_jax.data import augment
   square = augment.center_crop(augment.resize_short_side(image, resize_size), resize_size)
   return _with_mirrors(_five_crops(square, size))
 
 
 def multiscale_views(image, size: int, scales: Sequence[int]):
   """VGG-style multi-scale crops: 10crop's views at each short side Q in `scales`."""
+  import tensorflow as tf
   return tf.concat([ten_crop_views(image, size, q) for q in scales], axis=0)
 
 
 def googlenet_views(image, size: int, scales: Sequence[int]):
   """GoogLeNet's 144 views (for 4 scales): scales × 3 squares × (5 crops + whole square) × 2."""
+  import tensorflow as tf
+  from alexnet_jax.data import augment
   views = []
   for q in scales:
     resized = augment.resize_short_side(image, q)
@@ -126,6 +129,9 @@ def googlenet_views(image, size: int, scales: Sequence[int]):
 
 def make_preprocess(protocol: str, config) -> Callable[[Any], Any]:
   """uint8 [H, W, 3] → float32 [V, S, S, 3], normalised like training's input."""
+  import tensorflow as tf
+  from alexnet_jax.data import augment
+  from alexnet_jax.data import input_pipeline
   check_protocols([protocol])
   size = int(config.input.image_size)
   resize_size = int(config.input.resize_size)

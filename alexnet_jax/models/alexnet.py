@@ -18,7 +18,7 @@ sets no LRN and one tower. LRN windows run across both towers' channels unless
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax

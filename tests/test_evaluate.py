@@ -161,17 +161,20 @@ def test_no_pictures_for_many_classes(tmp_path):
   assert not os.listdir(tmp_path)
 
 
-def test_progress_lines_show_images_done_total_and_eta():
+def test_evaluation_logs_progress_with_eta(monkeypatch):
+  """A long evaluation is never silent: the evaluator's loop reports images done, total and ETA."""
+  from alexnet_jax import progress
   from alexnet_jax.eval import run as eval_run
+  lines = []
   now = [0.0]
-  progress = eval_run.Progress("144crop × validation", total=1000, every_s=5.0, clock=lambda: now[0])
+  monkeypatch.setattr(eval_run, "PROGRESS_EVERY_S", 5.0)
+  bar = progress.Progress(1000, "144crop × validation", unit="images", every_s=eval_run.PROGRESS_EVERY_S,
+                          log=lines.append, clock=lambda: now[0])
   now[0] = 1.0
-  assert progress.update(100) is None  # not yet due
+  assert bar.advance(100) is None  # not yet due
   now[0] = 10.0
-  line = progress.update(100)
-  assert line == "144crop × validation: 200/1000 images (20%), 20.0 img/s, ETA 0:40", line
-  now[0] = 11.0
-  assert progress.update(800).startswith("144crop × validation: 1000/1000 images (100%)")  # the last always shows
+  assert bar.advance(100) == "144crop × validation: 200/1,000 images (20.0%), 20/s, ETA 40s"
+  assert "progress.Progress(" in open(eval_run.__file__).read()  # the evaluator's loop uses it
 
 
 def test_one_shard_rule_for_every_process_count():

@@ -7,16 +7,14 @@ top-k classes; the host scores them (`scoring.Tally`) and logs progress with an 
 from __future__ import annotations
 
 import functools
-import math
-import time
 from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import logging
 
 from alexnet_jax import parallel
+from alexnet_jax import progress
 from alexnet_jax import runtime
 from alexnet_jax.data import device_augment
 from alexnet_jax.eval import report
@@ -44,37 +42,6 @@ def views_step(state, batch: dict, *, k: int) -> dict:
   if "real" in batch:
     out["real"] = batch["real"]
   return out
-
-
-class Progress:
-  """Logs 'images done / total, rate, ETA' at most every `every_s` seconds."""
-
-  def __init__(self, what: str, total: int, every_s: float = PROGRESS_EVERY_S, clock=time.monotonic):
-    self.what, self.total, self.every_s, self.clock = what, total, every_s, clock
-    self.done = 0
-    self.start = self.last = clock()
-
-  def update(self, n: int) -> str | None:
-    """Counts n more images; returns (and logs) the progress line when one is due."""
-    self.done += n
-    now = self.clock()
-    if now - self.last < self.every_s and self.done < self.total:
-      return None
-    self.last = now
-    rate = self.done / max(now - self.start, 1e-9)
-    left = max(self.total - self.done, 0) / rate if rate > 0 else float("inf")
-    line = (f"{self.what}: {self.done}/{self.total} images ({100 * self.done / max(self.total, 1):.0f}%), "
-            f"{rate:.1f} img/s, ETA {_duration(left)}")
-    logging.info("%s", line)
-    return line
-
-
-def _duration(seconds: float) -> str:
-  if not math.isfinite(seconds):
-    return "?"
-  m, s = divmod(int(round(seconds)), 60)
-  h, m = divmod(m, 60)
-  return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 class Evaluator:
@@ -107,12 +74,12 @@ class Evaluator:
       batches = eval_set.batches(views.make_preprocess(protocol, self.config), global_batch)
       predict = self.predict_batch
     tally = scoring.Tally(self.runtime.info.num_classes)
-    progress = Progress(f"{protocol} × {eval_set.name}", eval_set.size) if eval_set.size else None
+    bar = progress.Progress(eval_set.size or None, f"{protocol} × {eval_set.name}", unit="images",
+                            every_s=PROGRESS_EVERY_S)
     for batch in batches:
       out = predict(batch)
       tally.add(out["topk"], out["nll"], out["label"], out["mask"], out.get("real"))
-      if progress:
-        progress.update(int(np.asarray(out["mask"]).sum()))
+      bar.advance(int(np.asarray(out["mask"]).sum()))
     result = {**tally.result(), "views": views.num_views(protocol, self.config.eval), **eval_set.notes}
     return result, tally
 

@@ -25,6 +25,7 @@ import time
 import numpy as np
 from absl import logging
 
+from alexnet_jax import progress
 from alexnet_jax.data import store as store_lib
 from alexnet_jax.data.store import StoreError
 
@@ -78,11 +79,6 @@ def _write_npy(path: str, array: np.ndarray) -> None:
     f.flush()
     os.fsync(f.fileno())
   os.replace(tmp, path)
-
-
-def _fmt_time(seconds: float) -> str:
-  seconds = int(max(0, seconds))
-  return f"{seconds // 3600}h{seconds // 60 % 60:02d}m{seconds % 60:02d}s"
 
 
 @contextlib.contextmanager
@@ -147,7 +143,9 @@ def _prepare_locked(config, final: str, shard_bytes: int, log_every_s: float) ->
     done = sum(d["count"] for d in shards)
     if done:
       logging.info("%s: resuming after %d of %d images (%d shards).", split, done, counts[split], len(shards))
-    t0, last_log, start = time.time(), time.time(), done
+    # Rate and ETA count this run's images only (a resumed run starts after `done`).
+    bar = progress.Progress(counts[split] - done, f"prepare {split}" + (f" (after {done} done)" if done else ""),
+                            unit="images", every_s=log_every_s)
     if done < counts[split]:
       ds = _records(source, split, done).map(
           lambda ex: (_square(size)(ex["bytes"]), ex["label"]), num_parallel_calls=-1, deterministic=True)
@@ -162,13 +160,8 @@ def _prepare_locked(config, final: str, shard_bytes: int, log_every_s: float) ->
           raise
         shards.append(entry)
         done += len(labels)
-        now = time.time()
-        if now - last_log >= log_every_s or done == counts[split]:
-          rate = (done - start) / max(now - t0, 1e-9)
-          logging.info("prepare %s: %d/%d images (%.1f%%), %.0f images/s, ETA %s", split, done,
-                       counts[split], 100 * done / max(counts[split], 1), rate,
-                       _fmt_time((counts[split] - done) / max(rate, 1e-9)))
-          last_log = now
+        bar.advance(len(labels))
+      bar.finish()
     if done != counts[split]:
       raise StoreError(f"The {split} split gave {done} images, its metadata says {counts[split]}; "
                        "re-prepare the source dataset.")

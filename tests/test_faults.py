@@ -52,10 +52,17 @@ def _log_path(workdir: pathlib.Path, log: str) -> pathlib.Path:
   return parent / f"{workdir.name}.{log}.txt"
 
 
-def _start(workdir: pathlib.Path, *extra: str, log: str = "log") -> subprocess.Popen:
-  """Starts `main.py` in the background; stdout+stderr go to `_log_path`."""
+def _start(workdir: pathlib.Path, *extra: str, log: str = "log",
+           pause: tuple[int, pathlib.Path] | None = None) -> subprocess.Popen:
+  """Starts `main.py` in the background; stdout+stderr go to `_log_path`.
+
+  `pause=(step, marker)` holds back the final rename of checkpoint `step` and writes `marker`
+  when the process is waiting there (tests/pause_checkpoint.py).
+  """
   out = open(_log_path(workdir, log), "w")
-  return subprocess.Popen([sys.executable, "main.py", *TINY, f"--workdir={workdir}", *extra],
+  runner = ["main.py"] if pause is None else [str(REPO / "tests" / "pause_checkpoint.py"), str(pause[0]),
+                                              str(pause[1])]
+  return subprocess.Popen([sys.executable, *runner, *TINY, f"--workdir={workdir}", *extra],
                           cwd=REPO, env=_env(), stdout=out, stderr=subprocess.STDOUT)
 
 
@@ -184,15 +191,18 @@ def test_kill_preempt_nan_and_resume_end_bit_identical(reference, tmp_path):
   assert f"last good checkpoint is step {preempted}" in log and "(kept)" in log
   assert _complete(wd)[-1] == preempted
 
-  # 4. kill -9 in the middle of a checkpoint write (Orbax's temporary folder exists).
-  p = _start(wd, log="4")
-  caught = _wait_for(lambda: bool(_tmp_dirs(wd)), p, poll=0.002)
+  # 4. kill -9 in the middle of a checkpoint write: every file of the next checkpoint is in
+  # Orbax's temporary folder, which is never renamed (tests/pause_checkpoint.py holds it back).
+  paused = (preempted // 10 + 1) * 10
+  marker = tmp_path / "paused_at"
+  p = _start(wd, log="4", pause=(paused, marker))
+  assert _wait_for(marker.exists, p), "the checkpoint write was never reached: no fault was injected"
   p.kill()
   p.wait()
   log = _log_path(wd, "4").read_text()
   assert "schedule.base_lr: inf → " in log  # the resumed run said what changed since run 3
-  if caught:
-    assert _complete(wd)[-1] < TOTAL
+  assert pathlib.Path(marker.read_text()).is_dir() and _tmp_dirs(wd), "no partial checkpoint was left"
+  assert _complete(wd)[-1] == preempted < paused
 
   # 5. Resume to the end.
   rc, log = _run(wd, log="5")

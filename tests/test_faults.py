@@ -192,7 +192,7 @@ def test_kill_preempt_nan_and_resume_end_bit_identical(reference, tmp_path):
 
   # 4. kill -9 in the middle of a checkpoint write: every file of the next checkpoint is in
   # Orbax's temporary folder, which is never renamed (tests/fault_runner.py holds it back).
-  paused = 99  # deliberately broken
+  paused = (preempted // 10 + 1) * 10
   marker = tmp_path / "paused_at"
   p = _start(wd, log="4", fault=("pause", paused, marker))
   assert _wait_for(marker.exists, p), "the checkpoint write was never reached: no fault was injected"

@@ -1,6 +1,11 @@
-"""Test setup: everything runs on CPU; TensorFlow stays quiet and off any GPU."""
+"""Test setup: everything runs on CPU; TensorFlow stays quiet and off any GPU; nothing is
+written outside one temporary folder per test session."""
 
+import atexit
 import os
+import pathlib
+import shutil
+import tempfile
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -8,7 +13,16 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 # Prepared image stores (alexnet_jax/data/store.py) go to a scratch folder, not the user's data folder.
 os.environ.setdefault("ALEXNET_JAX_DATA", os.path.join(os.environ.get("TMPDIR", "/tmp"), "alexnet_jax_test_stores"))
 
-import pathlib  # noqa: E402
+# Hermetic: the embedded dataset and any TFDS preparation land in the session's folder, not in
+# the user's ~/tensorflow_datasets or ~/.cache. Subprocesses (main.py runs) inherit it, and share a
+# persistent XLA compilation cache, which halves the CPU time of a repeated tiny run.
+SESSION_DIR = pathlib.Path(tempfile.mkdtemp(prefix="alexnet_jax_tests_"))
+atexit.register(shutil.rmtree, SESSION_DIR, ignore_errors=True)
+os.environ["TFDS_DATA_DIR"] = str(SESSION_DIR / "tensorflow_datasets")
+os.environ["XDG_CACHE_HOME"] = str(SESSION_DIR / "cache")  # image-folder screening results
+os.environ["JAX_COMPILATION_CACHE_DIR"] = str(SESSION_DIR / "jax_cache")
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 
 # Importing torch (the equivalence tests' peer) after TensorFlow crashes in triton's start-up
 # with these wheels; importing it first, when it is installed, avoids that.

@@ -52,10 +52,16 @@ def _log_path(workdir: pathlib.Path, log: str) -> pathlib.Path:
   return parent / f"{workdir.name}.{log}.txt"
 
 
-def _start(workdir: pathlib.Path, *extra: str, log: str = "log") -> subprocess.Popen:
-  """Starts `main.py` in the background; stdout+stderr go to `_log_path`."""
+def _start(workdir: pathlib.Path, *extra: str, log: str = "log", fault: tuple[str, ...] = ()
+           ) -> subprocess.Popen:
+  """Starts `main.py` in the background; stdout+stderr go to `_log_path`.
+
+  `fault=("pause", step, marker)` or `("enospc", step)` injects a fault into the write of
+  checkpoint `step` (tests/fault_runner.py says what each does).
+  """
   out = open(_log_path(workdir, log), "w")
-  return subprocess.Popen([sys.executable, "main.py", *TINY, f"--workdir={workdir}", *extra],
+  runner = [str(REPO / "tests" / "fault_runner.py"), *map(str, fault)] if fault else ["main.py"]
+  return subprocess.Popen([sys.executable, *runner, *TINY, f"--workdir={workdir}", *extra],
                           cwd=REPO, env=_env(), stdout=out, stderr=subprocess.STDOUT)
 
 
@@ -70,8 +76,8 @@ def _finish(proc: subprocess.Popen, workdir: pathlib.Path, log: str = "log",
   return rc, _log_path(workdir, log).read_text(errors="replace")
 
 
-def _run(workdir: pathlib.Path, *extra: str, log: str = "log") -> tuple[int, str]:
-  return _finish(_start(workdir, *extra, log=log), workdir, log)
+def _run(workdir: pathlib.Path, *extra: str, log: str = "log", fault: tuple[str, ...] = ()) -> tuple[int, str]:
+  return _finish(_start(workdir, *extra, log=log, fault=fault), workdir, log)
 
 
 def _wait_for(cond: Callable[[], bool], proc: subprocess.Popen, timeout: float = RUN_TIMEOUT,
@@ -184,15 +190,18 @@ def test_kill_preempt_nan_and_resume_end_bit_identical(reference, tmp_path):
   assert f"last good checkpoint is step {preempted}" in log and "(kept)" in log
   assert _complete(wd)[-1] == preempted
 
-  # 4. kill -9 in the middle of a checkpoint write (Orbax's temporary folder exists).
-  p = _start(wd, log="4")
-  caught = _wait_for(lambda: bool(_tmp_dirs(wd)), p, poll=0.002)
+  # 4. kill -9 in the middle of a checkpoint write: every file of the next checkpoint is in
+  # Orbax's temporary folder, which is never renamed (tests/fault_runner.py holds it back).
+  paused = (preempted // 10 + 1) * 10
+  marker = tmp_path / "paused_at"
+  p = _start(wd, log="4", fault=("pause", paused, marker))
+  assert _wait_for(marker.exists, p), "the checkpoint write was never reached: no fault was injected"
   p.kill()
   p.wait()
   log = _log_path(wd, "4").read_text()
   assert "schedule.base_lr: inf → " in log  # the resumed run said what changed since run 3
-  if caught:
-    assert _complete(wd)[-1] < TOTAL
+  assert pathlib.Path(marker.read_text()).is_dir() and _tmp_dirs(wd), "no partial checkpoint was left"
+  assert _complete(wd)[-1] == preempted < paused
 
   # 5. Resume to the end.
   rc, log = _run(wd, log="5")
@@ -315,48 +324,27 @@ def _mount_tmpfs(path: pathlib.Path, size_bytes: int) -> bool:
   return r.returncode == 0
 
 
-def test_full_disk_during_checkpoint_keeps_previous(reference, tmp_path, monkeypatch):
-  """The disk fills while checkpoint 20 is written: a clear error, checkpoint 10 intact."""
+def test_full_disk_during_checkpoint_keeps_previous(reference, tmp_path):
+  """The disk fills while checkpoint 20 is written: a clear error, checkpoint 10 intact.
+
+  With mount rights the workdir is a tmpfs too small for two checkpoints, so the write really
+  runs out of space part-way; without them, Orbax's background writer fails with ENOSPC after
+  writing checkpoint 20's files but before committing it (tests/fault_runner.py).
+  """
   ckpt_bytes = sum(f.stat().st_size for f in (reference / "checkpoints" / "10").rglob("*") if f.is_file())
   mnt = tmp_path / "small_disk"
-  if os.environ.get("FAULTS_NO_MOUNT") or not _mount_tmpfs(mnt, int(ckpt_bytes * 1.6) + (512 << 10)):
-    _full_disk_in_process(reference, tmp_path, monkeypatch)
-    return
+  mounted = not os.environ.get("FAULTS_NO_MOUNT") and _mount_tmpfs(mnt, int(ckpt_bytes * 1.6) + (512 << 10))
   try:
-    wd = mnt / "run"
-    rc, log = _run(wd)
+    wd = (mnt if mounted else tmp_path) / "run"
+    rc, log = _run(wd, fault=() if mounted else ("enospc", 20))
     assert rc == 2, log[-3000:]
     assert "No space left on device" in log
     assert "latest complete checkpoint, step 10, is intact" in log
-    assert 10 in _complete(wd)
+    assert _complete(wd) == [10]
     _assert_same_state(reference, wd, 10)
   finally:
-    subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=30)
-
-
-def _full_disk_in_process(reference, tmp_path, monkeypatch) -> None:
-  """Fallback without mount rights: the checkpoint writer fails with ENOSPC at step 20."""
-  import errno
-  from alexnet_jax import checkpoint, train
-  from alexnet_jax.configs import alexnet
-  real_save = checkpoint.save
-
-  def failing_save(mgr, step, tree, meta, **kw):
-    if step >= 20:
-      raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    return real_save(mgr, step, tree, meta, **kw)
-
-  monkeypatch.setattr(checkpoint, "save", failing_save)
-  cfg = alexnet.get_config("smoke")
-  cfg.unlock()
-  cfg.embedded_train_size, cfg.embedded_eval_size, cfg.num_train_steps = 512, 128, TOTAL
-  cfg.log_every_steps, cfg.checkpoint_every_steps, cfg.keep_checkpoints = 5, 10, 3
-  cfg.model.width, cfg.batch_size, cfg.eval_batch_size = 0.25, 32, 64
-  wd = tmp_path / "run"
-  with pytest.raises(checkpoint.CheckpointWriteError, match="step 10, is intact") as e:
-    train.train_and_evaluate(cfg, str(wd))
-  assert "No space left on device" in str(e.value)
-  assert _complete(wd) == [10]
+    if mounted:
+      subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=30)
 
 
 def test_broken_images_train_and_are_named(tmp_path):

@@ -85,6 +85,10 @@ def test_prepared_from_fake_manual_tars(tmp_path):
   assert len(batches) == ip.num_eval_batches(c) == 2
   masks = np.concatenate([b["mask"] for b in batches])
   assert masks.sum() == 5
-  # Validation labels come from TFDS's bundled label file (sorted file names ↔ labels).
+  # Validation labels come from TFDS's bundled label file: line i is the WordNet id of
+  # ILSVRC2012_val_<i>.JPEG, and the label is that id's index among the sorted class ids.
+  label_file = tfds.core.tfds_path("datasets/imagenet2012/validation_labels.txt")
+  wnids = label_file.read_text().split()[:5]
+  expected = sorted(info.class_names.index(w) for w in wnids)
   labels = np.concatenate([b["label"] for b in batches])[masks > 0]
-  assert ((labels >= 0) & (labels < 1000)).all()
+  assert sorted(labels.tolist()) == expected

@@ -23,6 +23,12 @@ BATCH = 16
 RES = 64
 
 
+def _flat(params) -> dict[str, np.ndarray]:
+  """Every parameter tensor, whole, by its path ('conv1/kernel', ...)."""
+  from flax import traverse_util
+  return {"/".join(k): np.asarray(v).ravel() for k, v in traverse_util.flatten_dict(params).items()}
+
+
 def _worker() -> dict:
   """Runs in the 8-device subprocess; returns losses and parameters per layout."""
   import jax
@@ -62,15 +68,18 @@ def _worker() -> dict:
                    in_shardings=(shardings, data_sh, repl), out_shardings=(shardings, repl, repl),
                    donate_argnums=0)
     state = jax.jit(init, out_shardings=shardings)(key)
+    before = _flat(jax.device_get(state.params))
     losses = []
     for b in batches:
       state, m, _ = step(state, parallel.to_global(b, data_sh), key)
       losses.append(metrics_lib.to_floats(m.compute())["loss"])
     kernel = state.params["conv2"]["kernel"]
+    after = _flat(jax.device_get(state.params))
     return {
         "losses": losses,
-        "params": {"/".join(str(getattr(k, "key", k)) for k in p): np.asarray(v).ravel()[:2000].tolist()
-                   for p, v in jax.tree_util.tree_flatten_with_path(jax.device_get(state.params))[0]},
+        "params": {k: v.tolist() for k, v in after.items()},
+        "unchanged": [k for k in after if np.array_equal(before[k], after[k])],
+        "num_params": int(sum(v.size for v in after.values())),
         "split": parallel.describe(shardings),
         "conv2_shard_shape": list(kernel.sharding.shard_shape(kernel.shape)),
     }
@@ -97,9 +106,12 @@ def _assert_same(a: dict, b: dict, tol: float) -> None:
 
 
 def test_training_moves_the_parameters(results):
-  # Guards the comparisons below against a step that does nothing.
-  losses = results["single"]["losses"]
-  assert all(np.isfinite(losses)) and len(set(losses)) == STEPS
+  # Guards the comparisons below against a step that does nothing: every tensor of every
+  # layout changed, and the comparisons cover all of each tensor.
+  for layout, r in results.items():
+    assert all(np.isfinite(r["losses"])) and len(set(r["losses"])) == STEPS, layout
+    assert r["unchanged"] == [], (layout, r["unchanged"])
+    assert sum(len(v) for v in r["params"].values()) == r["num_params"], layout
 
 
 def test_eight_devices_equal_one(results):

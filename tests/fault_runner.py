@@ -1,0 +1,47 @@
+"""Runs main.py with a fault injected into the write of one checkpoint, at a known point.
+
+  python tests/fault_runner.py pause <step> <marker file> main.py-arguments...
+  python tests/fault_runner.py enospc <step> main.py-arguments...
+
+Orbax writes a checkpoint into a temporary folder and makes it visible by renaming it to
+`<step>` once every file is written. `pause` holds that rename back for checkpoint `<step>`:
+the writer writes the temporary folder's path to `<marker file>` and waits, so a test can
+`kill -9` the process at exactly that point instead of polling for a temporary folder and
+hoping. `enospc` makes the same moment fail as a full disk would: Orbax's background writer
+raises "No space left on device" with the checkpoint's files written but never committed.
+"""
+
+import asyncio
+import errno
+import os
+import pathlib
+import runpy
+import sys
+
+from orbax.checkpoint._src.path import atomicity
+
+
+def main() -> None:
+  mode, step, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+  finalize = atomicity.AtomicRenameTemporaryPath.finalize
+  if mode == "pause":
+    marker, args = pathlib.Path(args[0]), args[1:]
+
+  async def faulty(self):
+    if self.get_final().name != step:
+      return await finalize(self)
+    if mode == "enospc":
+      raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.get()))
+    marker.write_text(str(self.get()))
+    while True:  # until the test kills the process
+      await asyncio.sleep(3600)
+
+  atomicity.AtomicRenameTemporaryPath.finalize = faulty
+  repo = pathlib.Path(__file__).resolve().parents[1]
+  sys.argv = [str(repo / "main.py"), *args]
+  sys.path.insert(0, str(repo))
+  runpy.run_path(str(repo / "main.py"), run_name="__main__")
+
+
+if __name__ == "__main__":
+  main()

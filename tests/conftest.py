@@ -10,15 +10,14 @@ import tempfile
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
-# Prepared image stores (alexnet_jax/data/store.py) go to a scratch folder, not the user's data folder.
-os.environ.setdefault("ALEXNET_JAX_DATA", os.path.join(os.environ.get("TMPDIR", "/tmp"), "alexnet_jax_test_stores"))
 
-# Hermetic: the embedded dataset and any TFDS preparation land in the session's folder, not in
-# the user's ~/tensorflow_datasets or ~/.cache. Subprocesses (main.py runs) inherit it, and share a
+# Hermetic: the embedded dataset, any TFDS preparation and prepared image stores land in the
+# session's folder, not in the user's ~/tensorflow_datasets, ~/alexnet_jax_data or ~/.cache. Subprocesses (main.py runs) inherit it, and share a
 # persistent XLA compilation cache, which halves the CPU time of a repeated tiny run.
 SESSION_DIR = pathlib.Path(tempfile.mkdtemp(prefix="alexnet_jax_tests_"))
 atexit.register(shutil.rmtree, SESSION_DIR, ignore_errors=True)
 os.environ["TFDS_DATA_DIR"] = str(SESSION_DIR / "tensorflow_datasets")
+os.environ["ALEXNET_JAX_DATA"] = str(SESSION_DIR / "stores")
 os.environ["XDG_CACHE_HOME"] = str(SESSION_DIR / "cache")  # image-folder screening results
 os.environ["JAX_COMPILATION_CACHE_DIR"] = str(SESSION_DIR / "jax_cache")
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"

@@ -46,17 +46,19 @@ flags.mark_flags_as_required(["config"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  # The finished config (config string, then --config.* overrides) is checked before
-  # anything is imported, read or written.
-  from alexnet_jax.configs import validate
-  validate.check(FLAGS.config)
   from alexnet_jax import console
   # Training from a prepared store needs no TensorFlow (it may not even be installed); every
   # other path loads it now, quietly. The data pipeline keeps it off the GPUs.
   console.quiet(import_tensorflow=not (FLAGS.mode == "train" and FLAGS.config.input.pipeline == "store"))
 
+  # Multi-host start-up comes first: it must precede any JAX computation, and the config
+  # check below traces the model.
   from alexnet_jax import parallel
   parallel.initialize_distributed(FLAGS.coordinator, FLAGS.num_processes, FLAGS.process_id)
+  # The finished config (config string, then --config.* overrides) is checked before
+  # anything is read or written.
+  from alexnet_jax.configs import validate
+  validate.check(FLAGS.config)
 
   config = FLAGS.config
   workdir = FLAGS.workdir or os.path.join("runs", config.name)

@@ -51,7 +51,7 @@ BAD_FIELDS = {
     "eval.real_json": None, "eval.v2_dir": None, "eval.minival_size": "0", "eval.top_confusions": "-1",
 }
 # Free-text fields any string is valid for (a missing file is found when it is read).
-FREE_TEXT = {"data_dir", "eval.real_json", "eval.v2_dir"}
+FREE_TEXT = {"data_dir", "eval.real_json", "eval.v2_dir", "input.store_dir"}
 
 FAMILIES = ("alexnet", "zfnet", "vgg", "googlenet", "resnet", "resnext", "senet", "squeezenet", "cifar_cnn")
 

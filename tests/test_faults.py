@@ -184,10 +184,11 @@ def test_kill_preempt_nan_and_resume_end_bit_identical(reference, tmp_path):
   assert f"Saved checkpoint at step {preempted}" in log
   assert json.loads((wd / "summary.json").read_text())["done"] is False
 
-  # 3. A non-finite loss (infinite learning rate): exit 2 naming the step and the kept checkpoint.
-  rc, log = _run(wd, "--config.schedule.base_lr=inf", log="3")
+  # 3. A non-finite loss (a learning rate of 1e30: the first step's update is finite but huge,
+  # so the next forward pass overflows): exit 2 naming the step and the kept checkpoint.
+  rc, log = _run(wd, "--config.schedule.base_lr=1e30", log="3")
   assert rc == 2, log[-3000:]
-  assert f"non-finite at step {preempted + 1}" in log
+  assert f"non-finite at step {preempted + 2}" in log
   assert f"last good checkpoint is step {preempted}" in log and "(kept)" in log
   assert _complete(wd)[-1] == preempted
 
@@ -200,7 +201,7 @@ def test_kill_preempt_nan_and_resume_end_bit_identical(reference, tmp_path):
   p.kill()
   p.wait()
   log = _log_path(wd, "4").read_text()
-  assert "schedule.base_lr: inf → " in log  # the resumed run said what changed since run 3
+  assert "schedule.base_lr: 1e+30 → " in log  # the resumed run said what changed since run 3
   assert pathlib.Path(marker.read_text()).is_dir() and _tmp_dirs(wd), "no partial checkpoint was left"
   assert _complete(wd)[-1] == preempted < paused
 

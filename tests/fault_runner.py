@@ -2,6 +2,7 @@
 
   python tests/fault_runner.py pause <step> <marker file> main.py-arguments...
   python tests/fault_runner.py enospc <step> main.py-arguments...
+  python tests/fault_runner.py evalpause <step> <marker file> main.py-arguments...
 
 Orbax writes a checkpoint into a temporary folder and makes it visible by renaming it to
 `<step>` once every file is written. `pause` holds that rename back for checkpoint `<step>`:
@@ -9,6 +10,9 @@ the writer writes the temporary folder's path to `<marker file>` and waits, so a
 `kill -9` the process at exactly that point instead of polling for a temporary folder and
 hoping. `enospc` makes the same moment fail as a full disk would: Orbax's background writer
 raises "No space left on device" with the checkpoint's files written but never committed.
+`evalpause` holds the evaluation after training step `<step>` open: once it has begun, it
+writes `<marker file>` and waits for the run's stop signal before evaluating, so a signal
+sent after the marker appears is certain to land during that evaluation.
 """
 
 import asyncio
@@ -17,12 +21,17 @@ import os
 import pathlib
 import runpy
 import sys
+import time
 
 from orbax.checkpoint._src.path import atomicity
 
 
 def main() -> None:
   mode, step, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+  if mode == "evalpause":
+    _pause_evaluation(int(step), pathlib.Path(args[0]))
+    _run_main(args[1:])
+    return
   finalize = atomicity.AtomicRenameTemporaryPath.finalize
   if mode == "pause":
     marker, args = pathlib.Path(args[0]), args[1:]
@@ -37,6 +46,33 @@ def main() -> None:
       await asyncio.sleep(3600)
 
   atomicity.AtomicRenameTemporaryPath.finalize = faulty
+  _run_main(args)
+
+
+def _pause_evaluation(step: int, marker: pathlib.Path) -> None:
+  """Makes the evaluation of the state after `step` wait, once begun, for the stop signal."""
+  sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+  from alexnet_jax import runtime
+  from alexnet_jax import train
+  handlers = []
+  enter, evaluate = train._Preemption.__enter__, runtime.Runtime.evaluate
+
+  def entered(self):
+    handlers.append(self)
+    return enter(self)
+
+  def paused(self, state, split=None):
+    if handlers and int(state.step) == step:
+      marker.write_text(str(step))
+      while not handlers[-1].requested:  # the signal handler runs during this sleep
+        time.sleep(0.01)
+    return evaluate(self, state, split)
+
+  train._Preemption.__enter__ = entered
+  runtime.Runtime.evaluate = paused
+
+
+def _run_main(args: list[str]) -> None:
   repo = pathlib.Path(__file__).resolve().parents[1]
   sys.argv = [str(repo / "main.py"), *args]
   sys.path.insert(0, str(repo))

@@ -296,3 +296,33 @@ def test_minival_slices_train_and_refuses_folders(tmp_path):
   root = _folder(tmp_path / "d", {"train": {"a": 1}})
   with pytest.raises(input_pipeline.DataError, match="image folder"):
     eval_sets.minival_split(_config(root), 1)
+
+
+# ----------------------------------------------------------------------------- a trained checkpoint
+
+
+def test_eval_mode_on_the_trained_run(trained_run, tmp_path, capsys, monkeypatch):
+  """`--mode=eval` on the session's trained run: training's top-1, the reports and the 10-crop row."""
+  import shutil
+  import sys
+  from alexnet_jax import main_lib
+  from tests.conftest import TRAINED_CLI, TRAINED_STEPS
+  wd = tmp_path / "run"
+  shutil.copytree(trained_run.workdir, wd, ignore=shutil.ignore_patterns(".lock"))
+  monkeypatch.setattr(sys, "argv", list(sys.argv))  # main_lib.run sets it
+  with pytest.raises(SystemExit) as exit_:
+    main_lib.run(["main.py", *TRAINED_CLI, f"--workdir={wd}", "--mode=eval", "--protocols=center,10crop",
+                  "--sets=validation"])
+  out = capsys.readouterr().out
+  assert exit_.value.code in (0, None), out[-3000:]
+  assert f"Checkpoint step {TRAINED_STEPS} of {wd}" in out, out[-3000:]
+  rows = {line.split("|")[1].strip(): line for line in out.splitlines() if "| validation |" in line}
+  assert set(rows) == {"center", "10crop"}, out[-3000:]
+  top1 = trained_run.summary["eval"]["top1"]
+  assert f"| {100 * top1:.2f} |" in rows["center"]  # the same top-1 as training's own evaluation
+  assert rows["10crop"].rstrip("| ").endswith("256")  # every validation image, once
+  saved = json.loads((wd / "eval" / f"step_{TRAINED_STEPS}.json").read_text())
+  assert saved["results"]["center"]["validation"]["top1"] == pytest.approx(top1, abs=1e-6)
+  assert saved["results"]["10crop"]["validation"]["views"] == 10
+  assert (wd / "eval" / "report.md").is_file()
+  assert not (trained_run.workdir / "eval").exists()

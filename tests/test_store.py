@@ -352,10 +352,10 @@ def test_gpu_bench_runs_on_cpu_at_tiny_sizes_without_tensorflow(tmp_path):
   """The GPU script's every code path (both frameworks, the store end to end) at tiny sizes."""
   env = dict(os.environ, JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="")
   code = (_BLOCK + "from experiments import gpu_bench; "
-          f"gpu_bench.main(['--tiny', '--models=alexnet_owt,resnet50', '--json={tmp_path / 'gpu.json'}'])")
+          f"gpu_bench.main(['--tiny', '--models=alexnet_owt', '--json={tmp_path / 'gpu.json'}'])")
   r = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
   assert r.returncode == 0, r.stderr[-3000:]
   out = json.loads((tmp_path / "gpu.json").read_text())
-  assert [row["model"] for row in out["train_step"]] == ["alexnet_owt", "resnet50"]
+  assert [row["model"] for row in out["train_step"]] == ["alexnet_owt"]
   assert all(row["torch_img_s"] > 0 and row["jax_img_s"] > 0 for row in out["train_step"])
   assert out["end_to_end"]["end_to_end_img_s"] > 0 and out["card"]

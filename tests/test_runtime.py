@@ -37,8 +37,8 @@ def _alexnet_config() -> ml_collections.ConfigDict:
   return _benchmark_optimizer(c)
 
 
-def _state(config: ml_collections.ConfigDict, dtype=jnp.float32) -> runtime.TrainState:
-  model = models.build_model(config.model, NUM_CLASSES, dtype)
+def _state(config: ml_collections.ConfigDict) -> runtime.TrainState:
+  model = models.build_model(config.model, NUM_CLASSES, runtime.compute_dtype(config))
   init = functools.partial(runtime.create_train_state, config, model, config.input.image_size)
   return jax.jit(init)(jax.random.key(0))
 
@@ -93,10 +93,12 @@ def _max_abs_diff(a, b) -> float:
 
 def test_bf16_step_close_to_float32_and_keeps_float32_state():
   config = _alexnet_config()
-  assert alexnet_config.get_config("smoke,bf16").dtype == "bfloat16"  # the `bf16` argument
+  config16 = _benchmark_optimizer(alexnet_config.get_config("smoke,width=0.25,bf16"))  # the `bf16` argument
+  config16.model.fc_dim = 64
+  assert (config.dtype, config16.dtype) == ("float32", "bfloat16")
   batch = _batch(config, 50.0)
-  s32 = _state(config, jnp.float32)
-  s16 = _state(config, jnp.bfloat16)
+  s32 = _state(config)
+  s16 = _state(config16)
   for a, b in zip(jax.tree.leaves(s32.params), jax.tree.leaves(s16.params)):
     assert b.dtype == jnp.float32
     np.testing.assert_array_equal(a, b)  # the same initial parameters

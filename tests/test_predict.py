@@ -31,6 +31,7 @@ def test_corrupt_class_table_is_an_error():
     imagenet_classes.parse_table("0\tn01440764\ttench\n2\tn01443537\tgoldfish\n")
 
 
+@pytest.mark.shared_data
 def test_sample_folders_map_to_the_right_index_and_name(shared_data):
   """Each ILSVRC-2012 sample lives in <wnid>/<wnid>_<name>.JPEG: wnid → index → wnid and name agree."""
   t = imagenet_classes.load()
@@ -110,6 +111,19 @@ def test_predict_prints_topk_names_and_writes_json(trained, tmp_path, capsys):
     assert r["top"][0]["name"] in printed
   saved = json.load(open(out_json))
   assert saved["step"] == 2 and saved["predictions"] == records
+  # The printed classes and probabilities are the restored model's own: softmax of its logits on the
+  # eval crop of each file, computed here without the evaluator.
+  import jax
+  import tensorflow as tf
+  from alexnet_jax import runtime
+  from alexnet_jax.data import augment
+  _, state, _ = runtime.restore_for_inference(config, workdir)
+  preprocess = augment.eval_preprocess(config.input)
+  x = np.stack([preprocess(augment.decode_rgb(tf.io.read_file(r["file"]))).numpy() for r in records])
+  probs = np.asarray(jax.nn.softmax(state.apply_fn(runtime.model_variables(state), x, train=False), -1))
+  for r, p in zip(records, probs):
+    assert [t["index"] for t in r["top"]] == list(np.argsort(-p)[:3])
+    np.testing.assert_allclose([t["prob"] for t in r["top"]], np.sort(p)[::-1][:3], rtol=1e-4, atol=1e-6)
 
 
 def test_eval_command_center_and_10crop(trained, capsys):
@@ -119,6 +133,14 @@ def test_eval_command_center_and_10crop(trained, capsys):
   for protocol, views in (("center", 1), ("10crop", 10)):
     r = out["results"][protocol]["validation"]
     assert r["num_examples"] == 10 and r["views"] == views and 0 <= r["top1"] <= r["top5"] <= 1
+  # The centre protocol scores the same crops as the training loop's evaluation does (the loss
+  # pins the crops and logits; with a barely trained model top-1/top-5 can agree by chance).
+  from alexnet_jax import runtime
+  rt, state, _ = runtime.restore_for_inference(config, workdir)
+  direct = rt.evaluate(state, split="validation")
+  np.testing.assert_allclose(out["results"]["center"]["validation"]["loss"], direct["loss"], rtol=1e-5)
+  np.testing.assert_allclose(out["results"]["center"]["validation"]["top1"], direct["top1"], atol=1e-6)
+  np.testing.assert_allclose(out["results"]["center"]["validation"]["top5"], direct["top5"], atol=1e-6)
   eval_dir = os.path.join(workdir, "eval")
   assert {"step_2.json", "report.md", "per_class_10crop_validation.csv",
           "confusions_center_validation.md"} <= set(os.listdir(eval_dir))

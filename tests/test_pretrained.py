@@ -32,6 +32,25 @@ def test_pth_to_checkpoint_then_eval(tmp_path):
   assert flat["params/fc8/kernel"].shape == (4096, 10)
   assert (flat["params/fc8/kernel"] == model.state_dict()["classifier.6.weight"].numpy().T).all()
 
+  # Restored by our inference path, the checkpoint computes torchvision's logits on the same images.
+  import numpy as np
+  from alexnet_jax import runtime
+  from alexnet_jax.configs import alexnet as alexnet_config
+  from alexnet_jax.data import input_pipeline
+  config = alexnet_config.get_config("variant=owt,geometry=224,data=embedded")
+  info = input_pipeline.DatasetInfo(name="embedded", num_classes=10, num_train=config.batch_size, num_eval=0,
+                                    class_names=tuple(str(i) for i in range(10)))
+  _, state, step = runtime.restore_for_inference(config, str(workdir), info=info)
+  assert step == 0
+  images = np.random.default_rng(0).normal(size=(4, 224, 224, 3)).astype(np.float32)
+  ours = np.asarray(state.apply_fn(runtime.model_variables(state), images, train=False))
+  model.eval()
+  with torch.no_grad():
+    theirs = model(torch.from_numpy(images.transpose(0, 3, 1, 2))).numpy()
+  assert np.abs(theirs).max() > 1e-3  # not a degenerate all-zero case
+  np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-4 * np.abs(theirs).max())
+  assert (ours.argmax(-1) == theirs.argmax(-1)).all()
+
   # A second conversion into the same workdir must not overwrite it.
   again = subprocess.run([sys.executable, "-m", "alexnet_jax.torch_convert", "--model=alexnet", f"--pth={pth}",
                           f"--workdir={workdir}", f"--config={cfg}"], cwd=REPO, env=env, capture_output=True,

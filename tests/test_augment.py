@@ -117,8 +117,6 @@ def test_inception_crop_area_aspect_and_variety():
   _check_inception(_plain_cfg(train_crop="inception", inception_min_area=0.25))
 
 
-@pytest.mark.xfail(strict=True, reason="augment.train_preprocess ignores config.input.inception_aspect_range "
-                   "(the device path reads it); remove this mark once the host path passes it on")
 def test_inception_crop_follows_configured_aspect_range():
   _check_inception(_plain_cfg(train_crop="inception", inception_min_area=0.25,
                               inception_aspect_range=(0.9, 1.1)))

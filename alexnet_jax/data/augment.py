@@ -217,6 +217,7 @@ def train_preprocess(input_cfg) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
   do_flip = bool(input_cfg.flip)
   sigma = float(input_cfg.pca_lighting)
   min_area = float(input_cfg.get("inception_min_area", 0.08))
+  aspect_range = tuple(map(float, input_cfg.get("inception_aspect_range", (3 / 4, 4 / 3))))
   eigval, eigvec = tuple(input_cfg.pca_eigval), tuple(map(tuple, input_cfg.pca_eigvec))
   mean, std = tuple(input_cfg.mean_rgb), tuple(input_cfg.std_rgb)
 
@@ -226,7 +227,7 @@ def train_preprocess(input_cfg) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
     if crop == "random":
       window = random_crop_window(shape, size, resize_size, crop_seed, region)
     elif crop == "inception":
-      window = inception_crop_window(shape, min_area, crop_seed)
+      window = inception_crop_window(shape, min_area, crop_seed, aspect_range)
     else:
       window = center_crop_window(shape, size, resize_size)
     image = resize(decode_window(image_bytes, window), [size, size])

@@ -313,8 +313,8 @@ def test_eval_mode_on_the_trained_run(trained_run, tmp_path, capsys, monkeypatch
   with pytest.raises(SystemExit) as exit_:
     main_lib.run(["main.py", *TRAINED_CLI, f"--workdir={wd}", "--mode=eval", "--protocols=center,10crop",
                   "--sets=validation"])
-  out = capsys.readouterr().out
-  assert exit_.value.code in (0, None), out[-3000:]
+  out, err = capsys.readouterr()
+  assert exit_.value.code in (0, None), (out + err)[-3000:]
   assert f"Checkpoint step {TRAINED_STEPS} of {wd}" in out, out[-3000:]
   rows = {line.split("|")[1].strip(): line for line in out.splitlines() if "| validation |" in line}
   assert set(rows) == {"center", "10crop"}, out[-3000:]

@@ -154,11 +154,20 @@ def resolve_config_flag(argv: list[str]) -> list[str]:
   return out
 
 
+def _forget_previous_parse() -> None:
+  """Lets `run` be called again in one process (a notebook, a test): the config flag defines one
+  `--config.<field>` flag per override it parsed, and a second parse would define them twice."""
+  FLAGS.unparse_flags()
+  for name in [n for n in FLAGS if n.startswith("config.")]:
+    delattr(FLAGS, name)
+
+
 def run(argv: list[str] | None = None):
   """Runs main, turning the errors a user can fix into one clear line and exit code 2."""
   from alexnet_jax import console
   from alexnet_jax import errors
   console.quiet(import_tensorflow=False)
+  _forget_previous_parse()
   try:
     argv = resolve_config_flag(sys.argv if argv is None else argv)
     sys.argv = argv  # the config flag reads its --config.<field> overrides from sys.argv

@@ -113,3 +113,17 @@ def test_console_filter_drops_chatter_and_keeps_warnings():
   assert f.filter(record(tfds, logging.WARNING, "Constructing tf.data.Dataset: a warning stays"))
   assert not f.filter(record("/site-packages/orbax/checkpoint/x.py", logging.INFO, "Saving"))
   assert f.filter(record("/work/alexnet_jax/train.py", logging.INFO, "Constructing tf.data.Dataset"))
+
+
+def test_run_can_be_called_again_in_one_process(tmp_path, capsys, monkeypatch):
+  """A second `main_lib.run` (a notebook, another test) parses its `--config.*` overrides afresh."""
+  import sys
+  from alexnet_jax import main_lib
+  monkeypatch.setattr(sys, "argv", list(sys.argv))  # run() sets it
+  for value in ("0", "-4"):
+    with pytest.raises(SystemExit) as exit_:
+      main_lib.run(["main.py", "--config=configs/alexnet.py:smoke", f"--config.batch_size={value}",
+                    f"--workdir={tmp_path / 'run'}"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"config.batch_size={value}: must be a positive integer" in err, err
+  assert not (tmp_path / "run").exists()

@@ -112,7 +112,7 @@ def test_console_filter_drops_chatter_and_keeps_warnings():
   assert f.filter(record(tfds, logging.INFO, "Generating dataset alexnet_jax_shapes"))
   assert f.filter(record(tfds, logging.WARNING, "Constructing tf.data.Dataset: a warning stays"))
   assert not f.filter(record("/site-packages/orbax/checkpoint/x.py", logging.INFO, "Saving"))
-  assert f.filter(record("/work/alexnet_jax/train.py", logging.INFO, "Constructing tf.data.Dataset"))
+  assert f.filter(record("/src/alexnet_jax/train.py", logging.INFO, "Constructing tf.data.Dataset"))
 
 
 def test_run_can_be_called_again_in_one_process(tmp_path, capsys, monkeypatch):

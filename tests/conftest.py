@@ -62,12 +62,7 @@ def tiny_train_config(**overrides: Any):
   c.model.width, c.batch_size, c.eval_batch_size = 0.25, 32, 64
   c.num_train_steps, c.log_every_steps, c.eval_every_epochs = TRAINED_STEPS, TRAINED_LOG_EVERY, 1000.0
   c.async_checkpoints = False
-  for k, v in overrides.items():
-    node = c
-    *path, last = k.split(".")
-    for p in path:
-      node = node[p]
-    node[last] = v
+  c.update_from_flattened_dict(dict(overrides))  # 'input.store_size' → c.input.store_size
   c.lock()
   return c
 

@@ -35,12 +35,7 @@ def _config(root: str, **fields):
   c.embedded_train_size, c.embedded_eval_size = 128, 64
   c.input.store_dir = root
   c.model.width, c.batch_size, c.eval_batch_size = 0.25, 32, 32
-  for k, v in fields.items():
-    node = c
-    *path, last = k.split(".")
-    for p in path:
-      node = node[p]
-    node[last] = v
+  c.update_from_flattened_dict(dict(fields))  # 'input.store_size' → c.input.store_size
   c.lock()
   return c
 

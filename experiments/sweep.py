@@ -2,6 +2,7 @@
 
   python -m experiments.sweep experiments/sweeps/alexnet_ablations.py [--dry_run]
       [--parallel=N] [--slurm=<out.sh>] [--workdir_root=runs/sweeps] [--args=data=<folder>,res=64]
+      [--seeds=0,1,2]
 
 A sweep definition is a small Python file with
   BASE      the config file and its arguments, e.g. 'configs/alexnet.py:smoke'
@@ -9,6 +10,10 @@ A sweep definition is a small Python file with
             arguments added to BASE's and/or `--config.<field>=<value>` overrides
   BASELINE  (optional) the member the aggregate table compares with; default: the first
   PAPER     (optional) member name → the paper's reported effect, for the table
+
+`--seeds=0,1,2` runs every member once per seed, as members named `<member>-seed=<k>` (all
+members of the first seed first, so a sweep cut short has whole seeds); experiments/aggregate.py
+reports each member's mean and standard deviation over its seeds.
 
 Each member runs `python main.py --config=<file>:<args> --workdir=<root>/<sweep>/<member>
 [--config.x=y ...]` as a subprocess, so a crash in one member never takes the others down and
@@ -132,6 +137,27 @@ def product(prefix: str = "", overrides: Mapping[str, Sequence[Any]] | None = No
   return out
 
 
+SEED_SUFFIX = re.compile(r"-seed=(\d+)$")
+
+
+def member_group(name: str) -> tuple[str, int | None]:
+  """'lrn_off-seed=2' → ('lrn_off', 2); a name without a seed suffix → (name, None)."""
+  m = SEED_SUFFIX.search(name)
+  return (name[:m.start()], int(m.group(1))) if m else (name, None)
+
+
+def with_seeds(sweep: "Sweep", seeds: Sequence[int]) -> "Sweep":
+  """Every member once per seed (seed-major order), named `<member>-seed=<k>`."""
+  if not seeds:
+    return sweep
+  for m in sweep.members:
+    if "seed" in m.args:
+      raise SweepError(f"member {m.name!r} sets seed= itself; drop it or drop --seeds.")
+  members = tuple(Member(f"{m.name}-seed={s}", {**m.args, "seed": s}, dict(m.overrides))
+                  for s in seeds for m in sweep.members)
+  return dataclasses.replace(sweep, members=members)
+
+
 # ---------------------------------------------------------------------------------------------
 # Loading and expanding a sweep.
 
@@ -245,9 +271,12 @@ def write_plan(sweep: Sweep, root: str, jobs: Sequence[Job]) -> str:
   os.makedirs(folder, exist_ok=True)
   plan = {
       "sweep": sweep.name, "base": sweep.base, "baseline": sweep.baseline,
-      "members": [{"name": j.member.name, "args": {k: _value_text(v) for k, v in j.member.args.items()},
+      "members": [{"name": j.member.name, "group": member_group(j.member.name)[0],
+                   "seed": member_group(j.member.name)[1],
+                   "args": {k: _value_text(v) for k, v in j.member.args.items()},
                    "overrides": {k: _value_text(v) for k, v in j.member.overrides.items()},
-                   "command": j.command, "paper": sweep.paper.get(j.member.name)} for j in jobs],
+                   "command": j.command, "paper": sweep.paper.get(member_group(j.member.name)[0])}
+                  for j in jobs],
   }
   path = os.path.join(folder, "sweep.json")
   with open(path, "w") as f:
@@ -471,7 +500,9 @@ def parse_flags(argv: Sequence[str]) -> argparse.Namespace:
   p.add_argument("--parallel", type=int, default=1, help="members run at once (each gets its share of the CPUs)")
   p.add_argument("--pin_cpus", choices=["auto", "yes", "no"], default="auto",
                  help="give each concurrent member its own CPUs (auto: when --parallel > 1)")
-  p.add_argument("--only", default="", help="comma-separated member names to run (default: all)")
+  p.add_argument("--seeds", default="", help="comma-separated seeds: every member runs once per seed")
+  p.add_argument("--only", default="", help="comma-separated member names to run (default: all); "
+                 "with --seeds a name without its seed suffix selects every seed")
   p.add_argument("--aggregate", choices=["yes", "no"], default="yes",
                  help="write the results table and plots when every member is done")
   p.add_argument("--main", default=DEFAULT_MAIN, help=argparse.SUPPRESS)  # the entry point (tests use a fake)
@@ -496,6 +527,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
   root = os.path.abspath(flags.workdir_root)
   try:
+    seeds = [int(x) for x in flags.seeds.split(",") if x.strip()]
+  except ValueError:
+    print(f"error: --seeds expects comma-separated integers, got {flags.seeds!r}.", file=sys.stderr)
+    return 2
+  try:
+    sweep = with_seeds(sweep, seeds)
     jobs = expand(sweep, root, flags.args, main=flags.main, extra_overrides=flags.set)
   except SweepError as e:
     print(f"error: {e}", file=sys.stderr)
@@ -503,12 +540,12 @@ def main(argv: Sequence[str] | None = None) -> int:
   all_jobs = jobs
   if flags.only:
     wanted = [s.strip() for s in flags.only.split(",") if s.strip()]
-    unknown = sorted(set(wanted) - {j.member.name for j in jobs})
+    unknown = sorted(set(wanted) - {j.member.name for j in jobs} - {member_group(j.member.name)[0] for j in jobs})
     if unknown:
       print(f"error: --only names unknown members {unknown}; the sweep has {[j.member.name for j in jobs]}.",
             file=sys.stderr)
       return 2
-    jobs = [j for j in jobs if j.member.name in wanted]
+    jobs = [j for j in jobs if j.member.name in wanted or member_group(j.member.name)[0] in wanted]
   log_dir = os.path.join(root, sweep.name, "logs")
   if flags.slurm:
     os.makedirs(log_dir, exist_ok=True)  # SLURM does not create the --output folder

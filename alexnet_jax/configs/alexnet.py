@@ -46,6 +46,9 @@ Arguments (besides those in `configs/common.py`):
   lr=0.01              base learning rate
   norm=mean            mean (subtract the ImageNet mean, as the paper) | torchvision (its
                        mean and std, for converted torchvision weights) | inception
+  inputs               pixel: the paper's 0..255 scale (mean subtracted) with its LRN α;
+                       unit: inputs divided by the ImageNet std (what He init expects) and LRN's α
+                       multiplied by the squared scale, as quick mode does (default: the recipe's)
 
 Examples:
   python main.py --config=configs/alexnet.py                  # the paper, on imagenet2012
@@ -76,7 +79,18 @@ FAMILY_ARGS = {
     "sched": common.Arg(str, "plateau", "schedule.name", choices=common.SCHEDULES),
     "lr": common.positive(float, 0.01, "schedule.base_lr"),
     "norm": common.norm_arg("mean"),
+    "inputs": common.Arg(str, None, choices=("pixel", "unit"), apply=lambda c, v, a: set_input_scale(c, v)),
 }
+
+PAPER_LRN_ALPHA = 1e-4
+
+
+def set_input_scale(c, scale: str) -> None:
+  """`pixel`: mean-subtracted 0..255 inputs and the paper's α; `unit`: inputs divided by the
+  ImageNet std and α × PIXEL_SCALE², so α·Σa² keeps the size it has on the pixel scale."""
+  unit = scale == "unit"
+  c.input.std_rgb = common.IMAGENET_STD_RGB if unit else (1.0, 1.0, 1.0)
+  c.model.lrn_alpha = PAPER_LRN_ALPHA * (common.PIXEL_SCALE ** 2 if unit else 1.0)
 
 
 def recipe(c, args) -> None:
@@ -92,7 +106,7 @@ def recipe(c, args) -> None:
   m.lrn = args.variant == "paper"
   m.lrn_size = 5
   m.lrn_k = 2.0
-  m.lrn_alpha = 1e-4
+  m.lrn_alpha = PAPER_LRN_ALPHA
   m.lrn_beta = 0.75
   m.pool_window = 3
   m.pool_stride = 2
@@ -119,7 +133,7 @@ def smoke(c, args) -> None:
   c.schedule.base_lr = 0.02
   # Inputs are divided by the ImageNet std (unit scale, for He init); α grows by the same
   # factor squared, so α·Σa² is the size it has on the paper's 0..255 pixel scale.
-  c.model.lrn_alpha = c.model.lrn_alpha * common.PIXEL_SCALE ** 2
+  set_input_scale(c, "unit")
 
 
 def get_config(arg=None):

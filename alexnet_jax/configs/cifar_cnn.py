@@ -17,7 +17,10 @@ it over each epoch.
 Arguments (besides those in `configs/common.py`):
   act=relu      relu | tanh  (the Figure 1 variable)
   lr=0.01       constant SGD learning rate
-  init=lecun    weight initialiser (the same for both activations)
+  init=lecun    weight initialiser (the same for both activations); `paper` is N(0, 0.01),
+                the small Gaussian of cuda-convnet's CIFAR-10 nets
+  norm=std      std: subtract the channel mean and divide by the channel std (unit-scale
+                inputs); mean: subtract the mean only (the 2012 setup, inputs on the 0..255 scale)
 
 Data: TFDS `cifar10` by default (splits train/test); an image folder laid out as
 <root>/{train,test}/<class>/<image> also works: `data=<root>`.
@@ -30,14 +33,17 @@ Examples:
 
 from alexnet_jax.configs import common
 
+CIFAR_MEAN_RGB = (125.3, 123.0, 113.9)  # CIFAR-10 train-set channel statistics, 0..255 scale
+CIFAR_STD_RGB = (63.0, 62.1, 66.7)
+
 FAMILY_ARGS = {
     "act": common.Arg(str, "relu", "model.act", choices=("relu", "tanh")),  # the two Figure 1 curves
     "lr": common.positive(float, 0.01, "schedule.base_lr"),
     "init": common.Arg(str, "lecun", "model.init_scheme", choices=common.INIT_SCHEMES),
+    "norm": common.Arg(str, "std", "input.std_rgb", choices=("std", "mean"),
+                       to=lambda v, a: CIFAR_STD_RGB if v == "std" else (1.0, 1.0, 1.0)),
 }
 
-CIFAR_MEAN_RGB = (125.3, 123.0, 113.9)  # CIFAR-10 train-set channel statistics, 0..255 scale
-CIFAR_STD_RGB = (63.0, 62.1, 66.7)
 
 
 def recipe(c, args) -> None:

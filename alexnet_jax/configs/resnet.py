@@ -36,7 +36,13 @@ Arguments (besides those in `configs/common.py`):
   v1=False              stride on the first 1×1 conv (paper) instead of the 3×3 (torchvision)
   zero_init=False       zero-init the last BN gamma of each block (Goyal et al. 2017)
   width=1.0             channel multiplier
-  stem=imagenet         imagenet (7×7/2 conv + 3×3/2 max-pool) | small (3×3 conv, no pool)
+  stem=imagenet         imagenet (7×7/2 conv + 3×3/2 max-pool) | deep (three 3×3 convs + max-pool,
+                        ResNet-C) | small (3×3 conv, no pool)
+  d=False               ResNet-D (He et al. 2019, "Bag of Tricks"): the deep stem and average-pool
+                        downsampling shortcuts
+  tricks=False          the training refinements of "Bag of Tricks": cosine schedule, 5 warm-up
+                        epochs, label smoothing 0.1, zero-init of each block's last BN gamma, no
+                        weight decay on biases and BN parameters
   sched=plateau         plateau (the paper) | step (30/60/90 epochs, fb.resnet.torch) | cosine |
                         constant | poly
   lr=0.1                base learning rate at batch 256 (scaled linearly with `batch`)
@@ -60,9 +66,9 @@ SMOKE_WIDTH = 0.125
 PAPER_BATCH = 256
 
 
-def _lr(value: float, args: ml_collections.ConfigDict) -> float:
-  """Linear scaling rule (Goyal et al. 2017) when `batch=` differs from the paper's (not in quick mode)."""
-  return value * args.batch / PAPER_BATCH if args.batch and not args.smoke else value
+def _lr_scaled(recipe_batch: int) -> Callable[[float, ml_collections.ConfigDict], float]:
+  """Linear scaling rule (Goyal et al. 2017) when `batch=` differs from the recipe's (not in quick mode)."""
+  return lambda value, args: value * args.batch / recipe_batch if args.batch and not args.smoke else value
 
 
 FAMILY_ARGS: dict[str, common.Arg] = {
@@ -74,10 +80,27 @@ FAMILY_ARGS: dict[str, common.Arg] = {
     "v1": common.Arg(bool, False, "model.stride_on_3x3", to=lambda v, a: not v),
     "zero_init": common.Arg(bool, False, "model.zero_init_residual"),
     "width": common.positive(float, 1.0, "model.width", to=lambda v, a: v * (SMOKE_WIDTH if a.smoke else 1.0)),
-    "stem": common.Arg(str, "imagenet", "model.stem", choices=("imagenet", "small")),
+    "stem": common.Arg(str, "imagenet", "model.stem", choices=("imagenet", "deep", "small")),
     "sched": common.Arg(str, "plateau", "schedule.name", choices=common.SCHEDULES),
-    "lr": common.positive(float, 0.1, "schedule.base_lr", to=_lr),
+    "lr": common.positive(float, 0.1, "schedule.base_lr", to=_lr_scaled(PAPER_BATCH)),
+    # Last: they set fields (stem, schedule, zero-init) that the arguments above also set.
+    "d": common.Arg(bool, False, apply=lambda c, v, a: _resnet_d(c) if v else None),
+    "tricks": common.Arg(bool, False, apply=lambda c, v, a: _tricks(c) if v else None),
 }
+
+
+def _resnet_d(c: ml_collections.ConfigDict) -> None:
+  c.model.stem = "deep"
+  c.model.avg_down = True
+
+
+def _tricks(c: ml_collections.ConfigDict) -> None:
+  """He et al. 2019, Sec. 5 (all but mixup and distillation)."""
+  c.schedule.name = "cosine"
+  c.schedule.warmup_epochs = 5.0
+  c.label_smoothing = 0.1
+  c.model.zero_init_residual = True
+  c.optimizer.decay_biases_and_norms = False
 
 
 def recipe(c: ml_collections.ConfigDict, args: ml_collections.ConfigDict) -> None:
@@ -94,6 +117,7 @@ def recipe(c: ml_collections.ConfigDict, args: ml_collections.ConfigDict) -> Non
   m.zero_init_residual = False
   m.stem = "imagenet"
   m.stem_stride = 1
+  m.avg_down = False
   c.batch_size = PAPER_BATCH
   c.eval_batch_size = 250
   c.num_epochs = 120.0  # 60×10^4 iterations at batch 256
@@ -139,10 +163,13 @@ def smoke(c: ml_collections.ConfigDict, args: ml_collections.ConfigDict) -> None
 
 
 def make_config(family: str, arg: str | None, defaults: Mapping[str, Any] | None = None,
-                family_recipe: Callable[[ml_collections.ConfigDict], None] | None = None) -> ml_collections.ConfigDict:
+                family_recipe: Callable[[ml_collections.ConfigDict], None] | None = None,
+                lr_batch: int = PAPER_BATCH) -> ml_collections.ConfigDict:
   """Builds a ResNet-family config; `defaults` changes argument defaults and `family_recipe`
-  edits the recipe (configs/resnext.py and configs/senet.py), in `common.make`'s order."""
+  edits the recipe (configs/resnext.py, configs/senet.py, configs/imagenette.py), in
+  `common.make`'s order; `lr` is the rate at batch `lr_batch`."""
   spec = {k: dataclasses.replace(a, default=(defaults or {}).get(k, a.default)) for k, a in FAMILY_ARGS.items()}
+  spec["lr"] = dataclasses.replace(spec["lr"], to=_lr_scaled(lr_batch))
 
   def full_recipe(c: ml_collections.ConfigDict, args: ml_collections.ConfigDict) -> None:
     recipe(c, args)

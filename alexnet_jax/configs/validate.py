@@ -183,7 +183,7 @@ MODEL_CHOICES: dict[str, tuple] = {
     "towers": (1, 2),
     "remove_conv": (0, 2, 3, 4, 5),
     "pool7": ("adaptive", "flatten"),
-    "stem": ("imagenet", "small"),
+    "stem": ("imagenet", "deep", "small"),
     "version": ("1_0", "1_1"),
     "branch3_kernel": (3, 5),
     "aux_pool": ("adaptive", "avg5s3"),

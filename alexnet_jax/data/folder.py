@@ -16,13 +16,15 @@ import hashlib
 import json
 import os
 import tempfile
+from typing import TYPE_CHECKING
 
-import tensorflow as tf
 from absl import logging
 
 from alexnet_jax import progress
-from alexnet_jax.data import augment
 from alexnet_jax.errors import UserError
+
+if TYPE_CHECKING:
+  import tensorflow as tf
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 _MANIFEST_VERSION = 1
@@ -136,6 +138,9 @@ def _write_manifest(split_dir: str, key: str, bad: list[str]) -> None:
 
 def _check_decodable(bytes_: tf.Tensor) -> tf.Tensor:
   """Decodes (JPEGs at 1/8 scale: every byte is still parsed) so broken files raise."""
+  import tensorflow as tf
+  from alexnet_jax.data import augment
+
   def jpeg() -> tf.Tensor:
     return tf.shape(tf.io.decode_jpeg(bytes_, channels=3, ratio=8))[:2]
 
@@ -149,6 +154,7 @@ def find_unreadable(split_dir: str, rel_paths: list[str]) -> list[str]:
   """The files among `rel_paths` that do not decode, found by one parallel tf.data pass."""
   if not rel_paths:
     return []
+  import tensorflow as tf  # only here: listing a folder needs no TensorFlow
   paths = [os.path.join(split_dir, p) for p in rel_paths]
   ds = tf.data.Dataset.from_tensor_slices(tf.constant(paths)).enumerate()
   ds = ds.map(lambda i, p: (i, p, _check_decodable(tf.io.read_file(p))),

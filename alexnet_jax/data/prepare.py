@@ -103,7 +103,17 @@ def prepare(config, *, shard_bytes: int = _SHARD_BYTES, log_every_s: float = 10.
     return _prepare_locked(config, final, shard_bytes, log_every_s)
 
 
+def _have_tensorflow() -> bool:
+  import importlib.util
+  try:
+    return importlib.util.find_spec("tensorflow") is not None
+  except ValueError:  # a module set to None in sys.modules (TensorFlow blocked)
+    return False
+
+
 def _prepare_locked(config, final: str, shard_bytes: int, log_every_s: float) -> str:
+  if not _have_tensorflow() and os.path.isdir(config.dataset):
+    return _prepare_folder_without_tf(config, final, shard_bytes)
   from alexnet_jax.data import input_pipeline
   try:
     source = input_pipeline._source(config)  # noqa: SLF001 - the same sources the stream reads
@@ -172,6 +182,22 @@ def _prepare_locked(config, final: str, shard_bytes: int, log_every_s: float) ->
   return final
 
 
+def _prepare_folder_without_tf(config, final: str, shard_bytes: int) -> str:
+  """An image folder on a machine without TensorFlow: PIL decodes (see prepare_folder.py)."""
+  from alexnet_jax.data import prepare_folder
+  size = store_lib.stored_size(config)
+  work = final + store_lib.INCOMPLETE
+  if os.path.exists(work):
+    shutil.rmtree(work)  # this path does not resume: start the half-written store again
+  os.makedirs(work)
+  logging.info("Preparing store %s at %d² with PIL (TensorFlow is not installed).", final, size)
+  prepare_folder.prepare(config, work, size, max(1, shard_bytes // (size * size * 3)), _write_shard,
+                         lambda classes, entries: _finish(config, work, final, size, classes, entries,
+                                                          decoder="pil"))
+  logging.info("Store ready: %s", final)
+  return final
+
+
 def _write_shard(folder: str, i: int, images: np.ndarray, labels: np.ndarray) -> dict:
   """Shard i: images and labels under temporary names, renamed; its sidecar (sizes, CRC-32s) last."""
   entry = {"images": f"images-{i:05d}.npy", "labels": f"labels-{i:05d}.npy", "count": len(labels)}
@@ -188,9 +214,10 @@ def _write_shard(folder: str, i: int, images: np.ndarray, labels: np.ndarray) ->
   return entry
 
 
-def _finish(config, work: str, final: str, size: int, class_names, split_entries: dict) -> None:
+def _finish(config, work: str, final: str, size: int, class_names, split_entries: dict,
+            decoder: str = "tensorflow") -> None:
   """Writes the manifest and makes the store visible under its final name."""
-  manifest = {
+  manifest = {"decoder": decoder,
       "format_version": store_lib.FORMAT_VERSION, "source": store_lib.source_fields(config),
       "stored_size": size, "resize_method": store_lib.RESIZE_METHOD,
       "class_names": list(class_names), "splits": split_entries,

@@ -4,6 +4,8 @@ One module covers the three families because they share the skeleton and differ 
 inside the residual block:
 
   stem      7×7/2 conv-BN-ReLU → 3×3/2 max-pool (pad 1)           ('imagenet')
+            or three 3×3 conv-BN-ReLU (32·w, 32·w, 64·w channels, the first
+            with stride 2) → 3×3/2 max-pool                        ('deep', ResNet-C)
             or a 3×3 conv-BN-ReLU and no pool, for 32-64 px inputs  ('small')
   stages    widths 64·w, 128·w, 256·w, 512·w; the first block of stages 2-4 halves
             the resolution; a 1×1 conv + BN projection shortcut wherever the shape changes
@@ -17,6 +19,12 @@ Blocks:
               where the 3×3 conv becomes a grouped conv with 32 groups.
   se          squeeze-and-excitation on the residual branch, after its last BN and before
               the addition: global pool → FC C/r → ReLU → FC C → sigmoid → channel scale.
+
+ResNet-D (He et al., "Bag of Tricks for Image Classification with CNNs", CVPR 2019) is
+`stem='deep'` with `avg_down=True`: a downsampling shortcut becomes a 2×2/2 average pool
+(ceil mode, padding not counted) then a stride-1 1×1 conv + BN, so the shortcut sees every
+input position instead of one in four. (ResNet-B, the stride on the 3×3 conv, is the
+default `stride_on_3x3=True`.)
 
 Stride placement: the paper ("v1") strides the first 1×1 conv of a downsampling
 bottleneck; torchvision ("v1.5", the default here, `stride_on_3x3=True`) strides the
@@ -48,7 +56,7 @@ DEPTHS: dict[int, tuple[str, tuple[int, ...]]] = {
 }
 STAGE_PLANES = (64, 128, 256, 512)
 EXPANSION = {"basic": 1, "bottleneck": 4}
-STEMS = ("imagenet", "small")
+STEMS = ("imagenet", "deep", "small")
 
 
 def stage_spec(depth: int) -> tuple[str, tuple[int, ...]]:
@@ -114,6 +122,7 @@ class ResidualBlock(nn.Module):
   zero_init_residual: bool = False
   se: bool = False
   se_reduction: int = 16
+  avg_down: bool = False
   dtype: Any = jnp.float32
 
   def _conv(self, features: int, kernel: int, stride: int, name: str, groups: int = 1,
@@ -148,7 +157,12 @@ class ResidualBlock(nn.Module):
       y = SqueezeExcite(self.se_reduction, dtype=self.dtype, name="se")(y)
     shortcut = x
     if self.stride != 1 or x.shape[-1] != out_features:
-      shortcut = self._conv(out_features, 1, self.stride, "downsample", act=None)(x, train)
+      stride = self.stride
+      if self.avg_down and stride != 1:  # ResNet-D: pool first, then a stride-1 projection
+        shortcut = nn.avg_pool(shortcut, (stride, stride), strides=(stride, stride), padding="SAME",
+                               count_include_pad=False)
+        stride = 1
+      shortcut = self._conv(out_features, 1, stride, "downsample", act=None)(shortcut, train)
     return nn.relu(y + shortcut)
 
 
@@ -166,6 +180,7 @@ class ResNet(nn.Module):
   zero_init_residual: bool = False
   stem: str = "imagenet"
   stem_stride: int = 1  # 'small' stem only: 2 halves the resolution before stage 1
+  avg_down: bool = False  # ResNet-D shortcuts (see the module docstring)
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -181,6 +196,12 @@ class ResNet(nn.Module):
       x = layers.ConvBNAct(stem_features, 7, stride=2, padding=3, kernel_init=layers.kernel_init("he"),
                            dtype=self.dtype, name="stem")(x, train)
       x = layers.max_pool(x, 3, 2, padding=((1, 1), (1, 1)))
+    elif self.stem == "deep":
+      for i, (features, stride) in enumerate(((scaled(32, self.width), 2), (scaled(32, self.width), 1),
+                                              (stem_features, 1)), start=1):
+        x = layers.ConvBNAct(features, 3, stride=stride, padding=1, kernel_init=layers.kernel_init("he"),
+                             dtype=self.dtype, name=f"stem{i}")(x, train)
+      x = layers.max_pool(x, 3, 2, padding=((1, 1), (1, 1)))
     else:
       x = layers.ConvBNAct(stem_features, 3, stride=self.stem_stride, padding=1,
                            kernel_init=layers.kernel_init("he"), dtype=self.dtype, name="stem")(x, train)
@@ -191,7 +212,7 @@ class ResNet(nn.Module):
             stride=2 if stage > 1 and index == 0 else 1,
             groups=self.groups, width_per_group=self.width_per_group,
             stride_on_3x3=self.stride_on_3x3, zero_init_residual=self.zero_init_residual,
-            se=self.se, se_reduction=self.se_reduction, dtype=self.dtype,
+            se=self.se, se_reduction=self.se_reduction, avg_down=self.avg_down, dtype=self.dtype,
             name=f"layer{stage}_{index}")(x, train)
     x = layers.global_avg_pool(x.astype(jnp.float32))
     kinit, binit = torch_linear_init(x.shape[-1])

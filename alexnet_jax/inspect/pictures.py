@@ -103,7 +103,7 @@ def neighbour_grid(queries: np.ndarray, neighbours: np.ndarray, distances: np.nd
   """
   plt = _pyplot()
   q, k = neighbours.shape[:2]
-  fig, axes = plt.subplots(q, k + 1, squeeze=False, figsize=(1.35 * (k + 1), 1.5 * q + 0.5))
+  fig, axes = plt.subplots(q, k + 1, squeeze=False, figsize=(1.35 * (k + 1), 1.65 * q + 0.5))
   for r in range(q):
     ax = axes[r, 0]
     ax.imshow(queries[r], interpolation="nearest")

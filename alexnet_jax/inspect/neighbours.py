@@ -96,8 +96,6 @@ def query_set(embedder, workdir: str, images: str | None, count: int) -> dict[st
       print(f"Skipped {len(bad)} unreadable file(s): {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}")
     got = embedder.images(views)
     return {**got, "names": [os.path.basename(p) for p in read], "ids": read}
-  if count < 1:
-    raise NeighboursError(f"--queries={count} must be at least 1 (or give --images=<folder>).")
   split = embedder.config.eval_split
   ev = features_lib.split_features(embedder, workdir, split)
   rows = np.unique(np.linspace(0, len(ev.labels) - 1, min(count, len(ev.labels))).round().astype(int))
@@ -111,8 +109,13 @@ def find(config, workdir: str, *, step: int | None = None, images: str | None = 
   from alexnet_jax import runtime
   from alexnet_jax.inspect import features as features_lib
   from alexnet_jax.inspect import pictures
-  if pixels < 4:
-    raise NeighboursError(f"--pixels={pixels} must be at least 4.")
+  for name, value, least in (("k", k, 1), ("pixels", pixels, 4), ("chunk", chunk, 1),
+                            ("queries", 1 if images else queries, 1)):
+    if value < least:
+      raise NeighboursError(f"--{name}={value} must be at least {least}.")
+  if images:
+    from alexnet_jax import predict
+    predict.list_images(images)  # a wrong path fails before the model is restored
   rt, state, step = runtime.restore_for_inference(config, workdir, step)
   embedder = features_lib.Embedder(rt, state, step, pixels)
   train = features_lib.split_features(embedder, workdir, config.train_split)

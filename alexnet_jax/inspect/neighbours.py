@@ -71,7 +71,14 @@ def nearest(queries: np.ndarray, base: np.ndarray, k: int, chunk: int = 65536) -
     if len(part) < chunk:  # one shape for every chunk: one compilation
       part = np.concatenate([part, np.zeros((chunk - len(part), part.shape[1]), np.float32)])
     best_d, best_i = _merge_chunk(q, jnp.asarray(part), jnp.asarray(valid), jnp.int32(lo), best_d, best_i, k=k)
-  return np.sqrt(np.asarray(best_d)), np.asarray(best_i)
+  # The expansion |q|² − 2q·x + |x|² loses the last digits to cancellation; the k found are measured
+  # again directly (so an image's distance to itself is exactly 0) and put in order.
+  idx = np.asarray(best_i)
+  rows = flat(base[np.sort(np.unique(idx))])
+  where = np.searchsorted(np.sort(np.unique(idx)), idx)
+  exact = np.sqrt(((rows[where].astype(np.float64) - flat(queries)[:, None, :]) ** 2).sum(-1))
+  order = np.argsort(exact, axis=1, kind="stable")
+  return np.take_along_axis(exact, order, 1).astype(np.float32), np.take_along_axis(idx, order, 1)
 
 
 # ----------------------------------------------------------------------------- the command
@@ -178,8 +185,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     sys.argv = argv  # the config flag reads its --config.<field> overrides from sys.argv
     try:
       rest = fv(argv)
-    except (flags.Error, AttributeError, KeyError) as e:
+    except flags.Error as e:
       raise NeighboursError(str(e).splitlines()[0]) from None
+    except (AttributeError, KeyError):  # a --config.<field> the config does not have
+      bad = ", ".join(a.split("=")[0] for a in argv[1:] if a.startswith("--config."))
+      raise NeighboursError(f"no such config field among {bad}") from None
     if len(rest) > 1:
       raise NeighboursError(f"unexpected arguments {rest[1:]}")
     if fv.config is None:

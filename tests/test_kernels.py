@@ -159,7 +159,7 @@ def test_workdir_mistakes_are_one_line(trained_run, tmp_path, capsys):
   wd = trained_run.workdir
   empty = tmp_path / "empty"
   empty.mkdir()
-  cases = ((["--workdir=" + str(tmp_path / "nope")], "does not exist"),
+  cases = ((["--workdir=" + str(tmp_path / "nope")], "is not a folder"),
            ([f"--workdir={empty}"], "No checkpoint"),
            ([f"--workdir={wd}", "--steps=7"], "no checkpoint for step(s) [7]"),
            ([f"--workdir={wd}", "--steps=last"], "give latest, all"),

@@ -135,3 +135,37 @@ def test_mistakes_are_one_line(trained_run, tmp_path, capsys):
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1, (args, err)
   assert not (trained_run.workdir / "features").exists() and not (trained_run.workdir / "neighbours").exists()
+
+
+@pytest.mark.shared_data
+def test_real_images_in_a_folder_find_their_own_file(shared_data, tmp_path):
+  """Imagenette (8 train / 2 val images per class) as an image folder: a training file used as the
+  query has its own file as nearest neighbour, so the cached file list is in the features' order."""
+  import tarfile
+  from alexnet_jax import pretrained
+  archive = shared_data / "imagenette-128.tar"
+  if not archive.exists():
+    pytest.skip("imagenette-128.tar not present")
+  counts: dict[tuple[str, str], int] = {}
+  with tarfile.open(archive) as tar:
+    for member in tar:
+      parts = member.name.split("/")
+      if member.isfile() and len(parts) == 4 and counts.get((parts[1], parts[2]), 0) < (8 if parts[1] == "train" else 2):
+        counts[(parts[1], parts[2])] = counts.get((parts[1], parts[2]), 0) + 1
+        tar.extract(member, tmp_path, filter="data")
+  config = config_files.load(f"alexnet:smoke,data={tmp_path / 'imagenette'}")
+  config.unlock()
+  config.model.width, config.batch_size, config.eval_batch_size = 0.25, 16, 16
+  config.lock()
+  model = models.build_model(config.model, 10)
+  variables = model.init({"params": jax.random.key(0), "dropout": jax.random.key(0)},
+                         jnp.zeros((1, 64, 64, 3)), train=False)  # an untrained net embeds consistently too
+  wd = tmp_path / "run"
+  pretrained.save_pretrained(str(wd), variables, config, num_classes=10)
+  query = sorted((tmp_path / "imagenette" / "train").rglob("*.JPEG"))[37]
+  result = neighbours.find(config, str(wd), images=str(query), k=2, pixels=16)
+  (entry,) = result["queries"]
+  assert entry["features"][0]["file"] == str(query)
+  assert entry["features"][0]["distance"] < 0.1 * entry["features"][1]["distance"]
+  files = (wd / "features" / "train-files.txt").read_text().splitlines()
+  assert len(files) == 80 and files[entry["features"][0]["index"]] == str(query)

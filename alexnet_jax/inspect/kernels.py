@@ -223,7 +223,7 @@ def from_workdir(workdir: str, steps: str = "latest", layer: str | None = None,
   """The layer's kernels at each chosen step of a run's checkpoints."""
   from alexnet_jax import checkpoint
   if not os.path.isdir(workdir):
-    raise KernelsError(f"--workdir={workdir!r} does not exist; point it at a run folder.")
+    raise KernelsError(f"--workdir={workdir!r} is not a folder; point it at a run folder.")
   available = checkpoint.complete_steps(workdir)
   if not available:
     raise KernelsError(f"No checkpoint in {workdir!r} (expected {checkpoint.checkpoint_dir(workdir)}/<step>/); "

@@ -54,7 +54,7 @@ def _merge_chunk(queries: jax.Array, chunk: jax.Array, valid: jax.Array, offset:
   return -neg, jnp.take_along_axis(all_i, pos, axis=1)
 
 
-def nearest(queries: np.ndarray, base: np.ndarray, k: int, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+def nearest(queries: np.ndarray, base: np.ndarray, k: int, chunk: int = 16384) -> tuple[np.ndarray, np.ndarray]:
   """(distances [q, k], row indices [q, k]) of each query's k nearest rows of `base` (Euclidean),
   nearest first. `base` may be memory-mapped: it is read `chunk` rows at a time."""
   n = len(base)
@@ -111,7 +111,7 @@ def query_set(embedder, workdir: str, images: str | None, count: int) -> dict[st
 
 
 def find(config, workdir: str, *, step: int | None = None, images: str | None = None, queries: int = 8,
-         k: int = 6, pixels: int = 64, chunk: int = 65536, out: str | None = None) -> dict[str, Any]:
+         k: int = 6, pixels: int = 64, chunk: int = 16384, out: str | None = None) -> dict[str, Any]:
   """The neighbours command: restore, embed (cached), search by features and by pixels, write the grids."""
   from alexnet_jax import runtime
   from alexnet_jax.inspect import features as features_lib
@@ -165,7 +165,7 @@ def _define_flags(fv) -> None:
   flags.DEFINE_integer("queries", 8, "Without --images: this many eval-split images, spread over it.", flag_values=fv)
   flags.DEFINE_integer("k", 6, "Neighbours per query (the paper's Figure 4 shows 6).", flag_values=fv)
   flags.DEFINE_integer("pixels", 64, "Side of the stored pictures, shown and compared by raw pixels.", flag_values=fv)
-  flags.DEFINE_integer("chunk", 65536, "Training rows compared per device step.", flag_values=fv)
+  flags.DEFINE_integer("chunk", 16384, "Training rows compared per device step.", flag_values=fv)
   flags.DEFINE_string("out", None, "Output folder (default <workdir>/neighbours).", flag_values=fv)
 
 

@@ -174,3 +174,11 @@ def test_workdir_mistakes_are_one_line(trained_run, tmp_path, capsys):
   shutil.copytree(wd, copy)
   (copy / "config.json").unlink()
   assert kernels.from_workdir(str(copy))[0].towers == 1  # without the run's config: one block
+
+
+def test_several_steps_are_drawn_side_by_side(tmp_path):
+  rng = np.random.default_rng(5)
+  sets = [kernels.KernelSet(f"step_{s}", f"run step {s}", "conv1", two_towers(1, rng, n=8), 2) for s in (10, 20)]
+  written = kernels.write_outputs(sets, str(tmp_path))
+  assert str(tmp_path / "kernels_over_steps.png") in written and str(tmp_path / "hist_all.png") in written
+  assert "kernels_over_steps.png" in (tmp_path / "summary.md").read_text()

@@ -291,6 +291,13 @@ def write_outputs(sets: Sequence[KernelSet], out: str) -> list[str]:
       hist = os.path.join(out, f"{ks.label}_hist.png")
       pictures.score_histograms([(ks.label, ks.scores(), ks.tower_of())], hist)
       written.append(hist)
+  steps = [ks for ks in sets if ks.label.startswith("step_")]
+  if len(steps) > 1 and len({ks.kernel.shape for ks in steps}) == 1:
+    path = os.path.join(out, "kernels_over_steps.png")
+    pictures.kernels_over_steps([ks.kernel for ks in steps], [ks.label.replace("_", " ") for ks in steps],
+                                steps[0].towers, path, title=f"{steps[0].layer} over training")
+    written.append(path)
+    drawn["over training"] = os.path.basename(path)
   rgb = [ks for ks in sets if ks.rgb]
   if rgb:
     summary = summarise(rgb)

@@ -121,3 +121,30 @@ def neighbour_grid(queries: np.ndarray, neighbours: np.ndarray, distances: np.nd
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
+
+
+def kernels_over_steps(kernels: Sequence[np.ndarray], labels: Sequence[str], towers: int, path: str,
+                       title: str = "") -> None:
+  """One row per checkpoint: all of its kernels side by side (a wider gap between towers), to watch
+  the filters form over training."""
+  plt = _pyplot()
+  rows = []
+  for kernel in kernels:
+    images = scaled_kernels(kernel)
+    per = images.shape[0] // towers
+    parts = [mosaic(images[t * per:(t + 1) * per], per) for t in range(towers)]
+    gap = np.ones((parts[0].shape[0], 3 * images.shape[1] // 2 + 1, 3))
+    rows.append(np.concatenate([p for part in parts for p in (part, gap)][:-1], axis=1))
+  height, width = rows[0].shape[:2]
+  scale = min(0.05, 16.0 / width)
+  fig, axes = plt.subplots(len(rows), 1, squeeze=False, figsize=(width * scale + 1.2, len(rows) * (height * scale + 0.25) + 0.4))
+  for ax, row, label in zip(axes[:, 0], rows, labels):
+    ax.imshow(row, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+  if title:
+    fig.suptitle(title, fontsize=10)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)

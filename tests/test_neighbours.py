@@ -44,24 +44,35 @@ def test_search_in_chunks_matches_brute_force(chunk):
     neighbours.nearest(q, base, k=104)
 
 
-@pytest.mark.parametrize("family,dim", [("alexnet:smoke", 1024), ("resnet:smoke,depth=18", 512),
-                                        ("squeezenet:smoke", 512), ("googlenet:smoke", 1024)])
-def test_features_are_the_classifier_input(family, dim):
-  """Penultimate features · the classifier's weights + bias = the logits (for a Dense classifier)."""
+# family → the feature width its config implies (None: traced for shapes only).
+FEATURE_DIM = {"alexnet:smoke": lambda m: round(m.fc_dim * m.width),   # fc7
+               "resnet:smoke,depth=18": lambda m: round(512 * m.width),  # the pooled last stage
+               "googlenet:smoke": None, "squeezenet:smoke": None}
+
+
+@pytest.mark.parametrize("family", sorted(FEATURE_DIM))
+def test_features_are_the_classifier_input(family):
+  """Penultimate features · the classifier's weights + bias = the logits (Dense classifiers are run;
+  the others are traced for shapes only)."""
   config = config_files.load(family)
   model = models.build_model(config.model, 10)
   size = config.input.image_size
-  images = jax.random.normal(jax.random.key(1), (2, size, size, 3))
-  variables = model.init({"params": jax.random.key(0), "dropout": jax.random.key(0)}, images, train=False)
-  feats = features.penultimate(model.apply, variables, images)
-  width = config.model.get("width", 1.0)
-  assert feats.shape[0] == 2 and feats.shape[1] == int(round(dim * width)) if "alexnet" in family else feats.shape[1] > 0
+  images = jax.ShapeDtypeStruct((2, size, size, 3), jnp.float32)
+  init = lambda x: model.init({"params": jax.random.key(0), "dropout": jax.random.key(0)}, x, train=False)  # noqa: E731
+  shapes = jax.eval_shape(lambda x: features.penultimate(model.apply, init(x), x), images)
+  assert shapes.shape[0] == 2 and shapes.shape[1] > 0 and shapes.dtype == jnp.float32
+  if FEATURE_DIM[family] is None:
+    return
+  dim = FEATURE_DIM[family](config.model)
+  x = jax.random.normal(jax.random.key(1), images.shape)
+  variables = init(x)
+  feats = features.penultimate(model.apply, variables, x)
+  assert feats.shape == (2, dim)
   flat = jax.tree_util.tree_flatten_with_path(variables["params"])[0]
-  kernels = {jax.tree_util.keystr(p, simple=True, separator="/"): v for p, v in flat}
-  head = [k for k, v in kernels.items() if k.endswith("kernel") and v.shape[-1] == 10]
-  if len(head) == 1 and kernels[head[0]].ndim == 2:  # Dense heads: check the identity exactly
-    w, b = kernels[head[0]], kernels[head[0].replace("kernel", "bias")]
-    np.testing.assert_allclose(feats @ w + b, model.apply(variables, images, train=False), rtol=1e-4, atol=1e-4)
+  params = {jax.tree_util.keystr(p, simple=True, separator="/"): v for p, v in flat}
+  (head,) = [k for k, v in params.items() if k.endswith("kernel") and v.shape == (dim, 10)]
+  np.testing.assert_allclose(feats @ params[head] + params[head.replace("kernel", "bias")],
+                             model.apply(variables, x, train=False), rtol=1e-4, atol=1e-4)
 
 
 def _copy(trained_run, tmp_path):

@@ -161,8 +161,9 @@ def test_real_images_in_a_folder_find_their_own_file(shared_data, tmp_path):
   with tarfile.open(archive) as tar:
     for member in tar:
       parts = member.name.split("/")
-      if member.isfile() and len(parts) == 4 and counts.get((parts[1], parts[2]), 0) < (8 if parts[1] == "train" else 2):
-        counts[(parts[1], parts[2])] = counts.get((parts[1], parts[2]), 0) + 1
+      key = tuple(parts[1:3])
+      if member.isfile() and len(parts) == 4 and counts.get(key, 0) < (8 if parts[1] == "train" else 2):
+        counts[key] = counts.get(key, 0) + 1
         tar.extract(member, tmp_path, filter="data")
   config = config_files.load(f"alexnet:smoke,data={tmp_path / 'imagenette'}")
   config.unlock()

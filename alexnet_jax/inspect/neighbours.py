@@ -132,13 +132,18 @@ def find(config, workdir: str, *, step: int | None = None, images: str | None = 
   result: dict[str, Any] = {"step": step, "workdir": workdir, "k": k, "queries": []}
   found = {"features": nearest(qs["features"], train.features, k, chunk),
            "pixels": nearest(qs["pixels"], train.pixels, k, chunk)}
+  shown = min(len(qs["ids"]), pictures.MAX_GRID_ROWS)
+  if shown < len(qs["ids"]):
+    print(f"The grids show the first {shown} of {len(qs['ids'])} queries; neighbours.json lists all.")
   for space, (dist, idx) in found.items():
+    dist, idx = dist[:shown], idx[:shown]
     names = [_names(rt.info, train.labels[row]) for row in idx]
     path = os.path.join(out, f"neighbours_{space}.png")
-    what = "penultimate features" if space == "features" else f"raw pixels ({pixels}×{pixels} centre crops)"
-    pictures.neighbour_grid(qs["pixels"], np.asarray(train.pixels[idx.reshape(-1)]).reshape(idx.shape + qs["pixels"].shape[1:]),
-                            dist, path, title=f"{k} nearest training images by Euclidean distance of {what}; "
-                            f"{config.model.name}, step {step}", query_names=qs["names"], neighbour_names=names)
+    what = "penultimate features" if space == "features" else f"raw pixels (the centre crops at {pixels}×{pixels})"
+    found_pixels = np.asarray(train.pixels[idx.reshape(-1)]).reshape(idx.shape + train.pixels.shape[1:])
+    pictures.neighbour_grid(qs["pixels"][:shown], found_pixels, dist, path,
+                            title=f"{k} nearest training images by Euclidean distance of {what}; "
+                            f"{config.model.name}, step {step}", query_names=qs["names"][:shown], neighbour_names=names)
     result[f"{space}_png"] = path
   for i, qid in enumerate(qs["ids"]):
     entry: dict[str, Any] = {"query": qid, "name": qs["names"][i]}

@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 
 COLUMNS = 16  # kernels per row of a tower block (the paper's Figure 3 draws 48 per GPU as 3 × 16)
+MAX_GRID_ROWS = 32  # queries drawn in one neighbour grid (a picture, not a listing)
 
 
 def _pyplot():
@@ -137,7 +138,8 @@ def kernels_over_steps(kernels: Sequence[np.ndarray], labels: Sequence[str], tow
     rows.append(np.concatenate([p for part in parts for p in (part, gap)][:-1], axis=1))
   height, width = rows[0].shape[:2]
   scale = min(0.05, 16.0 / width)
-  fig, axes = plt.subplots(len(rows), 1, squeeze=False, figsize=(width * scale + 1.2, len(rows) * (height * scale + 0.25) + 0.4))
+  size = (width * scale + 1.2, len(rows) * (height * scale + 0.25) + 0.4)
+  fig, axes = plt.subplots(len(rows), 1, squeeze=False, figsize=size)
   for ax, row, label in zip(axes[:, 0], rows, labels):
     ax.imshow(row, interpolation="nearest")
     ax.set_xticks([])

@@ -36,9 +36,14 @@ from alexnet_jax import parallel
 from alexnet_jax import progress
 from alexnet_jax import runtime
 from alexnet_jax.data import device_augment
+from alexnet_jax.errors import UserError
 from alexnet_jax.models import layers
 
 CACHE_FORMAT = 1
+
+
+class FeaturesError(UserError):
+  """A split's features cannot be computed as asked (another split, a dataset that changed under us)."""
 _LINEAR = (nn.Dense, nn.Conv, layers.Conv)
 
 
@@ -154,12 +159,11 @@ def _load(paths: dict[str, str], identity: dict[str, Any], pixels: int) -> Split
 
 
 def _split_size(config, info, split: str) -> int:
-  from alexnet_jax.errors import UserError
   if split == config.train_split:
     return int(info.num_train)
   if split == config.eval_split:
     return int(info.num_eval)
-  raise UserError(f"Features are computed for the train split ({config.train_split!r}) or the eval split "
+  raise FeaturesError(f"Features are computed for the train split ({config.train_split!r}) or the eval split "
                   f"({config.eval_split!r}), not {split!r}.")
 
 
@@ -192,7 +196,8 @@ def split_features(embedder: Embedder, workdir: str, split: str) -> SplitFeature
     bar.advance(take)
   bar.finish()
   if done != count or feats is None:
-    raise RuntimeError(f"The {split} split yielded {done} images, its dataset info says {count}.")
+    raise FeaturesError(f"The {split} split yielded {done} images where its dataset info says {count}; did the "
+                        "data change while it was read? Run the command again (nothing was cached).")
   feats.flush()
   pics.flush()
   del feats, pics

@@ -120,6 +120,8 @@ def find(config, workdir: str, *, step: int | None = None, images: str | None = 
                             ("queries", 1 if images else queries, 1)):
     if value < least:
       raise NeighboursError(f"--{name}={value} must be at least {least}.")
+  if jax.process_count() > 1:
+    raise NeighboursError("The neighbours command runs in one process; start it without --num_processes.")
   if images:
     from alexnet_jax import predict
     predict.list_images(images)  # a wrong path fails before the model is restored

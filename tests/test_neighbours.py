@@ -141,6 +141,7 @@ def test_mistakes_are_one_line(trained_run, tmp_path, capsys):
            ([*argv, f"--workdir={trained_run.workdir}", "--queries=0"], "--queries=0 must be at least 1"),
            ([*argv, "--config.no_such_field=1"], "config.no_such_field"),
            (["--config=alexnet:smoke", "--bogus=1"], "bogus"))
+  assert neighbours.run(["--help"]) == 0 and "--queries" in capsys.readouterr().out
   for args, message in cases:
     assert neighbours.run(args) == 2, args
     err = capsys.readouterr().err

@@ -186,6 +186,9 @@ def run(argv: Sequence[str] | None = None) -> int:
   argv = ["alexnet-jax neighbours", *(sys.argv[1:] if argv is None else argv)]
   fv = flags.FlagValues()
   _define_flags(fv)
+  if any(a in ("-h", "--help", "--helpfull") for a in argv[1:]):
+    print(f"usage: {argv[0]} --config=<family or file>[:arguments] [flags]\n\n{__doc__}\n{fv.get_help()}")
+    return 0
   saved = sys.argv
   try:
     argv = main_lib.resolve_config_flag(argv)

@@ -196,3 +196,47 @@ def _unreadable_message(mgr: ocp.CheckpointManager, moved: list[str]) -> str:
   return (f"No readable checkpoint is left in {mgr.directory}: the damaged ones were moved to "
           f"{', '.join(moved)} (nothing was deleted). Run the same command again to start over from step 0, "
           f"or move a good checkpoint folder back.")
+
+
+def _array_reader(workdir: str) -> ocp.CheckpointManager:
+  """A read-only manager that can restore a chosen subset of a checkpoint's arrays (no model needed)."""
+  options = ocp.CheckpointManagerOptions(create=False, read_only=True, enable_async_checkpointing=False)
+  handlers = {"state": ocp.PyTreeCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
+  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_handlers=handlers)
+
+
+def array_shapes(workdir: str, step: int) -> dict[str, tuple[int, ...]]:
+  """{'params/conv1/kernel': shape, ...}: every array of the train state saved at `step`."""
+  mgr = _array_reader(workdir)
+  try:
+    saved = mgr.item_metadata(step)["state"]
+  finally:
+    mgr.close()
+  if saved is None:
+    raise CheckpointUnreadableError(f"Checkpoint step {step} of {workdir!r} has no readable 'state' metadata.")
+  prefix = "state/"
+  return {k[len(prefix):]: tuple(getattr(v, "shape", ())) for k, v in leaf_paths(saved).items()
+          if k.startswith(prefix)}
+
+
+def restore_arrays(workdir: str, step: int, names: list[str]) -> dict[str, Any]:
+  """Reads only the named arrays of the train state at `step` (names as `array_shapes` gives them),
+  as numpy; the rest of the checkpoint (optimizer state, other layers) is not read."""
+  import numpy as np
+  shapes = array_shapes(workdir, step)
+  item: dict[str, Any] = {}
+  for name in names:
+    node = item.setdefault("state", {})
+    *parents, leaf = name.split("/")
+    for part in parents:
+      node = node.setdefault(part, {})
+    node[leaf] = jax.ShapeDtypeStruct(shapes[name], np.float32)
+  as_numpy = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), item)
+  mgr = _array_reader(workdir)
+  try:
+    out = mgr.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+        item=item, restore_args=as_numpy, partial_restore=True)))
+  finally:
+    mgr.close()
+  flat = leaf_paths(out["state"])
+  return {name: np.asarray(flat[f"state/{name}"]) for name in names}

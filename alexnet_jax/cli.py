@@ -6,11 +6,15 @@
   alexnet-jax prepare --config=alexnet:smoke
   alexnet-jax convert --model=resnet50 --pth=resnet50.pth --workdir=runs/resnet50_tv
   alexnet-jax sweep   experiments/sweeps/demo.py          (from a repository checkout)
+  alexnet-jax kernels --workdir=runs/alexnet [--steps=all] [--layer=conv1] [--out=...]
+  alexnet-jax neighbours --config=alexnet:smoke [--images=photos/ | --queries=8] [--k=6]
 
 train, eval, predict and prepare are `python main.py --mode=<subcommand>` with the same flags
 (`alexnet-jax train --help` lists them); `--config` takes a family name (`alexnet`, `vgg`, ...)
 or a config file's path, each optionally followed by `:<arguments>`. convert is
-`python -m alexnet_jax.torch_convert`; sweep is `python -m experiments.sweep`.
+`python -m alexnet_jax.torch_convert`; sweep is `python -m experiments.sweep`. kernels (first-layer
+kernels by tower, colour scores) and neighbours (nearest training images, Figure 4) are
+`python -m alexnet_jax.inspect.kernels` and `python -m alexnet_jax.inspect.neighbours`.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Sequence
 
 PROG = "alexnet-jax"
 MODES = ("train", "eval", "predict", "prepare")
-COMMANDS = MODES + ("convert", "sweep")
+COMMANDS = MODES + ("convert", "sweep", "kernels", "neighbours")
 
 
 def usage() -> str:
@@ -65,6 +69,12 @@ def main(argv: Sequence[str] | None = None) -> int:
   if command == "convert":
     from alexnet_jax.torch_convert import __main__ as convert
     return convert.run(rest)
+  if command == "kernels":
+    from alexnet_jax.inspect import kernels
+    return kernels.run(rest)
+  if command == "neighbours":
+    from alexnet_jax.inspect import neighbours
+    return neighbours.run(rest)
   return _sweep_main(rest)
 
 

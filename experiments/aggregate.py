@@ -11,6 +11,14 @@ writes, into the sweep folder:
   curves.png   train loss and eval top-1 against epoch, one line per member
   effects.png  each member's Δ top-1 as a bar, the seed-noise band (from members that differ
                from the baseline only in `seed`) shaded, and the paper's Δ beside it
+and, for a sweep run with `--seeds` (members named `<member>-seed=<k>`):
+  seeds.md     per member: seeds counted, top-1 / top-5 mean ± standard deviation, Δ vs the
+  seeds.csv    baseline's mean with its noise band, whether the effect is resolved (outside the
+               band) and whether its sign matches the paper's
+  effects_seeds.png  those Δs with their bands, each seed's Δ as a dot, the paper's Δ beside
+The noise band of a Δ is ±2·s·√(1/n₁ + 1/n₂): s is the within-member standard deviation pooled
+over every member with two or more counted seeds, n₁ and n₂ the two members' seed counts.
+A run counts when it finished, or (with `--min_epochs`) when it ran at least that many epochs.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import csv
 import dataclasses
 import datetime
 import json
+import math
 import os
 import platform
 import re
@@ -264,7 +273,189 @@ def plot_effects(members: Sequence[MemberResult], baseline: str, path: str, titl
   return True
 
 
-def aggregate(folder: str, out_dir: str | None = None, command: str | None = None) -> list[str]:
+# ---------------------------------------------------------------------------------------------
+# Seeds: members run once per seed (`experiments.sweep --seeds`).
+
+
+@dataclasses.dataclass
+class Group:
+  """One member over its seeds: the counted runs' final metrics, by seed."""
+
+  name: str
+  runs: dict[int, MemberResult]
+  skipped: dict[int, str]  # seed → why it was not counted
+  paper: Mapping[str, Any] | None = None
+
+  def values(self, key: str) -> dict[int, float]:
+    return {s: 100 * m.metric(key) for s, m in self.runs.items() if m.metric(key) is not None}
+
+
+def _epochs(m: MemberResult) -> float:
+  s = m.summary or {}
+  if s.get("epoch") is not None:
+    return float(s["epoch"])
+  return m.eval_curve[-1][0] if m.eval_curve else 0.0
+
+
+def seed_groups(members: Sequence[MemberResult], min_epochs: float | None = None) -> list[Group]:
+  """Members named `<name>-seed=<k>` gathered by name (in sweep order); [] if none are."""
+  groups: dict[str, Group] = {}
+  for m in members:
+    match = re.search(r"-seed=(\d+)$", m.name)
+    if not match:
+      continue
+    name, seed = m.name[:match.start()], int(match.group(1))
+    g = groups.setdefault(name, Group(name, {}, {}, m.paper))
+    if m.done or (min_epochs is not None and _epochs(m) >= min_epochs):
+      g.runs[seed] = m
+    else:
+      g.skipped[seed] = f"stopped at epoch {_epochs(m):.0f}"
+  return list(groups.values())
+
+
+def _mean_sd(values: Sequence[float]) -> tuple[float, float | None]:
+  n = len(values)
+  mean = sum(values) / n
+  return mean, (math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else None)
+
+
+def pooled_sd(groups: Sequence[Group], key: str = "top1") -> tuple[float | None, int]:
+  """Within-member standard deviation pooled over members with ≥ 2 counted seeds, and its degrees of freedom."""
+  ss, dof = 0.0, 0
+  for g in groups:
+    v = list(g.values(key).values())
+    if len(v) >= 2:
+      mean = sum(v) / len(v)
+      ss += sum((x - mean) ** 2 for x in v)
+      dof += len(v) - 1
+  return (math.sqrt(ss / dof), dof) if dof else (None, 0)
+
+
+def seed_rows(groups: Sequence[Group], baseline: str) -> list[dict[str, str]]:
+  """One row per member: mean ± sd over counted seeds, Δ vs the baseline with its band, verdicts."""
+  base = next((g for g in groups if g.name == baseline), None)
+  rows = []
+  for g in groups:
+    row = {"member": g.name, "seeds": ",".join(map(str, sorted(g.runs))) or "-",
+           "not_counted": "; ".join(f"seed {s}: {why}" for s, why in sorted(g.skipped.items()))}
+    for key in ("top1", "top5"):
+      v = list(g.values(key).values())
+      if v:
+        mean, sd = _mean_sd(v)
+        row[key] = f"{mean:.2f}" + (f" ± {sd:.2f}" if sd is not None else "")
+      else:
+        row[key] = ""
+    row["d_top1"] = row["band"] = row["resolved"] = row["sign"] = ""
+    paper = (g.paper or {}).get("top1")
+    row["paper_d_top1"] = _points(paper)
+    s, _ = pooled_sd(groups)
+    v, b = list(g.values("top1").values()), list(base.values("top1").values()) if base else []
+    if g is not base and v and b:
+      delta = sum(v) / len(v) - sum(b) / len(b)
+      row["d_top1"] = _points(delta)
+      if s is not None:
+        band = 2 * s * math.sqrt(1 / len(v) + 1 / len(b))
+        row["band"] = f"±{band:.2f}"
+        resolved = abs(delta) > band
+        row["resolved"] = "yes" if resolved else "no"
+        if paper is not None:
+          row["sign"] = ("matches" if (delta > 0) == (paper > 0) else "opposite") if resolved else "unresolved"
+    row["paper_note"] = (g.paper or {}).get("note", "")
+    rows.append(row)
+  return rows
+
+
+SEED_COLUMNS = [("member", "member"), ("seeds", "seeds counted"), ("top1", "top-1 % (mean ± sd)"),
+                ("top5", "top-5 % (mean ± sd)"), ("d_top1", "Δ top-1 (pts)"), ("band", "noise band"),
+                ("resolved", "resolved"), ("paper_d_top1", "paper Δ top-1"), ("sign", "sign vs paper"),
+                ("not_counted", "not counted"), ("paper_note", "paper says")]
+
+
+def seed_markdown(rows: Sequence[Mapping[str, str]], groups: Sequence[Group], baseline: str, title: str,
+                  command: str | None, min_epochs: float | None) -> str:
+  s, dof = pooled_sd(groups)
+  rule = ("finished runs" if min_epochs is None else f"finished runs and runs stopped after at least {min_epochs:g} epochs")
+  lines = [f"# {title}", "", f"Machine: {machine_description()}. Date: {datetime.date.today().isoformat()}.",
+           *([f"Command: `{command}`"] if command else []), "",
+           f"Counted: {rule}. Δ = member mean − `{baseline}` mean, in top-1 accuracy points (negative: the "
+           "change hurt). Noise band: ±2·s·√(1/n₁ + 1/n₂) with s = "
+           + (f"{s:.2f} pts, the within-member standard deviation pooled over {dof} degree(s) of freedom"
+              if s is not None else "unknown (no member has two counted seeds)")
+           + ". Resolved: |Δ| outside the band. Paper Δ: the ImageNet effect the paper reports.", "",
+           "| " + " | ".join(h for _, h in SEED_COLUMNS) + " |", "|" + "|".join("---" for _ in SEED_COLUMNS) + "|"]
+  for r in rows:
+    lines.append("| " + " | ".join(str(r[k]).replace("|", "\\|") for k, _ in SEED_COLUMNS) + " |")
+  return "\n".join(lines) + "\n"
+
+
+OFF_SCALE_PTS = 20.0  # |Δ| beyond this is a run that did not train, not an effect
+
+
+def plot_seed_effects(groups: Sequence[Group], baseline: str, path: str, title: str = "") -> bool:
+  """Mean Δ top-1 per member with its noise band, each seed's Δ as a dot, the paper's Δ beside."""
+  base = next((g for g in groups if g.name == baseline), None)
+  b = list(base.values("top1").values()) if base else []
+  shown = [g for g in groups if g is not base and g.values("top1")]
+  if not b or not shown:
+    return False
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  ref = sum(b) / len(b)
+  s, _ = pooled_sd(groups)
+  deltas = {g.name: sum(g.values("top1").values()) / len(g.values("top1")) - ref for g in shown}
+  # Runs that did not train at all (tens of points) would flatten every real effect: they are
+  # drawn to the edge of a scale set by the others, with their value written beside them.
+  small = [abs(d) for d in deltas.values() if abs(d) <= OFF_SCALE_PTS]
+  small += [abs((g.paper or {}).get("top1") or 0) for g in shown]
+  limit = max(3.0, 1.4 * max(small or [1.0]) + (2 * s if s else 0))
+  fig, ax = plt.subplots(figsize=(8.5, 0.5 * len(shown) + 1.8))
+  labelled: set[str] = set()
+
+  def label(text: str) -> str | None:
+    if text in labelled:
+      return None
+    labelled.add(text)
+    return text
+
+  for i, g in enumerate(shown):
+    v = list(g.values("top1").values())
+    delta = deltas[g.name]
+    colour = "tab:green" if delta >= 0 else "tab:red"
+    if abs(delta) > limit:
+      edge = math.copysign(limit, delta)
+      ax.barh(i - 0.18, edge, height=0.36, color=colour, alpha=0.35, hatch="//", zorder=2)
+      ax.text(edge * 0.97, i - 0.18, f"{delta:+.0f} (off scale)", va="center",
+              ha="left" if delta < 0 else "right", fontsize=8)
+    else:
+      ax.barh(i - 0.18, delta, height=0.36, color=colour, alpha=0.8, zorder=2, label=label("this codebase (mean)"))
+      if s is not None:
+        band = 2 * s * math.sqrt(1 / len(v) + 1 / len(b))
+        ax.errorbar(delta, i - 0.18, xerr=band, color="black", capsize=3, lw=1, zorder=3,
+                    label=label("noise band (±2 s.e.)"))
+      ax.plot([x - ref for x in v], [i - 0.18] * len(v), "o", ms=3.5, color="black", zorder=4,
+              label=label("each seed"))
+    paper = (g.paper or {}).get("top1")
+    if paper is not None:
+      ax.barh(i + 0.18, paper, height=0.36, color="tab:blue", alpha=0.6, zorder=2, label=label("paper (ImageNet)"))
+  ax.set_xlim(-limit, limit)
+  ax.axvline(0, color="black", lw=0.8)
+  ax.set_yticks(range(len(shown)), [f"{g.name} (n={len(g.values('top1'))})" for g in shown])
+  ax.invert_yaxis()
+  ax.set_xlabel(f"Δ top-1 vs {baseline} (n={len(b)}), accuracy points; negative: the change hurt")
+  ax.grid(axis="x", alpha=0.3)
+  ax.legend(fontsize=8, loc="lower right")
+  if title:
+    ax.set_title(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return True
+
+
+def aggregate(folder: str, out_dir: str | None = None, command: str | None = None,
+              min_epochs: float | None = None) -> list[str]:
   """Writes results.md, results.csv and curves.png for the sweep in `folder`; returns the paths."""
   members, baseline = load_members(folder)
   out_dir = out_dir or folder
@@ -276,10 +467,25 @@ def aggregate(folder: str, out_dir: str | None = None, command: str | None = Non
     f.write(markdown(rows, baseline, f"Sweep `{name}`", command))
   write_csv(rows, csv_path)
   plot_curves(members, png, f"sweep {name}")
+  written = [md, csv_path, png]
   effects = os.path.join(out_dir, "effects.png")
   if plot_effects(members, baseline, effects, f"sweep {name}: effect of each change"):
-    return [md, csv_path, png, effects]
-  return [md, csv_path, png]
+    written.append(effects)
+  groups = seed_groups(members, min_epochs)
+  if groups:
+    rows = seed_rows(groups, baseline)
+    path = os.path.join(out_dir, "seeds.md")
+    with open(path, "w") as f:
+      f.write(seed_markdown(rows, groups, baseline, f"Sweep `{name}` over seeds", command, min_epochs))
+    with open(os.path.join(out_dir, "seeds.csv"), "w", newline="") as f:
+      w = csv.DictWriter(f, fieldnames=[k for k, _ in SEED_COLUMNS])
+      w.writeheader()
+      w.writerows(rows)
+    written += [path, os.path.join(out_dir, "seeds.csv")]
+    effects = os.path.join(out_dir, "effects_seeds.png")
+    if plot_seed_effects(groups, baseline, effects, f"sweep {name}: effects over seeds"):
+      written.append(effects)
+  return written
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -287,9 +493,11 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("folder", help="the sweep folder, <workdir_root>/<sweep>")
   p.add_argument("--out", default="", help="where to write the table and plots (default: the sweep folder)")
   p.add_argument("--command", default="", help="the command that produced the runs, recorded in results.md")
+  p.add_argument("--min_epochs", type=float, default=None,
+                 help="seed statistics also count runs stopped after at least this many epochs")
   flags = p.parse_args(argv)
   try:
-    written = aggregate(flags.folder, flags.out or None, flags.command or None)
+    written = aggregate(flags.folder, flags.out or None, flags.command or None, flags.min_epochs)
   except FileNotFoundError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

@@ -13,6 +13,11 @@ and the speed-up is reported as a lower bound.
 Writes figure1.png (the paper's layout: both curves, a dashed line at the threshold),
 figure1.json (per-epoch errors, epochs to threshold, the ratio) and figure1.md (the same as a
 table, with the machine, the date and the command).
+
+A learning-rate sweep (experiments/sweeps/figure1_lr.py: members `<setup>-<act>-lr=<rate>`) is
+read the paper's way: per setup and activation, the rate that reaches the threshold in the fewest
+epochs (ties: the lower final error) is that net's rate, and the speed-up compares the two chosen
+nets. figure1.png then has one panel per setup, the chosen curves bold and the other rates thin.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import datetime
 import json
 import math
 import os
+import re
 import sys
 from typing import Any, Mapping, Sequence
 
@@ -154,6 +160,112 @@ def figure1(folder: str, out_dir: str | None = None, threshold: float = 0.25,
   return result
 
 
+GRID_NAME = re.compile(r"^(?P<setup>[^-]+)-(?P<act>relu|tanh)-lr=(?P<lr>[0-9.e-]+)$")
+
+
+def _grid_members(folder: str) -> dict[str, dict[str, dict[float, str]]]:
+  """setup → act → rate → run folder, for members named `<setup>-<act>-lr=<rate>`."""
+  out: dict[str, dict[str, dict[float, str]]] = {}
+  for name in sorted(os.listdir(folder)):
+    m = GRID_NAME.match(name)
+    if m and os.path.exists(os.path.join(folder, name, "metrics.jsonl")):
+      out.setdefault(m["setup"], {}).setdefault(m["act"], {})[float(m["lr"])] = os.path.join(folder, name)
+  return out
+
+
+def choose(errors_by_lr: Mapping[float, Sequence[float]], threshold: float) -> float:
+  """The rate whose run reaches the threshold first; ties (and runs that never reach it) by final error."""
+  def key(lr: float):
+    errs = errors_by_lr[lr]
+    reach = epochs_to(errs, threshold)
+    return (reach if reach is not None else math.inf, errs[-1] if errs else math.inf)
+  return min(errors_by_lr, key=key)
+
+
+def figure1_grid(folder: str, out_dir: str | None = None, threshold: float = 0.25,
+                 command: str | None = None) -> dict[str, Any]:
+  """Figure 1 from a learning-rate sweep: each net's rate chosen separately, per setup."""
+  grid = _grid_members(folder)
+  if not grid:
+    raise FileNotFoundError(f"{folder} holds neither relu/ and tanh/ runs nor `<setup>-<act>-lr=<rate>` members.")
+  result: dict[str, Any] = {"threshold": threshold, "machine": aggregate.machine_description(),
+                            "date": datetime.date.today().isoformat(), "setups": {}}
+  for setup, acts in grid.items():
+    entry: dict[str, Any] = {"rates": {}, "chosen": {}}
+    for act in ("relu", "tanh"):
+      errs = {lr: epoch_errors(jsonl.read(os.path.join(path, "metrics.jsonl"))) for lr, path in acts.get(act, {}).items()}
+      errs = {lr: e for lr, e in errs.items() if e}
+      if not errs:
+        continue
+      entry["rates"][act] = {f"{lr:g}": {"epoch_errors": e, "epochs_to_threshold": epochs_to(e, threshold)}
+                             for lr, e in sorted(errs.items())}
+      entry["chosen"][act] = f"{choose(errs, threshold):g}"
+    if set(entry["chosen"]) == {"relu", "tanh"}:
+      relu = entry["rates"]["relu"][entry["chosen"]["relu"]]
+      tanh = entry["rates"]["tanh"][entry["chosen"]["tanh"]]
+      entry["speedup"] = speedup(relu["epochs_to_threshold"], tanh["epochs_to_threshold"], len(tanh["epoch_errors"]))
+    result["setups"][setup] = entry
+  out_dir = out_dir or folder
+  os.makedirs(out_dir, exist_ok=True)
+  plot_grid(result, os.path.join(out_dir, "figure1.png"))
+  with open(os.path.join(out_dir, "figure1.json"), "w") as f:
+    json.dump(result, f, indent=2)
+  with open(os.path.join(out_dir, "figure1.md"), "w") as f:
+    f.write(grid_markdown(result, command))
+  return result
+
+
+SETUP_TITLES = {"ours": "unit-scale inputs, LeCun init", "2012": "2012: 0..255 inputs, N(0, 0.01) init"}
+
+
+def plot_grid(result: Mapping[str, Any], path: str) -> None:
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  setups = list(result["setups"])
+  fig, axes = plt.subplots(1, len(setups), figsize=(6 * len(setups), 4.5), squeeze=False)
+  for ax, setup in zip(axes[0], setups):
+    entry = result["setups"][setup]
+    for act, ls in (("relu", "-"), ("tanh", "--")):
+      for lr, r in entry["rates"].get(act, {}).items():
+        chosen = entry["chosen"].get(act) == lr
+        errs = r["epoch_errors"]
+        ax.plot(range(1, len(errs) + 1), errs, ls=ls, color="black" if chosen else "0.7", lw=1.6 if chosen else 0.8,
+                label=f"{'ReLU' if act == 'relu' else 'tanh'}, rate {lr}" + (" (chosen)" if chosen else ""),
+                zorder=3 if chosen else 1)
+    ax.axhline(result["threshold"], ls=(0, (4, 3)), color="tab:red", lw=1)
+    text = entry.get("speedup", {}).get("text", "")
+    ax.set(xlabel="Epochs", ylabel="Training error rate", ylim=(0, 0.8),
+           title=f"{SETUP_TITLES.get(setup, setup)}\n{text}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def grid_markdown(result: Mapping[str, Any], command: str | None = None) -> str:
+  thr = 100 * result["threshold"]
+  lines = ["# Figure 1: ReLU vs tanh, four-layer CNN on CIFAR-10, each net's rate chosen separately", "",
+           f"Machine: {result['machine']}. Date: {result['date']}.", *([f"Command: `{command}`"] if command else []),
+           "", f"Training error is averaged over each epoch; a rate is chosen per net as the one reaching {thr:.0f}% "
+           "training error in the fewest epochs (no evaluation image is used).", ""]
+  for setup, entry in result["setups"].items():
+    lines += [f"## {SETUP_TITLES.get(setup, setup)}", "",
+              f"**{entry.get('speedup', {}).get('text', 'no ratio')}** (ReLU rate {entry['chosen'].get('relu')}, "
+              f"tanh rate {entry['chosen'].get('tanh')}).", "",
+              f"| net | rate | epochs to {thr:.0f}% | final training error | chosen |", "|---|---|---|---|---|"]
+    for act in ("relu", "tanh"):
+      for lr, r in entry["rates"].get(act, {}).items():
+        reach = r["epochs_to_threshold"]
+        errs = r["epoch_errors"]
+        lines.append(f"| {act} | {lr} | {reach if reach is not None else f'not in {len(errs)}'} | "
+                     f"{100 * errs[-1]:.1f}% | {'yes' if entry['chosen'].get(act) == lr else ''} |")
+    lines.append("")
+  return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   p = argparse.ArgumentParser(prog="python -m experiments.figure1", description=__doc__.split("\n")[0])
   p.add_argument("folder", help="the folder holding relu/ and tanh/ runs")
@@ -162,6 +274,11 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("--command", default="", help="the command that produced the runs, recorded in figure1.md")
   flags = p.parse_args(argv)
   try:
+    if not os.path.isdir(os.path.join(flags.folder, "relu")) and os.path.isdir(flags.folder):
+      result = figure1_grid(flags.folder, flags.out or None, flags.threshold, flags.command or None)
+      for setup, entry in result["setups"].items():
+        print(f"{setup}: rates {entry['chosen']}; {entry.get('speedup', {}).get('text', 'no ratio')}")
+      return 0
     result = figure1(flags.folder, flags.out or None, flags.threshold, flags.command or None)
   except (FileNotFoundError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)

@@ -48,6 +48,7 @@ class MemberResult:
   train_curve: list[tuple[float, float]]  # (epoch, train loss)
   eval_curve: list[tuple[float, float]]   # (epoch, eval top-1)
   paper: Mapping[str, Any] | None = None
+  lr_curve: list[tuple[float, float]] = dataclasses.field(default_factory=list)  # (epoch, learning rate)
 
   @property
   def done(self) -> bool:
@@ -107,9 +108,12 @@ def load_members(folder: str) -> tuple[list[MemberResult], str]:
       continue  # planned but never started (e.g. left out with --only)
     over = [f"{k}={v}" for k, v in (e.get("args") or {}).items()]
     over += [f"--config.{k}={v}" for k, v in (e.get("overrides") or {}).items()]
-    train, evals = curves(jsonl.read(os.path.join(workdir, "metrics.jsonl")))
+    rows = jsonl.read(os.path.join(workdir, "metrics.jsonl"))
+    train, evals = curves(rows)
+    rates = {int(r["step"]): (float(r["epoch"]), float(r["train/learning_rate"])) for r in rows
+             if "train/learning_rate" in r and "step" in r and "epoch" in r}
     members.append(MemberResult(e["name"], " ".join(over) or "(base)", jsonl.read_summary(workdir),
-                                train, evals, e.get("paper")))
+                                train, evals, e.get("paper"), [rates[k] for k in sorted(rates)]))
   if not members:
     raise FileNotFoundError(f"No member of the sweep in {folder!r} has started (no summary.json or metrics.jsonl).")
   names = [m.name for m in members]
@@ -192,7 +196,9 @@ def plot_curves(members: Sequence[MemberResult], path: str, title: str = "") -> 
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
-  fig, (ax_loss, ax_top1) = plt.subplots(1, 2, figsize=(13, 4.5))
+  with_lr = any(m.lr_curve for m in members)
+  fig, axes = plt.subplots(1, 3 if with_lr else 2, figsize=(19 if with_lr else 13, 4.5))
+  ax_loss, ax_top1 = axes[0], axes[1]
   # tab10 repeats after ten members; tab20 keeps up to twenty distinct.
   colours = plt.get_cmap("tab10" if len(members) <= 10 else "tab20").colors
   for i, m in enumerate(members):
@@ -203,6 +209,11 @@ def plot_curves(members: Sequence[MemberResult], path: str, title: str = "") -> 
     if m.eval_curve:
       ep, top1 = zip(*m.eval_curve)
       ax_top1.plot(ep, [100 * t for t in top1], marker="o", ms=3, label=m.name, lw=1.2, color=c)
+    if with_lr and m.lr_curve:
+      axes[2].plot(*zip(*m.lr_curve), lw=1.2, color=c)
+  if with_lr:
+    axes[2].set(xlabel="epoch", ylabel="learning rate", title="learning rate (log scale)", yscale="log")
+    axes[2].grid(alpha=0.3)
   ax_loss.set(xlabel="epoch", ylabel="train loss", title="training loss")
   ax_top1.set(xlabel="epoch", ylabel="top-1 accuracy (%)", title="validation top-1")
   for ax in (ax_loss, ax_top1):

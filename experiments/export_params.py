@@ -52,13 +52,13 @@ def export(workdir: str, out: str, match: str = "", step: int | None = None, dty
   return {"step": step, "arrays": {k: list(v.shape) for k, v in params.items()}}
 
 
-def load(npz: str, workdir: str, spec: str) -> dict:
-  """Writes a checkpoint of `spec`'s model holding the parameters in `npz` (see the docstring)."""
+def load(npz: str, workdir: str, spec: str, config=None) -> dict:
+  """Writes a checkpoint of `spec`'s model (or of `config`) holding the parameters in `npz`."""
   import jax
   import jax.numpy as jnp
   from flax import traverse_util
   from alexnet_jax import checkpoint, config_files, runtime, workdir as workdir_lib
-  config = config_files.load(spec)
+  config = config if config is not None else config_files.load(spec)
   data = np.load(npz)
   rt = runtime.Runtime(config)
   state = rt.init_state()

@@ -140,3 +140,52 @@ def test_figure1_missing_run_is_a_clear_error(tmp_path):
     figure1.figure1(str(tmp_path))
   with pytest.raises(ValueError, match="between 0 and 1"):
     figure1.figure1(str(tmp_path), threshold=25)
+
+
+def _seed_member(folder, name, top1, epoch=2.0, done=True):
+  d = folder / name
+  d.mkdir(parents=True)
+  (d / "summary.json").write_text(json.dumps({"done": done, "epoch": epoch, "eval": {"top1": top1, "top5": 0.9}}))
+  (d / "metrics.jsonl").write_text(json.dumps({"step": 10, "epoch": epoch, "eval/top1": top1,
+                                               "train/loss": 1.0, "train/learning_rate": 0.1}) + "\n")
+
+
+def test_seed_statistics_band_and_verdicts(tmp_path):
+  """baseline {70, 72}, lrn_off {66, 68}, pca_off {71} and one stopped run: hand-computed numbers."""
+  folder = tmp_path / "abl"
+  for name, top1 in [("baseline-seed=0", 0.70), ("baseline-seed=1", 0.72), ("lrn_off-seed=0", 0.66),
+                     ("lrn_off-seed=1", 0.68), ("pca_off-seed=0", 0.71)]:
+    _seed_member(folder, name, top1)
+  _seed_member(folder, "pca_off-seed=1", 0.10, epoch=1.0, done=False)
+  (folder / "sweep.json").write_text(json.dumps({"baseline": "baseline", "members": [
+      {"name": n, "paper": ({"top1": -1.4} if n.startswith("lrn_off") else {"top1": 1.0} if n.startswith("pca") else None)}
+      for n in ["baseline-seed=0", "lrn_off-seed=0", "pca_off-seed=0", "baseline-seed=1", "lrn_off-seed=1",
+                "pca_off-seed=1"]]}))
+  written = aggregate.aggregate(str(folder), str(tmp_path / "out"))
+  assert any(p.endswith("seeds.md") for p in written) and any(p.endswith("effects_seeds.png") for p in written)
+  rows = {r["member"]: r for r in csv.DictReader(open(tmp_path / "out" / "seeds.csv"))}
+  # Each pair has sd √2 ≈ 1.41; pooled s = √2 over 2 dof; band = 2·√2·√(1/2 + 1/2) ≈ 2.83.
+  assert rows["baseline"]["top1"] == "71.00 ± 1.41" and rows["baseline"]["seeds"] == "0,1"
+  assert rows["lrn_off"]["d_top1"] == "-4.00" and rows["lrn_off"]["band"] == "±2.83"
+  assert rows["lrn_off"]["resolved"] == "yes" and rows["lrn_off"]["sign"] == "matches"
+  # pca_off: one counted seed (the other stopped at epoch 1); Δ = 0, band 2·√2·√(1 + 1/2) ≈ 3.46.
+  assert rows["pca_off"]["seeds"] == "0" and "seed 1: stopped at epoch 1" in rows["pca_off"]["not_counted"]
+  assert rows["pca_off"]["band"] == "±3.46" and rows["pca_off"]["resolved"] == "no"
+  assert rows["pca_off"]["sign"] == "unresolved"
+  # Counting runs stopped after enough epochs: pca_off's seed 1 now counts.
+  groups = aggregate.seed_groups(aggregate.load_members(str(folder))[0], min_epochs=1.0)
+  assert sorted(next(g for g in groups if g.name == "pca_off").runs) == [0, 1]
+
+
+def test_figure1_grid_chooses_each_nets_rate(tmp_path):
+  root = tmp_path / "figure1_lr"
+  _fig_run(root, "ours-relu-lr=0.01", [0.5, 0.6, 0.8, 0.8])            # 0.45, 0.2 → 2 epochs
+  _fig_run(root, "ours-relu-lr=0.02", [0.5, 0.5, 0.6, 0.6, 0.8, 0.8])  # 0.5, 0.4, 0.2 → 3
+  _fig_run(root, "ours-tanh-lr=0.01", [0.4, 0.5, 0.6, 0.6, 0.7, 0.7, 0.8, 0.8])  # → 4
+  _fig_run(root, "ours-tanh-lr=0.02", [0.5, 0.5, 0.6, 0.6, 0.8, 0.8])  # → 3
+  result = figure1.figure1_grid(str(root))
+  entry = result["setups"]["ours"]
+  assert entry["chosen"] == {"relu": "0.01", "tanh": "0.02"}
+  assert entry["speedup"]["ratio"] == pytest.approx(1.5)
+  assert (root / "figure1.png").exists() and "speed-up 1.5x (3 vs 2 epochs)" in (root / "figure1.md").read_text()
+  assert figure1.main([str(root)]) == 0

@@ -343,3 +343,42 @@ def test_batchnorm_statistics_are_global_under_sharded_jit():
   assert result["stats_diff"] < 1e-5
   assert result["logits_diff"] < 1e-4
   assert result["local_diff"] > 1e-3  # the test can tell global from per-shard statistics
+
+
+def test_resnet_d_matches_the_published_parameter_count():
+  """ResNet-50-D (deep stem 32-32-64, average-pool shortcuts): timm's resnet50d has 25,576,264."""
+  module = resnet.ResNet(num_classes=1000, depth=50, stem="deep", avg_down=True)
+  assert param_count(module) == 25_576_264
+  # The average-pool shortcut adds no parameters; the deep stem replaces the 7×7 conv.
+  assert param_count(resnet.ResNet(num_classes=1000, depth=50, stem="deep")) == 25_576_264
+
+
+@pytest.mark.parametrize("size", [16, 17])
+def test_resnet_d_shortcut_pools_before_a_stride_1_projection(size):
+  """The downsampling shortcut of ResNet-D is a 2×2/2 average (ceil mode, padding not counted), then a
+  1×1 conv at stride 1: on a constant input it is the same as the conv alone; on odd sizes it keeps
+  ceil(n/2) positions like the strided 3×3 branch."""
+  block = resnet.ResidualBlock(8, kind="basic", stride=2, avg_down=True)
+  x = jnp.ones((1, size, size, 4))
+  variables = block.init(jax.random.key(0), x, train=False)
+  y = block.apply(variables, x, train=False)
+  assert y.shape == (1, -(-size // 2), -(-size // 2), 8)
+  kernel = next(x for x in jax.tree_util.tree_leaves(variables["params"]["downsample"]) if x.ndim == 4)
+  assert kernel.shape == (1, 1, 4, 8)
+  # Without avg_down the projection samples one position in four; with it every position counts.
+  x = jax.random.normal(jax.random.key(1), (1, size, size, 4))
+  plain = resnet.ResidualBlock(8, kind="basic", stride=2)
+  y_plain = plain.apply(variables, x, train=False)
+  y_d = block.apply(variables, x, train=False)
+  assert not np.allclose(np.asarray(y_plain), np.asarray(y_d))
+
+
+def test_deep_stem_is_three_3x3_convs_then_a_pool():
+  module = resnet.ResNet(num_classes=5, depth=18, width=1 / 16, stem="deep", avg_down=True)
+  variables = module.init(jax.random.key(0), jnp.zeros((2, 32, 32, 3)), train=False)
+  stem = {k: v for k, v in variables["params"].items() if k.startswith("stem")}
+  assert sorted(stem) == ["stem1", "stem2", "stem3"]
+  shapes = [next(x.shape for x in jax.tree_util.tree_leaves(stem[name]) if x.ndim == 4)
+            for name in ("stem1", "stem2", "stem3")]
+  assert [s[:2] for s in shapes] == [(3, 3)] * 3 and shapes[0][2] == 3
+  assert module.apply(variables, jnp.zeros((2, 32, 32, 3)), train=False).shape == (2, 5)

@@ -4,8 +4,10 @@ Members run a fake entry point (a tiny script that writes summary.json like main
 so these tests check the runner's logic in well under a second each.
 """
 
+import dataclasses
 import json
 import os
+import pathlib
 import sys
 import textwrap
 
@@ -272,3 +274,37 @@ def test_set_adds_overrides_to_every_member(defn, tmp_path, capsys):
   assert "--config.schedule.base_lr=0.05" in jobs[1].argv
   assert sweep.main([defn, f"--workdir_root={tmp_path}", "--set=oops", "--dry_run"]) == 2
   assert "--set expects field=value" in capsys.readouterr().err
+
+
+def test_seeds_expand_every_member_seed_major(defn, tmp_path, capsys):
+  s = sweep.with_seeds(sweep.load_sweep(str(defn)), [0, 1])
+  names = [m.name for m in s.members]
+  base = [m.name for m in sweep.load_sweep(str(defn)).members]
+  assert names == [f"{n}-seed=0" for n in base] + [f"{n}-seed=1" for n in base]
+  assert all(m.args["seed"] == int(m.name[-1]) for m in s.members)
+  assert sweep.member_group("lrn_off-seed=12") == ("lrn_off", 12)
+  assert sweep.member_group("lrn_off") == ("lrn_off", None)
+  jobs = sweep.expand(s, str(tmp_path / "runs"))
+  assert all(f"seed={m.name[-1]}" in j.command for m, j in zip(s.members, jobs))
+  plan = json.loads(pathlib.Path(sweep.write_plan(s, str(tmp_path / "runs"), jobs)).read_text())
+  assert {(m["group"], m["seed"]) for m in plan["members"]} == {(n, k) for n in base for k in (0, 1)}
+  # --only with a member's name selects all its seeds; a seed set by a member clashes with --seeds.
+  assert sweep.main([str(defn), f"--workdir_root={tmp_path / 'r2'}", "--seeds=0,1", f"--only={base[0]}",
+                     "--dry_run"]) == 0
+  out = capsys.readouterr().out
+  assert f"{base[0]}-seed=0" in out and f"{base[0]}-seed=1" in out and len(out.strip().splitlines()) == 2
+  assert sweep.main([str(defn), "--seeds=a", "--dry_run"]) == 2
+  with_seed = dataclasses.replace(s, members=(sweep.member("x", {"seed": 3}),))
+  with pytest.raises(sweep.SweepError, match="sets seed= itself"):
+    sweep.with_seeds(with_seed, [0])
+
+
+def test_converged_results_definitions_load():
+  abl = sweep.load_sweep("experiments/sweeps/alexnet_imagenette.py")
+  assert abl.base == "configs/alexnet.py:init=he_in,inputs=unit"
+  assert {"baseline", "lrn_off", "fp32", "paper_init"} <= {m.name for m in abl.members}
+  assert abl.paper["lrn_off"]["top1"] == -1.4
+  lb = sweep.load_sweep("experiments/sweeps/imagenette_leaderboard.py")
+  assert [m.args.get("lr") for m in lb.members] == [0.05, 0.1, 0.2, 0.1]
+  fig = sweep.load_sweep("experiments/sweeps/figure1_lr.py")
+  assert len(fig.members) == 16 and {m.args["norm"] for m in fig.members} == {"std", "mean"}

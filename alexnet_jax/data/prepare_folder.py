@@ -6,13 +6,15 @@ the streaming path's (`folder.py`); each image is decoded by PIL, converted to R
 side resized to S with PIL's antialiased bilinear filter (skipped when it already is S), and
 the central S×S square kept. Unreadable files are skipped and named, as the streaming path
 does. Shards, sidecars and the manifest are written exactly as `prepare.py` writes them,
-with `"decoder": "pil"` in the manifest: an image that needs resizing can differ from
-TensorFlow's resize by a grey level here and there, one that does not is decoded by the
-same libjpeg-turbo.
+with `"decoder": "pil"` in the manifest. The pixels are close to, not equal to, the
+TensorFlow path's: TensorFlow decodes JPEGs with libjpeg's fast integer IDCT by default, PIL
+with the accurate one (a few grey levels apart, up to about 10 at quality 95; PIL equals
+TensorFlow's `dct_method='INTEGER_ACCURATE'`), and a resize can differ by a level here and there.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from concurrent import futures
 
@@ -53,7 +55,8 @@ def prepare(config, work: str, size: int, shard_n: int, write_shard, finish) -> 
   classes = folder.class_names(root, train_dir)
   entries = {}
   workers = os.cpu_count() or 1
-  with futures.ProcessPoolExecutor(workers) as pool:
+  # forkserver: the caller may be multi-threaded (JAX, the staging thread), where fork() can deadlock.
+  with futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
     for split in dict.fromkeys([config.train_split, config.eval_split]):
       name = folder.resolve_split(root, split)
       split_dir = os.path.join(root, name)

@@ -1,0 +1,58 @@
+"""Each recipe config behind the converged results takes a few real training steps on the embedded data.
+
+The configs are the ones the result sweeps run (experiments/sweeps/imagenette_leaderboard.py,
+alexnet_imagenette.py, figure1_lr.py), shrunk only in size (width, batch, images, steps) so a
+CPU runs them in seconds; every recipe switch (ResNet-D, the training refinements, unit-scale
+inputs with scaled LRN, the 2012 CIFAR setup) stays as the sweep sets it.
+"""
+
+import math
+
+import pytest
+
+from alexnet_jax import config_files, train
+
+RECIPES = {
+    # configs/imagenette.py is ResNet-D-50: depth 18 here keeps the CPU compile short (the
+    # bottleneck ResNet-D is pinned by tests/test_resnet.py's parameter count).
+    "imagenette": ("configs/imagenette.py:smoke", {"model.depth": 18}),
+    "alexnet_imagenette": ("configs/alexnet.py:init=he_in,inputs=unit,res=112,data=embedded",
+                           {"model.width": 0.25, "model.fc_dim": 64, "input.pipeline": "store"}),
+    "figure1_2012": ("configs/cifar_cnn.py:smoke,norm=mean,init=paper,lr=0.001", {"input.pipeline": "store"}),
+}
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_recipe_trains_a_few_steps(name, tmp_path):
+  spec, overrides = RECIPES[name]
+  c = config_files.load(spec)
+  c.unlock()
+  c.update_from_flattened_dict({"embedded_train_size": 64, "embedded_eval_size": 32, "batch_size": 16,
+                                "eval_batch_size": 16, "num_train_steps": 3, "log_every_steps": 1,
+                                "eval_every_epochs": 1000.0, "async_checkpoints": False, **overrides})
+  c.lock()
+  state, summary = train.train_and_evaluate(c, str(tmp_path / name))
+  assert int(state.step) == 3 and summary["done"]
+  assert math.isfinite(summary["eval"]["loss"]) and 0.0 <= summary["eval"]["top1"] <= 1.0
+
+
+def test_recipe_switches_are_what_the_sweeps_run():
+  c = config_files.load("configs/imagenette.py:data=/data/imagenette")
+  assert (c.model.name, c.model.depth, c.model.stem, c.model.avg_down, c.model.zero_init_residual) == \
+      ("resnet", 50, "deep", True, True)
+  assert (c.schedule.name, c.schedule.warmup_epochs, c.label_smoothing) == ("cosine", 1.0, 0.1)
+  assert not c.optimizer.decay_biases_and_norms and c.optimizer.nesterov
+  assert (c.batch_size, c.input.image_size, c.input.resize_size, c.schedule.base_lr) == (64, 128, 128, 0.1)
+  assert config_files.load("configs/imagenette.py:batch=256").schedule.base_lr == pytest.approx(0.4)
+  a = config_files.load("configs/alexnet.py:init=he_in,inputs=unit,res=112")
+  assert a.model.lrn_alpha == pytest.approx(1e-4 * 57.6 ** 2) and a.input.std_rgb[0] > 50
+  assert (a.input.image_size, a.input.resize_size, a.model.init_scheme) == (112, 128, "he_in")
+  p = config_files.load("configs/alexnet.py:inputs=pixel")
+  assert p.model.lrn_alpha == 1e-4 and p.input.std_rgb == (1.0, 1.0, 1.0)
+  # quick mode and an explicit inputs=unit give the same α (applied twice, not compounded)
+  assert config_files.load("configs/alexnet.py:smoke,inputs=unit").model.lrn_alpha == pytest.approx(1e-4 * 57.6 ** 2)
+  f = config_files.load("configs/cifar_cnn.py:norm=mean,init=paper")
+  assert f.input.std_rgb == (1.0, 1.0, 1.0) and f.model.init_scheme == "paper"
+  r = config_files.load("configs/resnet.py:depth=50,d,tricks,sched=step")
+  assert r.model.stem == "deep" and r.model.avg_down and r.label_smoothing == 0.1
+  assert r.schedule.name == "step"  # an explicit argument wins over `tricks`

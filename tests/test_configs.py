@@ -69,6 +69,16 @@ def test_every_argument_lands_with_and_without_quick_mode(name, key, smoke):
     assert all(c.input[k] == v for k, v in common.AUGMENTATIONS[value].items())
   elif key == "variant":  # googlenet: the variant's fields
     assert c.model.bn == (value == "torchvision")
+  elif key == "inputs":  # alexnet: the input scale and LRN's α with it
+    unit = value == "unit"
+    assert c.input.std_rgb == (common.IMAGENET_STD_RGB if unit else (1.0, 1.0, 1.0))
+    assert c.model.lrn_alpha == pytest.approx(1e-4 * (common.PIXEL_SCALE ** 2 if unit else 1.0))
+  elif key == "d":  # ResNet-D: deep stem and average-pool shortcuts (only switched on)
+    assert (c.model.stem, c.model.avg_down) == (("deep", True) if value else (c.model.stem, c.model.avg_down))
+  elif key == "tricks":  # the Bag-of-Tricks training refinements (only switched on)
+    if value:
+      assert (c.schedule.name, c.label_smoothing, c.model.zero_init_residual,
+              c.optimizer.decay_biases_and_norms) == ("cosine", 0.1, True, False)
   else:
     raise AssertionError(f"argument {key} of {name} has no check")
   if key != "data":

@@ -175,6 +175,15 @@ def test_real_imagenette_subset(shared_data, tmp_path):
   assert np.bincount(labels, minlength=10).tolist() == [5] * 10
 
 
+def test_one_shard_rule_for_every_process_count():
+  for n in (0, 1, 7, 10, 1001):
+    for count in (1, 2, 3, 8):
+      bounds = [ip.shard_bounds(n, i, count) for i in range(count)]
+      sizes = [hi - lo for lo, hi in bounds]
+      assert bounds[0][0] == 0 and bounds[-1][1] == n and all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+      assert max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes, reverse=True)
+
+
 def test_unknown_eval_split_is_a_data_error(emb_dir):
   with pytest.raises(ip.DataError, match=r"'test' is not a split.*available"):
     ip.num_eval_batches(_config("embedded", emb_dir), split="test")

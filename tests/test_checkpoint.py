@@ -85,6 +85,8 @@ def test_a_checkpoint_of_another_tree_is_refused_listing_every_difference(tmp_pa
     msg = str(e.value)
     assert "nothing was loaded" in msg and "params/w (2, 3) vs (2, 4)" in msg
     assert "missing in checkpoint (1): params/gamma" in msg and "only in checkpoint (1): params/b" in msg
+    with pytest.raises(checkpoint.CheckpointMismatchError, match=r"shape differs: params/b \(3,\) vs \(4,\)"):
+      checkpoint.restore_latest(mgr, _tree(w=(2, 3), b=(4,)))  # the same names, one shape differs
     assert checkpoint.complete_steps(str(tmp_path)) == [10, 20]  # a mismatch is not damage: nothing moved
   finally:
     mgr.close()

@@ -76,6 +76,7 @@ def test_images_per_batch():
   c = eval_config()
   c.eval_batch_size = 250
   assert eval_views.images_per_batch(c, "10crop") == 25
+  assert eval_views.images_per_batch(c, "10crop", multiple=4) == 24  # rounded down to a multiple of the devices
   assert eval_views.images_per_batch(c, "144crop", multiple=2) == 2
   c.eval.batch_size = 3
   with pytest.raises(ValueError, match="multiple of 2"):

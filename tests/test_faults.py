@@ -341,16 +341,6 @@ def test_other_model_family_and_width_list_mismatches(reference):
     mgr.close()
 
 
-def test_workdir_in_use_is_refused(tmp_path):
-  from alexnet_jax import workdir
-  wd = tmp_path / "busy"
-  workdir.prepare(str(wd))
-  with workdir.Lock(str(wd)):
-    rc, log = _run(wd)
-  assert rc == 2
-  assert "Another run is using this workdir" in log and str(os.getpid()) in log
-
-
 def _mount_tmpfs(path: pathlib.Path, size_bytes: int) -> bool:
   path.mkdir()
   try:

@@ -48,3 +48,21 @@ def test_save_config_overwrites_an_unreadable_one(tmp_path):
   (tmp_path / "config.json").write_text("{ torn")
   assert workdir.save_config(str(tmp_path), alexnet.get_config("smoke")) == {}
   assert json.loads((tmp_path / "config.json").read_text())["model"]["name"] == "alexnet"
+
+
+def test_a_run_on_a_workdir_in_use_stops_with_one_line(tmp_path, capsys, monkeypatch):
+  """The command line refuses a workdir another run holds: exit 2, the holder's process named, nothing written."""
+  import os
+  import sys
+  from alexnet_jax import main_lib
+  monkeypatch.setattr(sys, "argv", list(sys.argv))  # main_lib.run sets it
+  wd = tmp_path / "busy"
+  workdir.prepare(str(wd))
+  with workdir.Lock(str(wd)):
+    with pytest.raises(SystemExit) as exit_:
+      main_lib.run(["main.py", "--config=configs/alexnet.py:smoke", f"--workdir={wd}"])
+  err = capsys.readouterr().err
+  assert exit_.value.code == 2, err[-3000:]
+  assert "Another run is using this workdir" in err and f"process {os.getpid()}" in err
+  assert "Traceback" not in err
+  assert sorted(p.name for p in wd.iterdir()) == [".lock"]

@@ -123,10 +123,13 @@ def eval_config(data: str = "embedded", image_size: int = 32, resize: int = 36, 
   return c
 
 
-def write_image_folder(root, split_counts: dict[str, dict[str, int]],
-                       names: Callable[[int], str] | None = None) -> str:
-  """root/<split>/<class>/<file>: small solid-grey JPEGs of varied heights, numbered k = 0, 1, ...
-  across the whole folder (`names(k)` names file k; default img<k>.jpg). Returns root."""
+def write_image_folder(root, split_counts: dict[str, dict[str, int]], *,
+                       names: Callable[[int], str] | None = None,
+                       pixels: Callable[[int, str], Any] | None = None) -> str:
+  """root/<split>/<class>/<file> for {split: {class: count}}, files numbered k = 0, 1, ... across the
+  folder in that order. `pixels(k, class)` gives image k as a uint8 [H, W, 3] array (default: a
+  solid grey level and a height that vary with k); `names(k)` its file name (default img<k>.jpg;
+  the extension picks the format). Returns root."""
   from PIL import Image
   import numpy as np
   k = 0
@@ -135,7 +138,18 @@ def write_image_folder(root, split_counts: dict[str, dict[str, int]],
       os.makedirs(os.path.join(root, split, cls), exist_ok=True)
       for _ in range(n):
         name = names(k) if names else f"img{k:03d}.jpg"
-        Image.fromarray(np.full((20 + k % 7, 24, 3), 10 * k % 250, np.uint8)).save(
-            os.path.join(root, split, cls, name))
+        image = pixels(k, cls) if pixels else np.full((20 + k % 7, 24, 3), 10 * k % 250, np.uint8)
+        Image.fromarray(image).save(os.path.join(root, split, cls, name), quality=90)
         k += 1
   return str(root)
+
+
+def subprocess_env(**overrides: str) -> dict[str, str]:
+  """The environment of a test's child process: CPU only, TensorFlow quiet, the repository
+  importable, one CPU device and no multi-host settings from the parent; `overrides` last."""
+  env = dict(os.environ, JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="3",
+             PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")])))
+  for k in ("XLA_FLAGS", "JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
+    env.pop(k, None)
+  env.update(overrides)
+  return env

@@ -23,6 +23,7 @@ import pytest
 
 from alexnet_jax.configs import alexnet as alexnet_config
 from alexnet_jax.data import store as store_lib
+from tests.conftest import subprocess_env
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -183,10 +184,8 @@ def _cli(root: str, workdir: pathlib.Path) -> list[str]:
 
 def _start(args: list[str], log: pathlib.Path) -> subprocess.Popen:
   """main.py with TensorFlow and TFDS blocked: importing either fails."""
-  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-  env.pop("XLA_FLAGS", None)
   code = _BLOCK + "import runpy; sys.argv = ['main.py'] + sys.argv[1:]; runpy.run_path('main.py', run_name='__main__')"
-  return subprocess.Popen([sys.executable, "-c", code, *args], cwd=REPO, env=env,
+  return subprocess.Popen([sys.executable, "-c", code, *args], cwd=REPO, env=subprocess_env(),
                           stdout=open(log, "w"), stderr=subprocess.STDOUT)
 
 
@@ -243,10 +242,10 @@ def test_the_stream_path_stays_selectable(prepared, tmp_path):
 
 def test_gpu_bench_runs_on_cpu_at_tiny_sizes_without_tensorflow(tmp_path):
   """The GPU script's every code path (both frameworks, the store end to end) at tiny sizes."""
-  env = dict(os.environ, JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="")
   code = (_BLOCK + "from experiments import gpu_bench; "
           f"gpu_bench.main(['--tiny', '--models=alexnet_owt', '--json={tmp_path / 'gpu.json'}'])")
-  r = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+  r = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=subprocess_env(), capture_output=True, text=True,
+                     timeout=600)
   assert r.returncode == 0, r.stderr[-3000:]
   out = json.loads((tmp_path / "gpu.json").read_text())
   assert [row["model"] for row in out["train_step"]] == ["alexnet_owt"]

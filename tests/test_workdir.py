@@ -60,7 +60,7 @@ def test_a_run_on_a_workdir_in_use_stops_with_one_line(tmp_path, capsys, monkeyp
   workdir.prepare(str(wd))
   with workdir.Lock(str(wd)):
     with pytest.raises(SystemExit) as exit_:
-      main_lib.run(["main.py", "--config=configs/alexnet.py:smoke", f"--workdir={wd}"])
+      main_lib.run(["main.py", "--config=configs/alexnet.py:smoke", "--config.num_train_steps=1", f"--workdir={wd}"])
   err = capsys.readouterr().err
   assert exit_.value.code == 2, err[-3000:]
   assert "Another run is using this workdir" in err and f"process {os.getpid()}" in err

@@ -44,7 +44,7 @@ def test_topk_hits_with_k_1_make_top5_equal_top1():
 
 def test_real_hits_any_label_in_the_set_and_only_ranks_one_to_five():
   real = np.array([[5, 0, -1]] * 10)  # labels {5, 0}: in RANKED row r, 0 is at r and 5 at (r + 5) % 10
-  top1, top5, valid = scoring.real_hits(RANKED, real)
+  top1, top5, _ = scoring.real_hits(RANKED, real)
   assert top1.tolist() == [True] + [False] * 4 + [True] + [False] * 4
   assert top5.tolist() == [True] * 10
   only_zero = np.array([[0, -1, -1]] * 10)
@@ -55,7 +55,7 @@ def test_real_hits_any_label_in_the_set_and_only_ranks_one_to_five():
 
 
 def test_real_hits_ignore_the_padding_value():
-  """-1 pads the label sets: a top-k list never matches it, even where a class index could."""
+  """-1 pads the label sets: it never matches a predicted class, and an all-padding row is not scored."""
   top1, top5, valid = scoring.real_hits(np.array([[0, 1]]), np.array([[-1, -1]]))
   assert not top1[0] and not top5[0] and not valid[0]
 

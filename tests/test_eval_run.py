@@ -1,4 +1,4 @@
-"""Running an evaluation (alexnet_jax/eval/run.py): the eval command on the session's trained run, progress.
+"""Running an evaluation (alexnet_jax/eval/run.py): the eval command on the shared trained run, progress.
 
 The multi-view step's averaging and top-k are tested by hand in test_eval_scoring.py.
 """
@@ -32,7 +32,7 @@ def test_evaluation_logs_progress_with_eta(monkeypatch):
 
 
 def test_eval_mode_on_the_trained_run(trained_run, tmp_path, capsys, monkeypatch):
-  """`--mode=eval` on the session's trained run: the centre protocol scores exactly what training's own
+  """`--mode=eval` on the shared trained run: the centre protocol scores exactly what training's own
   evaluation scored (loss, top-1, top-5), 10crop counts every image once, and the outputs are written."""
   from alexnet_jax import main_lib
   wd = tmp_path / "run"

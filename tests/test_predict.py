@@ -1,4 +1,4 @@
-"""The predict command (alexnet_jax/predict.py): image listing, class labels, and top-k on the session's trained run."""
+"""The predict command (alexnet_jax/predict.py): image listing, class labels, and top-k on the shared trained run."""
 
 import json
 import os

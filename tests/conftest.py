@@ -6,7 +6,7 @@ import os
 import pathlib
 import shutil
 import tempfile
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -82,9 +82,74 @@ class TrainedRun(NamedTuple):
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> TrainedRun:
-  """`tiny_train_config()` trained once per test session, in-process, for every test that only
-  needs a finished run with a checkpoint. Tests must not write into its workdir (copy it)."""
+  """`tiny_train_config()` trained once per test run, in-process, for every test that only needs a
+  finished run with a checkpoint. Tests must not write into its workdir (copy it).
+
+  Under pytest-xdist the workers share one workdir: the first to ask trains it (holding a file
+  lock), the others wait and restore its last checkpoint and summary instead of training again.
+  """
+  import fcntl
+  from alexnet_jax import jsonl
+  from alexnet_jax import runtime
   from alexnet_jax import train
-  wd = tmp_path_factory.mktemp("trained") / "run"
-  state, summary = train.train_and_evaluate(tiny_train_config(), str(wd))
+  root = tmp_path_factory.getbasetemp()
+  if os.environ.get("PYTEST_XDIST_WORKER"):
+    root = root.parent  # the run's folder, above each worker's own
+  wd = root / "trained_run"
+  config = tiny_train_config()
+  with open(root / "trained_run.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    summary = jsonl.read_summary(str(wd))
+    if not (summary and summary.get("done")):
+      state, summary = train.train_and_evaluate(config, str(wd))
+      return TrainedRun(wd, state, summary)
+  _, state, _ = runtime.restore_for_inference(config, str(wd))
   return TrainedRun(wd, state, summary)
+
+
+# ----------------------------------------------------------------------------- shared builders
+
+
+def eval_config(data: str = "embedded", image_size: int = 32, resize: int = 36, **eval_fields: Any):
+  """A quick-mode AlexNet config for evaluation tests: `data` (embedded or an image folder), small
+  crops, an eval batch of 8, and `eval_fields` set on config.eval."""
+  from alexnet_jax.configs import alexnet
+  c = alexnet.get_config(f"smoke,data={data}" if data != "embedded" else "smoke")
+  c.input.image_size = image_size
+  c.input.resize_size = resize
+  c.eval_batch_size = 8
+  for k, v in eval_fields.items():
+    c.eval[k] = v
+  return c
+
+
+def write_image_folder(root, split_counts: dict[str, dict[str, int]], *,
+                       names: Callable[[int], str] | None = None,
+                       pixels: Callable[[int, str], Any] | None = None) -> str:
+  """root/<split>/<class>/<file> for {split: {class: count}}, files numbered k = 0, 1, ... across the
+  folder in that order. `pixels(k, class)` gives image k as a uint8 [H, W, 3] array (default: a
+  solid grey level and a height that vary with k); `names(k)` its file name (default img<k>.jpg;
+  the extension picks the format). Returns root."""
+  from PIL import Image
+  import numpy as np
+  k = 0
+  for split, counts in split_counts.items():
+    for cls, n in counts.items():
+      os.makedirs(os.path.join(root, split, cls), exist_ok=True)
+      for _ in range(n):
+        name = names(k) if names else f"img{k:03d}.jpg"
+        image = pixels(k, cls) if pixels else np.full((20 + k % 7, 24, 3), 10 * k % 250, np.uint8)
+        Image.fromarray(image).save(os.path.join(root, split, cls, name), quality=90)
+        k += 1
+  return str(root)
+
+
+def subprocess_env(**overrides: str) -> dict[str, str]:
+  """The environment of a test's child process: CPU only, TensorFlow quiet, the repository
+  importable, one CPU device and no multi-host settings from the parent; `overrides` last."""
+  env = dict(os.environ, JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="3",
+             PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")])))
+  for k in ("XLA_FLAGS", "JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
+    env.pop(k, None)
+  env.update(overrides)
+  return env

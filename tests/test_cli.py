@@ -1,6 +1,5 @@
-"""The installable package: wheel contents, the alexnet-jax command, config names, a quiet console."""
+"""The installable package: wheel contents, the alexnet-jax command, config names."""
 
-import logging
 import os
 import shutil
 import subprocess
@@ -11,7 +10,6 @@ import pytest
 
 from alexnet_jax import cli
 from alexnet_jax import config_files
-from alexnet_jax import console
 from alexnet_jax import errors
 from alexnet_jax import main_lib
 from tests.conftest import REPO
@@ -101,18 +99,6 @@ def test_sweep_outside_a_checkout_is_one_line(tmp_path, capsys, monkeypatch):
   monkeypatch.setitem(sys.modules, "experiments", None)
   assert cli.main(["sweep", "x.py"]) == 2
   assert "repository checkout" in capsys.readouterr().err
-
-
-def test_console_filter_drops_chatter_and_keeps_warnings():
-  def record(path, level, msg):
-    return logging.LogRecord("absl", level, path, 1, msg, None, None)
-  f = console.LibraryChatterFilter()
-  tfds = "/site-packages/tensorflow_datasets/core/reader.py"
-  assert not f.filter(record(tfds, logging.INFO, "Constructing tf.data.Dataset alexnet_jax_shapes for split train"))
-  assert f.filter(record(tfds, logging.INFO, "Generating dataset alexnet_jax_shapes"))
-  assert f.filter(record(tfds, logging.WARNING, "Constructing tf.data.Dataset: a warning stays"))
-  assert not f.filter(record("/site-packages/orbax/checkpoint/x.py", logging.INFO, "Saving"))
-  assert f.filter(record("/src/alexnet_jax/train.py", logging.INFO, "Constructing tf.data.Dataset"))
 
 
 def test_run_can_be_called_again_in_one_process(tmp_path, capsys, monkeypatch):

@@ -19,6 +19,7 @@ from alexnet_jax.configs import common
 from alexnet_jax.configs import validate
 
 from tests.conftest import REPO
+from tests.conftest import subprocess_env
 
 sys.path.insert(0, str(REPO))
 from alexnet_jax import main_lib as main  # noqa: E402
@@ -186,8 +187,7 @@ def test_several_problems_are_listed_one_per_line(capsys, tmp_path):
 def test_real_process(argv, tmp_path):
   """The same one line from a real `python main.py` (absl's own parser included)."""
   workdir = tmp_path / "run"
-  env = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
-  r = subprocess.run([sys.executable, "main.py", *argv, f"--workdir={workdir}"], cwd=REPO, env=env,
+  r = subprocess.run([sys.executable, "main.py", *argv, f"--workdir={workdir}"], cwd=REPO, env=subprocess_env(),
                      capture_output=True, text=True, timeout=300)
   _assert_one_line_error(r.returncode, r.stdout + r.stderr)
   assert not workdir.exists()

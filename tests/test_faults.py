@@ -23,6 +23,9 @@ from typing import Callable
 import numpy as np
 import pytest
 
+from tests.conftest import subprocess_env
+from tests.conftest import write_image_folder
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TOTAL = 30
 TINY = [
@@ -37,12 +40,6 @@ RUN_TIMEOUT = 240  # seconds per process: generous for a loaded 2-core machine
 TIMING_KEYS = {"train/img_per_s", "steps_per_sec", "uptime", "wall_s", "img_per_s"}
 
 pytestmark = pytest.mark.timeout(900)
-
-
-def _env() -> dict[str, str]:
-  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-  env.pop("XLA_FLAGS", None)  # one CPU device in every run, whatever other tests set
-  return env
 
 
 def _log_path(workdir: pathlib.Path, log: str) -> pathlib.Path:
@@ -63,7 +60,7 @@ def _start(workdir: pathlib.Path, *extra: str, log: str = "log", fault: tuple[st
   out = open(_log_path(workdir, log), "w")
   runner = [str(REPO / "tests" / "fault_runner.py"), *map(str, fault)] if fault else ["main.py"]
   return subprocess.Popen([sys.executable, *runner, *TINY, f"--workdir={workdir}", *extra],
-                          cwd=REPO, env=_env(), stdout=out, stderr=subprocess.STDOUT)
+                          cwd=REPO, env=subprocess_env(), stdout=out, stderr=subprocess.STDOUT)
 
 
 def _finish(proc: subprocess.Popen, workdir: pathlib.Path, log: str = "log",
@@ -341,16 +338,6 @@ def test_other_model_family_and_width_list_mismatches(reference):
     mgr.close()
 
 
-def test_workdir_in_use_is_refused(tmp_path):
-  from alexnet_jax import workdir
-  wd = tmp_path / "busy"
-  workdir.prepare(str(wd))
-  with workdir.Lock(str(wd)):
-    rc, log = _run(wd)
-  assert rc == 2
-  assert "Another run is using this workdir" in log and str(os.getpid()) in log
-
-
 def _mount_tmpfs(path: pathlib.Path, size_bytes: int) -> bool:
   path.mkdir()
   try:
@@ -386,16 +373,15 @@ def test_full_disk_during_checkpoint_keeps_previous(reference, tmp_path):
 
 def test_broken_images_train_and_are_named(tmp_path):
   """An image folder with corrupt files trains to the end and the log names each bad file."""
-  from PIL import Image
   root = tmp_path / "folder_data"
   rng = np.random.default_rng(0)
-  for split, n in (("train", 12), ("validation", 4)):
-    for c, colour in (("red", (200, 30, 30)), ("blue", (30, 30, 200))):
-      d = root / split / c
-      d.mkdir(parents=True)
-      for i in range(n):
-        px = np.clip(np.array(colour) + rng.normal(0, 20, (72, 80, 3)), 0, 255).astype(np.uint8)
-        Image.fromarray(px).save(d / f"img{i}.jpg" if i % 2 else d / f"img{i}.png")
+  colours = {"red": (200, 30, 30), "blue": (30, 30, 200)}
+
+  def noisy(k, c):
+    return np.clip(np.array(colours[c]) + rng.normal(0, 20, (72, 80, 3)), 0, 255).astype(np.uint8)
+
+  write_image_folder(root, {"train": {"red": 12, "blue": 12}, "validation": {"red": 4, "blue": 4}},
+                     names=lambda k: f"img{k}.jpg" if k % 2 else f"img{k}.png", pixels=noisy)
   bad = {"empty.jpg": b"", "truncated.jpg": (root / "train" / "red" / "img1.jpg").read_bytes()[:200],
          "text.png": b"this is not an image"}
   for name, data in bad.items():

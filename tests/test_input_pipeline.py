@@ -1,7 +1,6 @@
 """The input pipeline on the embedded dataset and on image folders (generated and real)."""
 
 import hashlib
-import os
 import tarfile
 
 import numpy as np
@@ -10,6 +9,7 @@ from PIL import Image
 
 from alexnet_jax.data import embedded, input_pipeline as ip
 from alexnet_jax.configs import common
+from tests.conftest import write_image_folder
 
 
 def _config(dataset, data_dir="", **input_kw):
@@ -29,17 +29,17 @@ def emb_dir(tmp_path_factory):
   return str(tmp_path_factory.mktemp("tfds"))
 
 
-def _write_folder(root, split_sizes, classes=(0, 1, 2), size=(40, 52)):
-  """<root>/<split>/<class>/<i>.JPEG, rendered shapes; returns root."""
+def _write_folder(root, split_sizes: dict[str, int]) -> str:
+  """Rendered circles, squares and triangles as 40×52 JPEGs, each split's images spread evenly."""
   rng = np.random.default_rng(0)
-  for split, n in split_sizes.items():
-    for i in range(n):
-      label = classes[i % len(classes)]
-      d = os.path.join(root, split, embedded.CLASS_NAMES[label])
-      os.makedirs(d, exist_ok=True)
-      img = Image.fromarray(embedded.render(rng, label)).resize(size)
-      img.save(os.path.join(d, f"{split}_{i:04d}.JPEG"), quality=90)
-  return str(root)
+  classes = embedded.CLASS_NAMES[:3]
+  counts = {split: {c: len(range(i, n, len(classes))) for i, c in enumerate(classes)}
+            for split, n in split_sizes.items()}
+
+  def shape(k, c):
+    return np.asarray(Image.fromarray(embedded.render(rng, embedded.CLASS_NAMES.index(c))).resize((40, 52)))
+
+  return write_image_folder(root, counts, names=lambda k: f"{k:04d}.JPEG", pixels=shape)
 
 
 def _digest(image: np.ndarray) -> str:
@@ -173,6 +173,15 @@ def test_real_imagenette_subset(shared_data, tmp_path):
   assert batch["image"].shape == (8, 64, 64, 3) and np.isfinite(batch["image"]).all()
   labels = np.concatenate([b["label"][b["mask"] > 0] for b in ip.eval_batches(c)])
   assert np.bincount(labels, minlength=10).tolist() == [5] * 10
+
+
+def test_one_shard_rule_for_every_process_count():
+  for n in (0, 1, 7, 10, 1001):
+    for count in (1, 2, 3, 8):
+      bounds = [ip.shard_bounds(n, i, count) for i in range(count)]
+      sizes = [hi - lo for lo, hi in bounds]
+      assert bounds[0][0] == 0 and bounds[-1][1] == n and all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+      assert max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes, reverse=True)
 
 
 def test_unknown_eval_split_is_a_data_error(emb_dir):

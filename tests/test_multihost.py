@@ -15,7 +15,6 @@ two-process run.
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import re
 import signal
@@ -27,6 +26,9 @@ import time
 import numpy as np
 import pytest
 
+from tests.conftest import subprocess_env
+from tests.conftest import write_image_folder
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 STEPS = 4
 TIMEOUT_S = 600  # generous: CI machines with 2 shared cores can be slow
@@ -34,16 +36,14 @@ TIMEOUT_S = 600  # generous: CI machines with 2 shared cores can be slow
 
 def _make_folder(root: pathlib.Path) -> None:
   """4 classes of flat-coloured 80×80 JPEGs with noise: train 16 per class, validation 4."""
-  from PIL import Image
   rng = np.random.default_rng(0)
-  colours = [(200, 40, 40), (40, 200, 40), (40, 40, 200), (200, 200, 40)]
-  for split, n in (("train", 16), ("validation", 4)):
-    for c, colour in enumerate(colours):
-      d = root / split / f"class{c}"
-      d.mkdir(parents=True)
-      for i in range(n):
-        img = np.clip(np.asarray(colour) + rng.normal(0, 40, (80, 80, 3)), 0, 255).astype(np.uint8)
-        Image.fromarray(img).save(d / f"{i}.jpg", quality=90)
+  colours = {"class0": (200, 40, 40), "class1": (40, 200, 40), "class2": (40, 40, 200), "class3": (200, 200, 40)}
+
+  def noisy(k, c):
+    return np.clip(np.asarray(colours[c]) + rng.normal(0, 40, (80, 80, 3)), 0, 255).astype(np.uint8)
+
+  write_image_folder(root, {split: dict.fromkeys(colours, n) for split, n in (("train", 16), ("validation", 4))},
+                     pixels=noisy)
 
 
 def _free_port() -> int:
@@ -66,7 +66,7 @@ def _two_processes(data: pathlib.Path, workdir: pathlib.Path, steps: int) -> dic
 
 
 def _start(commands: dict[str, list[str]], logs: pathlib.Path) -> dict[str, subprocess.Popen]:
-  return {name: subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=open(logs / f"{name}.log", "w"),
+  return {name: subprocess.Popen(cmd, cwd=REPO, env=subprocess_env(), stdout=open(logs / f"{name}.log", "w"),
                                  stderr=subprocess.STDOUT) for name, cmd in commands.items()}
 
 
@@ -88,14 +88,6 @@ def _wait(procs: dict[str, subprocess.Popen], logs: pathlib.Path, until=None) ->
   if not until:
     for name, p in procs.items():
       assert p.returncode == 0, f"{name} failed (rc {p.returncode}):\n" + (logs / f"{name}.log").read_text()[-5000:]
-
-
-def _env() -> dict[str, str]:
-  env = dict(os.environ, JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="3",
-             PYTHONPATH=str(REPO))
-  for k in ("XLA_FLAGS", "JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
-    env.pop(k, None)
-  return env
 
 
 def _train_losses(workdir: pathlib.Path) -> list[tuple[int, float]]:
@@ -120,7 +112,7 @@ def runs(tmp_path_factory, data) -> dict[str, pathlib.Path]:
   # The single-process reference runs alongside: the three share the cores either way.
   commands["reference"] = _command(data, single)
   logs = {name: open(tmp / f"{name}.log", "w") for name in commands}
-  procs = {name: subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=logs[name], stderr=subprocess.STDOUT)
+  procs = {name: subprocess.Popen(cmd, cwd=REPO, env=subprocess_env(), stdout=logs[name], stderr=subprocess.STDOUT)
            for name, cmd in commands.items()}
   try:
     deadline = time.monotonic() + TIMEOUT_S
@@ -160,7 +152,7 @@ def test_losses_equal_the_single_process_run(runs):
 
 def test_two_process_checkpoint_restores_in_one_process(runs):
   # The jointly written checkpoint is complete: a single process evaluates it.
-  proc = subprocess.run(_command(runs["data"], runs["multi"]) + ["--mode=eval"], cwd=REPO, env=_env(),
+  proc = subprocess.run(_command(runs["data"], runs["multi"]) + ["--mode=eval"], cwd=REPO, env=subprocess_env(),
                         capture_output=True, text=True, timeout=TIMEOUT_S)
   assert proc.returncode == 0, proc.stderr[-5000:]
   assert f"Restored checkpoint step {STEPS}" in proc.stderr, proc.stderr[-3000:]

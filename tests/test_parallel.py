@@ -9,7 +9,6 @@ taken on fixed random batches under each layout and the losses and parameters co
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import subprocess
 import sys
@@ -90,8 +89,8 @@ def _worker() -> dict:
 
 @pytest.fixture(scope="module")
 def results() -> dict:
-  env = dict(os.environ, JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="",
-             XLA_FLAGS="--xla_force_host_platform_device_count=8", PYTHONPATH=str(REPO))
+  from tests.conftest import subprocess_env  # not at the top: this file also runs as the worker script
+  env = subprocess_env(XLA_FLAGS="--xla_force_host_platform_device_count=8")
   proc = subprocess.run([sys.executable, __file__, "worker"], cwd=REPO, env=env, capture_output=True,
                         text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-4000:]
@@ -163,11 +162,12 @@ def test_param_spec_keeps_indivisible_axes_replicated():
 
 def test_benchmark_imports_no_tensorflow_clu_or_ml_collections():
   # The GPU machine has JAX and PyTorch only: the benchmark's train-step path must not need TF.
+  from tests.conftest import subprocess_env
   code = ("import sys, experiments.benchmark as b; "
           "print([m for m in ('tensorflow', 'clu', 'ml_collections') if m in sys.modules]); "
           "print(sorted(b.SPECS))")
   proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
-                        env=dict(os.environ, JAX_PLATFORMS="cpu"))
+                        env=subprocess_env())
   assert proc.returncode == 0, proc.stderr[-3000:]
   bad, names = proc.stdout.strip().splitlines()[-2:]
   assert bad == "[]", bad

@@ -1,12 +1,12 @@
 """torchvision weights → step-0 Orbax checkpoint → main.py evaluates it."""
 
-import os
 import subprocess
 import sys
 
 import pytest
 
 from tests.conftest import REPO
+from tests.conftest import subprocess_env
 
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
@@ -21,9 +21,8 @@ def test_pth_to_checkpoint_then_eval(tmp_path):
   workdir = tmp_path / "run"
   data_dir = tmp_path / "tfds"
   cfg = ("configs/alexnet.py:variant=owt,geometry=224,data=embedded")
-  env = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
   subprocess.run([sys.executable, "-m", "alexnet_jax.torch_convert", "--model=alexnet", f"--pth={pth}",
-                  f"--workdir={workdir}", f"--config={cfg}"], cwd=REPO, env=env, check=True, timeout=600)
+                  f"--workdir={workdir}", f"--config={cfg}"], cwd=REPO, env=subprocess_env(), check=True, timeout=600)
   assert (workdir / "checkpoints" / "0").is_dir()
   assert (workdir / "config.json").is_file()
   # The same weights as safetensors, readable without this package: fc8 is torch's classifier.6.
@@ -53,13 +52,13 @@ def test_pth_to_checkpoint_then_eval(tmp_path):
 
   # A second conversion into the same workdir must not overwrite it.
   again = subprocess.run([sys.executable, "-m", "alexnet_jax.torch_convert", "--model=alexnet", f"--pth={pth}",
-                          f"--workdir={workdir}", f"--config={cfg}"], cwd=REPO, env=env, capture_output=True,
-                         text=True, timeout=600)
+                          f"--workdir={workdir}", f"--config={cfg}"], cwd=REPO, env=subprocess_env(),
+                         capture_output=True, text=True, timeout=600)
   assert again.returncode != 0
   assert "already holds checkpoints" in again.stderr
 
   out = subprocess.run([sys.executable, "main.py", f"--config={cfg}", f"--workdir={workdir}", "--mode=eval",
                         f"--config.data_dir={data_dir}", "--config.embedded_eval_size=64",
                         "--config.embedded_train_size=64", "--config.eval_batch_size=32"],
-                       cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+                       cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600)
   assert out.returncode == 0, out.stderr[-3000:]

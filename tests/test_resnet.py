@@ -7,7 +7,6 @@ Everything runs at tiny widths and resolutions on CPU; parameter counts use
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -24,6 +23,7 @@ from alexnet_jax.configs import resnet as resnet_config
 from alexnet_jax.configs import resnext as resnext_config
 from alexnet_jax.configs import senet as senet_config
 from tests.conftest import REPO
+from tests.conftest import subprocess_env
 
 TINY = dict(width=1 / 16, stem="small")
 
@@ -333,8 +333,7 @@ def test_batchnorm_statistics_are_global_under_sharded_jit():
   """8 simulated CPU devices, batch sharded: BN statistics equal the unsharded ones."""
   flags = "--xla_force_host_platform_device_count=8 " + " ".join(
       f"--{key}={str(value).lower()}" for key, value in FAST_COMPILE.items())
-  env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu",
-             PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")])))
+  env = subprocess_env(XLA_FLAGS=flags)
   proc = subprocess.run([sys.executable, "-c", SHARDED_BN_SCRIPT], env=env, cwd=REPO,
                         capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]

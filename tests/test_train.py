@@ -70,8 +70,11 @@ def test_no_tensorboard_falls_back_to_console_and_jsonl(tmp_path, monkeypatch, c
   assert not list(wd.glob("events.out.tfevents.*"))
 
 
-def test_finished_run_does_not_train_again(trained_run):
-  wd, _, summary = trained_run
+def test_finished_run_does_not_train_again(trained_run, tmp_path):
+  import shutil
+  wd = tmp_path / "run"  # a copy: other test processes may be reading the shared run
+  shutil.copytree(trained_run.workdir, wd, ignore=shutil.ignore_patterns(".lock"))
+  summary = trained_run.summary
   before = (wd / "metrics.jsonl").read_text()
   state, again = train.train_and_evaluate(tiny_config(), str(wd))
   assert again == summary and int(state.step) == STEPS

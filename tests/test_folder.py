@@ -1,4 +1,4 @@
-"""Image folders with broken and unusual files: readable ones load, broken ones are skipped."""
+"""Image folders (alexnet_jax/data/folder.py): readable files load, broken and odd ones are skipped and named."""
 
 import io
 import os

@@ -1,4 +1,4 @@
-"""imagenet2012 through TFDS, prepared offline from tiny fake manual-download tars."""
+"""imagenet2012 through TFDS (alexnet_jax/data/imagenet.py), prepared offline from tiny fake manual-download tars."""
 
 import io
 import os

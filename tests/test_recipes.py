@@ -12,12 +12,17 @@ import pytest
 
 from alexnet_jax import config_files, train
 
+# The session's embedded data and its 72² store (tests/conftest.py's trained run uses them too),
+# so no test here renders or prepares data of its own.
+SHARED_DATA = {"embedded_train_size": 2048, "embedded_eval_size": 256, "input.store_size": 72}
+
 RECIPES = {
     # configs/imagenette.py is ResNet-D-50: depth 18 here keeps the CPU compile short (the
     # bottleneck ResNet-D is pinned by tests/test_resnet.py's parameter count).
     "imagenette": ("configs/imagenette.py:smoke", {"model.depth": 18}),
     "alexnet_imagenette": ("configs/alexnet.py:init=he_in,inputs=unit,res=112,data=embedded",
-                           {"model.width": 0.25, "model.fc_dim": 64, "input.pipeline": "store"}),
+                           {"model.width": 0.25, "model.fc_dim": 64, "input.pipeline": "store",
+                            "embedded_train_size": 64, "embedded_eval_size": 32, "input.store_size": 0}),
     "figure1_2012": ("configs/cifar_cnn.py:smoke,norm=mean,init=paper,lr=0.001", {"input.pipeline": "store"}),
 }
 
@@ -27,9 +32,9 @@ def test_recipe_trains_a_few_steps(name, tmp_path):
   spec, overrides = RECIPES[name]
   c = config_files.load(spec)
   c.unlock()
-  c.update_from_flattened_dict({"embedded_train_size": 64, "embedded_eval_size": 32, "batch_size": 16,
-                                "eval_batch_size": 16, "num_train_steps": 3, "log_every_steps": 1,
-                                "eval_every_epochs": 1000.0, "async_checkpoints": False, **overrides})
+  c.update_from_flattened_dict({**SHARED_DATA, "batch_size": 16, "eval_batch_size": 64, "num_train_steps": 3,
+                                "log_every_steps": 1, "eval_every_epochs": 1000.0, "async_checkpoints": False,
+                                **overrides})
   c.lock()
   state, summary = train.train_and_evaluate(c, str(tmp_path / name))
   assert int(state.step) == 3 and summary["done"]

@@ -270,10 +270,19 @@ def plot_effects(members: Sequence[MemberResult], baseline: str, path: str, titl
   if has_paper:
     ax.barh([i + 0.18 for i, _ in has_paper], [p for _, p in has_paper], height=0.36, color="tab:blue",
             alpha=0.6, label="paper (ImageNet)", zorder=2)
+  _finish_effects(fig, ax, [m.name for m in shown],
+                  f"Δ {key.replace('top', 'top-')} vs {baseline} (accuracy points; negative: the change hurt)",
+                  title, path)
+  return True
+
+
+def _finish_effects(fig, ax, names: Sequence[str], xlabel: str, title: str, path: str) -> None:
+  """The effect charts' common frame: zero line, one row per member (first at the top), saved."""
+  import matplotlib.pyplot as plt
   ax.axvline(0, color="black", lw=0.8)
-  ax.set_yticks(y, [m.name for m in shown])
+  ax.set_yticks(range(len(names)), names)
   ax.invert_yaxis()
-  ax.set_xlabel(f"Δ {key.replace('top', 'top-')} vs {baseline} (accuracy points; negative: the change hurt)")
+  ax.set_xlabel(xlabel)
   ax.grid(axis="x", alpha=0.3)
   ax.legend(fontsize=8, loc="lower right")
   if title:
@@ -281,7 +290,6 @@ def plot_effects(members: Sequence[MemberResult], baseline: str, path: str, titl
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
-  return True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -345,6 +353,8 @@ def pooled_sd(groups: Sequence[Group], key: str = "top1") -> tuple[float | None,
 def seed_rows(groups: Sequence[Group], baseline: str) -> list[dict[str, str]]:
   """One row per member: mean ± sd over counted seeds, Δ vs the baseline with its band, verdicts."""
   base = next((g for g in groups if g.name == baseline), None)
+  s, _ = pooled_sd(groups)
+  b = list(base.values("top1").values()) if base else []
   rows = []
   for g in groups:
     row = {"member": g.name, "seeds": ",".join(map(str, sorted(g.runs))) or "-",
@@ -359,8 +369,7 @@ def seed_rows(groups: Sequence[Group], baseline: str) -> list[dict[str, str]]:
     row["d_top1"] = row["band"] = row["resolved"] = row["sign"] = ""
     paper = (g.paper or {}).get("top1")
     row["paper_d_top1"] = _points(paper)
-    s, _ = pooled_sd(groups)
-    v, b = list(g.values("top1").values()), list(base.values("top1").values()) if base else []
+    v = list(g.values("top1").values())
     if g is not base and v and b:
       delta = sum(v) / len(v) - sum(b) / len(b)
       row["d_top1"] = _points(delta)
@@ -451,17 +460,8 @@ def plot_seed_effects(groups: Sequence[Group], baseline: str, path: str, title: 
     if paper is not None:
       ax.barh(i + 0.18, paper, height=0.36, color="tab:blue", alpha=0.6, zorder=2, label=label("paper (ImageNet)"))
   ax.set_xlim(-limit, limit)
-  ax.axvline(0, color="black", lw=0.8)
-  ax.set_yticks(range(len(shown)), [f"{g.name} (n={len(g.values('top1'))})" for g in shown])
-  ax.invert_yaxis()
-  ax.set_xlabel(f"Δ top-1 vs {baseline} (n={len(b)}), accuracy points; negative: the change hurt")
-  ax.grid(axis="x", alpha=0.3)
-  ax.legend(fontsize=8, loc="lower right")
-  if title:
-    ax.set_title(title)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  _finish_effects(fig, ax, [f"{g.name} (n={len(g.values('top1'))})" for g in shown],
+                  f"Δ top-1 vs {baseline} (n={len(b)}), accuracy points; negative: the change hurt", title, path)
   return True
 
 

@@ -39,7 +39,6 @@ PARTS = {
     "figure1": ("experiments/sweeps/figure1_lr.py", "configs/cifar_cnn.py", "",
                 ("input.pipeline=store", "eval_every_epochs=10", "keep_checkpoints=1"), "cifar10"),
 }
-ALEXNET_BASE_ARGS = "init=he_in,inputs=unit"  # the BASE of experiments/sweeps/alexnet_imagenette.py
 SEEDS = {"leaderboard": "0,1,2", "alexnet": "0,1,2", "figure1": ""}
 
 
@@ -103,6 +102,8 @@ def run_sweeps(parts: list[str], data: str, root: str, parallel: dict[str, int],
 
 def after_alexnet(data: str, root: str, out: str, deadline: float, extra_args: str = "") -> None:
   """10-crop evaluation and kernel export of the AlexNet baseline seeds, one run's parameters."""
+  from experiments import sweep
+  base_args = sweep.load_sweep(os.path.join(REPO, PARTS["alexnet"][0])).base.partition(":")[2]
   folder = os.path.join(root, "alexnet_imagenette")
   if not os.path.isdir(folder):
     return
@@ -118,7 +119,7 @@ def after_alexnet(data: str, root: str, out: str, deadline: float, extra_args: s
     workdir = os.path.join(folder, name)
     if os.path.isdir(workdir) and time.time() < deadline:
       seed = name.rsplit("=", 1)[1]
-      run([sys.executable, "main.py", "--mode=eval", f"--config={config_arg('alexnet', data, ','.join(filter(None, [ALEXNET_BASE_ARGS, 'seed=' + seed, extra_args])))}",
+      run([sys.executable, "main.py", "--mode=eval", f"--config={config_arg('alexnet', data, ','.join(filter(None, [base_args, 'seed=' + seed, extra_args])))}",
            f"--workdir={workdir}", "--protocols=center,10crop", "--config.input.pipeline=store"],
           timeout=max(10, deadline - time.time()), log=os.path.join(root, "alexnet_eval.log"))
   workdir = os.path.join(folder, "baseline-seed=0")

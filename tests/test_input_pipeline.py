@@ -1,7 +1,6 @@
 """The input pipeline on the embedded dataset and on image folders (generated and real)."""
 
 import hashlib
-import tarfile
 
 import numpy as np
 import pytest
@@ -9,7 +8,7 @@ from PIL import Image
 
 from alexnet_jax.data import embedded, input_pipeline as ip
 from alexnet_jax.configs import common
-from tests.conftest import write_image_folder
+from tests.conftest import imagenette_slice, write_image_folder
 
 
 def _config(dataset, data_dir="", **input_kw):
@@ -151,19 +150,7 @@ def test_missing_split_and_unknown_dataset(tmp_path):
 @pytest.mark.shared_data
 def test_real_imagenette_subset(shared_data, tmp_path):
   """A slice of real Imagenette (20 train / 5 val per class), read through the folder path."""
-  archive = shared_data / "imagenette-128.tar"
-  if not archive.exists():
-    pytest.skip("imagenette-128.tar not present")
-  counts: dict[tuple[str, str], int] = {}
-  with tarfile.open(archive) as tar:
-    for member in tar:
-      parts = member.name.split("/")
-      if not member.isfile() or len(parts) != 4:
-        continue
-      key = (parts[1], parts[2])
-      if counts.get(key, 0) < (20 if parts[1] == "train" else 5):
-        counts[key] = counts.get(key, 0) + 1
-        tar.extract(member, tmp_path, filter="data")
+  imagenette_slice(shared_data, tmp_path, train=20, val=5)
   c = _config(str(tmp_path / "imagenette"))
   c.input.image_size, c.input.resize_size = 64, 72
   info = ip.get_info(c)

@@ -17,7 +17,7 @@ from alexnet_jax import models
 from alexnet_jax.inspect import features
 from alexnet_jax.inspect import neighbours
 from tests.conftest import TRAINED_CLI
-from tests.conftest import tiny_train_config
+from tests.conftest import imagenette_slice, tiny_train_config
 
 
 def brute_force(q: np.ndarray, base: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -153,19 +153,8 @@ def test_mistakes_are_one_line(trained_run, tmp_path, capsys):
 def test_real_images_in_a_folder_find_their_own_file(shared_data, tmp_path):
   """Imagenette (8 train / 2 val images per class) as an image folder: a training file used as the
   query has its own file as nearest neighbour, so the cached file list is in the features' order."""
-  import tarfile
   from alexnet_jax import pretrained
-  archive = shared_data / "imagenette-128.tar"
-  if not archive.exists():
-    pytest.skip("imagenette-128.tar not present")
-  counts: dict[tuple[str, str], int] = {}
-  with tarfile.open(archive) as tar:
-    for member in tar:
-      parts = member.name.split("/")
-      key = tuple(parts[1:3])
-      if member.isfile() and len(parts) == 4 and counts.get(key, 0) < (8 if parts[1] == "train" else 2):
-        counts[key] = counts.get(key, 0) + 1
-        tar.extract(member, tmp_path, filter="data")
+  imagenette_slice(shared_data, tmp_path, train=8, val=2)
   config = config_files.load(f"alexnet:smoke,data={tmp_path / 'imagenette'}")
   config.unlock()
   config.model.width, config.batch_size, config.eval_batch_size = 0.25, 16, 16

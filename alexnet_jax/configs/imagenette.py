@@ -49,7 +49,6 @@ def _recipe(c: ml_collections.ConfigDict) -> None:
   c.num_epochs = 5.0
   c.input.image_size = 128
   c.input.resize_size = 128
-  c.input.store_size = 0
   c.input.pipeline = "store"
   c.input.train_crop = "inception"
   c.input.inception_min_area = 0.35

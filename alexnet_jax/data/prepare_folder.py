@@ -14,6 +14,7 @@ TensorFlow's `dct_method='INTEGER_ACCURATE'`), and a resize can differ by a leve
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 from concurrent import futures
@@ -44,7 +45,7 @@ def square(path: str, size: int) -> np.ndarray | None:
     return None
 
 
-def _chunk(paths: list[str], size: int) -> list[np.ndarray | None]:
+def _chunk(paths: list[str], *, size: int) -> list[np.ndarray | None]:
   return [square(p, size) for p in paths]
 
 
@@ -71,8 +72,8 @@ def prepare(config, work: str, size: int, shard_n: int, write_shard, finish) -> 
         part = items[lo:lo + shard_n]
         paths = [os.path.join(split_dir, r) for r, _ in part]
         step = max(1, len(paths) // (4 * workers))
-        decoded = [im for ims in pool.map(_chunk, [paths[i:i + step] for i in range(0, len(paths), step)],
-                                          [size] * len(range(0, len(paths), step))) for im in ims]
+        chunks = [paths[i:i + step] for i in range(0, len(paths), step)]
+        decoded = [im for ims in pool.map(functools.partial(_chunk, size=size), chunks) for im in ims]
         keep = [i for i, im in enumerate(decoded) if im is not None]
         skipped += [part[i][0] for i, im in enumerate(decoded) if im is None]
         if keep:

@@ -23,17 +23,10 @@ from experiments.sweeps import alexnet_ablations
 BASE = "configs/alexnet.py:init=he_in,inputs=unit"
 BASELINE = "baseline"
 
-MEMBERS = [
-    member("baseline"),
-    member("lrn_off", {"lrn": False}),
-    member("pool_nonoverlap", {"overlap": False}),
-    member("one_tower", {"towers": 1}),
-    member("pca_off", {"pca": 0.0}),
-    member("dropout_off", {"dropout": 0.0}),
-    member("tanh", {"act": "tanh"}),
-    member("remove_conv3", {"remove_conv": 3}),
-    member("aug_none", {"aug": "none"}),
-    member("aug_inception", {"aug": "inception"}),
+# The ablations of experiments/sweeps/alexnet_ablations.py, less `aug_paper` (the paper recipe's own
+# augmentation, i.e. the baseline here) and its extra-seed baseline (`--seeds` gives every member
+# its seeds), plus the float32 and 2012-initialisation members.
+MEMBERS = [m for m in alexnet_ablations.MEMBERS if m.name not in ("aug_paper", "baseline_seed1")] + [
     member("fp32", {"bf16": False}),
     member("paper_init", {"init": "paper", "inputs": "pixel"}),
 ]

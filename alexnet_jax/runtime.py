@@ -103,24 +103,11 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], base_key: jax.Arr
   lr = schedule(state.step) * state.plateau.scale
   opt_state = state.opt_state
   opt_state.hyperparams["learning_rate"] = jnp.asarray(lr, jnp.float32)
-  updates, new_opt_state = state.tx.update(grads, opt_state, state.params)
-  new_params = optax.apply_updates(state.params, updates)
-  grad_norm = optax.tree.norm(grads)
-  # A finite gradient times a huge learning rate can still overflow the parameters, so the
-  # new parameters are checked too: a step that would store inf/NaN is never applied.
-  params_ok = jax.tree.reduce(jnp.logical_and, jax.tree.map(lambda p: jnp.isfinite(p).all(), new_params),
-                              jnp.array(True))
-  finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & params_ok
-
-  def pick(new, old):
-    return jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
-
+  new_params, new_opt_state, finite, grad_norm = optim.guarded_update(state.tx, grads, opt_state, state.params,
+                                                                      loss)
   new_state = state.replace(
-      step=state.step + 1,
-      params=pick(new_params, state.params),
-      opt_state=pick(new_opt_state, opt_state),
-      batch_stats=pick(new_stats, state.batch_stats),
-  )
+      step=state.step + 1, params=new_params, opt_state=new_opt_state,
+      batch_stats=jax.tree.map(lambda n, o: jnp.where(finite, n, o), new_stats, state.batch_stats))
   m = metrics_lib.TrainMetrics.single_from_model_output(
       loss=loss, top1=metrics_lib.topk_correct(logits, batch["label"], 1),
       top5=metrics_lib.topk_correct(logits, batch["label"], 5), grad_norm=grad_norm, learning_rate=lr)

@@ -3,8 +3,12 @@
   python -m experiments.benchmark                              # every model, defaults for this device
   python -m experiments.benchmark --models=alexnet,resnet50 --batch=16 --steps=5
   python -m experiments.benchmark --pipeline_dir=<image folder> --json=bench.json
+  python -m experiments.benchmark --models=resnet50,cifar_cnn --steps=7 --before
 
-For each model it measures:
+The models are the paper-size nets (AlexNet paper and OWT, VGG-16, GoogLeNet, ResNet-50) at
+batch --batch, and the three small nets the experiments train on a CPU (the quick-mode AlexNet
+at 64 px, Figure 1's CIFAR net at 32 px, the quick-mode ResNet-18 at 64 px), each at the
+quick-mode batch of 64 with 10 classes. For each model it measures:
   * the jitted JAX train step (forward, backward, SGD-momentum update with weight decay, the
     non-finite guard: the same math as `alexnet_jax.runtime.train_step`, rebuilt here from
     `alexnet_jax.models` + optax so that this file imports neither TensorFlow, clu nor
@@ -15,7 +19,10 @@ For each model it measures:
     torchvision lacks, written here with groups=2 and LRN): on GPU `torch.compile`, bf16
     autocast and channels_last; on CPU eager float32;
   * JAX steps and PyTorch steps alternate, one of each per round, and each rate is the
-    median over rounds, so both see the same background load.
+    median over rounds, so both see the same background load;
+  * with --before, also the JAX step as it was formulated before the CPU work (JAX's own
+    derivatives of max pooling and 1×1 convolutions, the non-finite guard as an elementwise
+    select), compiled in the same process and timed in the same rounds.
 
 With --store_steps=N it times the quick-mode AlexNet trained from a synthetic prepared store,
 end to end (store → staging thread → device augmentation → step) against the step alone.
@@ -35,6 +42,7 @@ machine finishes in minutes; the output says which sizes were used.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import functools
@@ -51,7 +59,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from alexnet_jax import models
+from alexnet_jax import models, optim
+from alexnet_jax.models import layers
 
 # Dense bf16 tensor-core peaks (FLOP/s) by device-kind substring; utilisation is only
 # reported for these (and only for --dtype=bfloat16).
@@ -68,6 +77,10 @@ class Cfg(dict):
       raise AttributeError(name) from None
 
 
+NUM_CLASSES = 1000
+AUX_WEIGHT = 0.3
+QUICK_BATCH = 64  # the batch of every quick mode (configs/common.py)
+
 _ALEXNET = dict(name="alexnet", variant="paper", towers=2, width=1.0, fc_dim=4096, lrn=True, lrn_size=5,
                 lrn_k=2.0, lrn_alpha=1e-4, lrn_beta=0.75, pool_window=3, pool_stride=2, dropout=0.5,
                 act="relu", init_scheme="paper", init_std=0.01, conv1_kernel=11, conv1_stride=4,
@@ -80,7 +93,9 @@ class Spec:
   model_cfg: dict
   res: int          # the paper's input size
   cpu_res: int      # the size used on CPU by default (smaller for the heavy nets)
-  torch_name: str   # torchvision builder, or 'alexnet_paper' (defined below)
+  torch_name: str   # torchvision builder, or the name of a twin defined below
+  batch: int = 0    # fixed batch (the quick-mode nets); 0: --batch
+  classes: int = NUM_CLASSES
 
 
 SPECS: dict[str, Spec] = {
@@ -92,9 +107,16 @@ SPECS: dict[str, Spec] = {
                            dropout=0.2, aux_dropout=0.7, init_scheme="torchvision", conv1_stride=2),
                       224, 112, "googlenet"),
     "resnet50": Spec(dict(name="resnet", depth=50), 224, 112, "resnet50"),
+    # The small nets the experiments train on a CPU, as their quick modes build them (the test
+    # suite checks these fields against `get_config("smoke")`), at the quick-mode batch.
+    "alexnet_quick": Spec({**_ALEXNET, "width": 0.5, "fc_dim": 1024, "conv1_kernel": 5, "conv1_stride": 2,
+                           "init_scheme": "he_in", "lrn_alpha": 0.331776, "tower_lrn": False},
+                          64, 64, "alexnet_quick", batch=QUICK_BATCH, classes=10),
+    "cifar_cnn": Spec(dict(name="cifar_cnn", channels=(32, 32, 64), kernel=5, pool_window=3, pool_stride=2,
+                           act="relu", init_scheme="lecun"), 32, 32, "cifar_cnn", batch=QUICK_BATCH, classes=10),
+    "resnet18_quick": Spec(dict(name="resnet", depth=18, width=0.125, stem="small", stem_stride=2),
+                           64, 64, "resnet18_quick", batch=QUICK_BATCH, classes=10),
 }
-NUM_CLASSES = 1000
-AUX_WEIGHT = 0.3
 
 
 # ----------------------------------------------------------------------------- JAX
@@ -108,9 +130,22 @@ def make_optimizer(momentum: float = 0.9, weight_decay: float = 5e-4) -> optax.G
   return optax.inject_hyperparams(factory)(learning_rate=0.01)
 
 
+def select_guarded_update(tx: optax.GradientTransformation, grads, opt_state, params, loss: jax.Array):
+  """`optim.guarded_update` as it was first written, for `--before`: the new state is computed
+  and stored, then chosen elementwise against the old one."""
+  updates, new_opt_state = tx.update(grads, opt_state, params)
+  new_params = optax.apply_updates(params, updates)
+  grad_norm = optax.tree.norm(grads)
+  params_ok = jax.tree.reduce(jnp.logical_and, jax.tree.map(lambda p: jnp.isfinite(p).all(), new_params),
+                              jnp.array(True))
+  finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & params_ok
+  pick = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)  # noqa: E731
+  return pick(new_params, params), pick(new_opt_state, opt_state), finite, grad_norm
+
+
 def train_step(state: dict, images: jax.Array, labels: jax.Array, key: jax.Array, *, apply_fn: Callable,
-               tx: optax.GradientTransformation) -> tuple[dict, jax.Array]:
-  """One step with runtime.train_step's math: CE (+0.3 × aux CE), SGD update, non-finite guard."""
+               tx: optax.GradientTransformation, guard: Callable = optim.guarded_update) -> tuple[dict, jax.Array]:
+  """One step with runtime.train_step's math: CE (+0.3 × aux CE), SGD update, `optim.guarded_update`."""
   step_key = jax.random.fold_in(key, state["step"])
   has_bn = bool(state["batch_stats"])
 
@@ -125,13 +160,9 @@ def train_step(state: dict, images: jax.Array, labels: jax.Array, key: jax.Array
     return loss, mutated.get("batch_stats", state["batch_stats"])
 
   (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
-  updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-  params = optax.apply_updates(state["params"], updates)
-  finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
-  new = {"params": params, "opt_state": opt_state, "batch_stats": stats}
-  old = {k: state[k] for k in new}
-  new = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
-  return {**new, "step": state["step"] + 1}, loss
+  params, opt_state, finite, _ = guard(tx, grads, state["opt_state"], state["params"], loss)
+  stats = jax.tree.map(lambda n, o: jnp.where(finite, n, o), stats, state["batch_stats"])
+  return {"params": params, "opt_state": opt_state, "batch_stats": stats, "step": state["step"] + 1}, loss
 
 
 @dataclasses.dataclass
@@ -141,10 +172,11 @@ class JaxBench:
   num_params: int
 
 
-def build_jax(name: str, batch: int, res: int, dtype: Any) -> JaxBench:
-  """Jitted, donated train step on device-resident synthetic data; XLA's FLOP count per step."""
+def build_jax(name: str, batch: int, res: int, dtype: Any, before: bool = False) -> JaxBench:
+  """Jitted, donated train step on device-resident synthetic data; XLA's FLOP count per step.
+  `before`: the step as formulated before the CPU work (see `--before`)."""
   spec = SPECS[name]
-  model = models.build_model(Cfg(spec.model_cfg), NUM_CLASSES, dtype)
+  model = models.build_model(Cfg(spec.model_cfg), spec.classes, dtype)
   tx = make_optimizer()
   key = jax.random.key(0)
 
@@ -158,9 +190,11 @@ def build_jax(name: str, batch: int, res: int, dtype: Any) -> JaxBench:
   state = init(key)
   rng = np.random.default_rng(0)
   images = jax.device_put(rng.normal(size=(batch, res, res, 3)).astype(np.float32) * 50)
-  labels = jax.device_put(rng.integers(0, NUM_CLASSES, batch).astype(np.int32))
-  fn = jax.jit(functools.partial(train_step, apply_fn=model.apply, tx=tx), donate_argnums=0)
-  compiled = fn.lower(state, images, labels, key).compile()
+  labels = jax.device_put(rng.integers(0, spec.classes, batch).astype(np.int32))
+  fn = jax.jit(functools.partial(train_step, apply_fn=model.apply, tx=tx,
+                                 guard=select_guarded_update if before else optim.guarded_update), donate_argnums=0)
+  with layers.xla_gradients() if before else contextlib.nullcontext():
+    compiled = fn.lower(state, images, labels, key).compile()
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   flops = float((cost or {}).get("flops", float("nan")))
@@ -177,40 +211,97 @@ def build_jax(name: str, batch: int, res: int, dtype: Any) -> JaxBench:
 # ----------------------------------------------------------------------------- PyTorch
 
 
-def _torch_alexnet_paper(num_classes: int):
+def _torch_alexnet_paper(num_classes: int, width: float = 1.0, fc_dim: int = 4096, conv1: tuple = (11, 4),
+                         lrn_alpha: float = 1e-4):
   """The 2012 net in PyTorch: two towers as groups=2, LRN (torch's alpha is n × the paper's)."""
   from torch import nn
-  lrn = lambda: nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)  # noqa: E731
+  c1, c2, c3, c4, c5 = (int(round(c * width)) for c in (96, 256, 384, 384, 256))
+  fc = int(round(fc_dim * width))
+  lrn = lambda: nn.LocalResponseNorm(5, alpha=5 * lrn_alpha, beta=0.75, k=2.0)  # noqa: E731
+  features = nn.Sequential(
+      nn.Conv2d(3, c1, conv1[0], conv1[1]), nn.ReLU(inplace=True), lrn(), nn.MaxPool2d(3, 2),
+      nn.Conv2d(c1, c2, 5, padding=2, groups=2), nn.ReLU(inplace=True), lrn(), nn.MaxPool2d(3, 2),
+      nn.Conv2d(c2, c3, 3, padding=1), nn.ReLU(inplace=True),
+      nn.Conv2d(c3, c4, 3, padding=1, groups=2), nn.ReLU(inplace=True),
+      nn.Conv2d(c4, c5, 3, padding=1, groups=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2), nn.Flatten())
   return nn.Sequential(
-      nn.Conv2d(3, 96, 11, 4), nn.ReLU(inplace=True), lrn(), nn.MaxPool2d(3, 2),
-      nn.Conv2d(96, 256, 5, padding=2, groups=2), nn.ReLU(inplace=True), lrn(), nn.MaxPool2d(3, 2),
-      nn.Conv2d(256, 384, 3, padding=1), nn.ReLU(inplace=True),
-      nn.Conv2d(384, 384, 3, padding=1, groups=2), nn.ReLU(inplace=True),
-      nn.Conv2d(384, 256, 3, padding=1, groups=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
-      nn.Flatten(), nn.Linear(256 * 6 * 6, 4096), nn.ReLU(inplace=True), nn.Dropout(0.5),
-      nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(0.5), nn.Linear(4096, num_classes))
+      features, nn.LazyLinear(fc), nn.ReLU(inplace=True), nn.Dropout(0.5),
+      nn.Linear(fc, fc), nn.ReLU(inplace=True), nn.Dropout(0.5), nn.Linear(fc, num_classes))
+
+
+def _torch_cifar_cnn(num_classes: int):
+  """Figure 1's four-layer net (alexnet_jax.models.cifar_cnn): three conv5-ReLU-pool, one linear."""
+  from torch import nn
+  blocks, cin = [], 3
+  for c in (32, 32, 64):
+    blocks += [nn.Conv2d(cin, c, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, ceil_mode=True)]
+    cin = c
+  return nn.Sequential(*blocks, nn.Flatten(), nn.LazyLinear(num_classes))
+
+
+def _torch_resnet18_quick(num_classes: int, width: float = 0.125):
+  """Quick-mode ResNet-18: a 3×3/2 stem without max-pool, basic blocks at `width` × (64..512)."""
+  from torch import nn
+
+  def conv_bn(cin, cout, stride, act=True):
+    mods = [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)]
+    return nn.Sequential(*mods, *([nn.ReLU(inplace=True)] if act else []))
+
+  class Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+      super().__init__()
+      self.body = nn.Sequential(conv_bn(cin, cout, stride), conv_bn(cout, cout, 1, act=False))
+      self.short = (nn.Identity() if stride == 1 and cin == cout else
+                    nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)))
+
+    def forward(self, x):
+      return (self.body(x) + self.short(x)).relu_()
+
+  planes = [int(round(p * width)) for p in (64, 128, 256, 512)]
+  layers, cin = [conv_bn(3, planes[0], 2)], planes[0]
+  for stage, p in enumerate(planes):
+    layers += [Block(cin, p, 2 if stage else 1), Block(p, p, 1)]
+    cin = p
+  return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, num_classes))
+
+
+def torch_model(name: str, res: int, device: Any = "cpu"):
+  """The PyTorch twin of SPECS[name], on `device`, in training mode, its lazy layers sized for `res`."""
+  import torch
+  import torchvision
+  spec = SPECS[name]
+  m = spec.model_cfg
+  if spec.torch_name in ("alexnet_paper", "alexnet_quick"):
+    model = _torch_alexnet_paper(spec.classes, m["width"], m["fc_dim"], (m["conv1_kernel"], m["conv1_stride"]),
+                                 m["lrn_alpha"])
+  elif spec.torch_name == "cifar_cnn":
+    model = _torch_cifar_cnn(spec.classes)
+  elif spec.torch_name == "resnet18_quick":
+    model = _torch_resnet18_quick(spec.classes, m["width"])
+  elif spec.torch_name == "googlenet":
+    model = torchvision.models.googlenet(num_classes=spec.classes, aux_logits=True, init_weights=False)
+  else:
+    model = getattr(torchvision.models, spec.torch_name)(num_classes=spec.classes)
+  model = model.to(device).eval()
+  if any(isinstance(mod, torch.nn.modules.lazy.LazyModuleMixin) for mod in model.modules()):
+    with torch.no_grad():  # give the lazy linear layers their input size
+      model(torch.zeros(1, 3, res, res, device=device))
+  return model.train()
 
 
 def build_torch(name: str, batch: int, res: int, on_gpu: bool) -> Callable[[], Any]:
   """PyTorch train step: eager fp32 on CPU; torch.compile + bf16 autocast + channels_last on GPU."""
   import torch
-  import torchvision
   spec = SPECS[name]
-  if spec.torch_name == "alexnet_paper":
-    model = _torch_alexnet_paper(NUM_CLASSES)
-  elif spec.torch_name == "googlenet":
-    model = torchvision.models.googlenet(num_classes=NUM_CLASSES, aux_logits=True, init_weights=False)
-  else:
-    model = getattr(torchvision.models, spec.torch_name)(num_classes=NUM_CLASSES)
   device = torch.device("cuda" if on_gpu else "cpu")
-  model = model.to(device).train()
+  model = torch_model(name, res, device)
   if on_gpu:
     model = model.to(memory_format=torch.channels_last)
   opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
   x = torch.randn(batch, 3, res, res, device=device) * 50
   if on_gpu:
     x = x.contiguous(memory_format=torch.channels_last)
-  y = torch.randint(0, NUM_CLASSES, (batch,), device=device)
+  y = torch.randint(0, spec.classes, (batch,), device=device)
   ce = torch.nn.CrossEntropyLoss()
 
   def loss_fn(x, y):
@@ -387,31 +478,41 @@ def bench_model(name: str, args, on_gpu: bool, info: dict) -> dict[str, Any]:
   spec = SPECS[name]
   res = args.res or (spec.res if on_gpu else spec.cpu_res)
   dtype = jnp.bfloat16 if args.dtype == "bfloat16" else jnp.float32
-  jx = build_jax(name, args.batch, res, dtype)
+  batch = spec.batch or args.batch
+  jx = build_jax(name, batch, res, dtype)
   jx.step()  # first call after compile: allocation, warm caches
+  base = None
+  if args.before:
+    base = build_jax(name, batch, res, dtype, before=True)
+    base.step()
   th = None
   if not args.skip_torch:
-    th = build_torch(name, args.batch, res, on_gpu)
+    th = build_torch(name, batch, res, on_gpu)
     for _ in range(3 if on_gpu else 1):  # compile / warm up
       th()
-  jt, tt = [], []
-  for _ in range(args.steps):  # alternate so both see the same background load
-    t = time.perf_counter()
-    jx.step()
-    jt.append(time.perf_counter() - t)
-    if th is not None:
+  steps = {"jax": jx.step, **({"before": base.step} if base else {}), **({"torch": th} if th else {})}
+  times: dict[str, list[float]] = {k: [] for k in steps}
+  order = list(steps)
+  for r in range(args.steps):
+    # One step of each per round, the order rotated every round, so that all see the same
+    # background load and none always runs right after the same other one.
+    for k in order[r % len(order):] + order[:r % len(order)]:
       t = time.perf_counter()
-      th()
-      tt.append(time.perf_counter() - t)
+      steps[k]()
+      times[k].append(time.perf_counter() - t)
+  jt, bt, tt = times["jax"], times.get("before", []), times.get("torch", [])
   j_step = statistics.median(jt)
-  row = {"model": name, "batch": args.batch, "res": res, "dtype": args.dtype, "params": jx.num_params,
-         "jax_img_s": args.batch / j_step, "jax_step_ms": 1e3 * j_step, "gflop_per_step": jx.flops / 1e9,
+  row = {"model": name, "batch": batch, "res": res, "dtype": args.dtype, "params": jx.num_params,
+         "jax_img_s": batch / j_step, "jax_step_ms": 1e3 * j_step, "gflop_per_step": jx.flops / 1e9,
          "achieved_tflop_s": jx.flops / j_step / 1e12}
   peak = peak_flops(info["device"], args.dtype)
   row["utilisation"] = row["achieved_tflop_s"] * 1e12 / peak if peak else None
+  if bt:
+    b_step = statistics.median(bt)
+    row.update(before_img_s=batch / b_step, after_over_before=b_step / j_step)
   if tt:
     t_step = statistics.median(tt)
-    row.update(torch_img_s=args.batch / t_step, torch_step_ms=1e3 * t_step, jax_over_torch=t_step / j_step)
+    row.update(torch_img_s=batch / t_step, torch_step_ms=1e3 * t_step, jax_over_torch=t_step / j_step)
   return row
 
 
@@ -424,6 +525,10 @@ def parse(argv=None) -> argparse.Namespace:
   p.add_argument("--dtype", default="", choices=["", "float32", "bfloat16"],
                  help="JAX compute dtype (default bfloat16 on GPU, float32 on CPU)")
   p.add_argument("--skip_torch", action="store_true", help="JAX only")
+  p.add_argument("--before", action="store_true",
+                 help="also time the JAX step as formulated before the CPU work (JAX's own derivatives of max "
+                 "pooling and 1×1 convolutions, `layers.xla_gradients`; the non-finite guard as an elementwise "
+                 "select), in turn with the others, in the same process")
   p.add_argument("--pipeline_dir", default="", help="image folder <split>/<class>/<image> for the pipeline test")
   p.add_argument("--pipeline_batches", type=int, default=8)
   p.add_argument("--store_dir", default="", help="where the store benchmarks prepare their stores "
@@ -452,19 +557,21 @@ def main(argv=None) -> dict[str, Any]:
         f"× {info['device_count']}")
   print("# versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
   print(f"# command: {info['command']}")
-  print(f"# batch {args.batch}, {args.steps} timed rounds (median), JAX dtype {args.dtype}; PyTorch "
+  print(f"# batch {args.batch} (the quick-mode nets: {QUICK_BATCH}), {args.steps} timed rounds (median), JAX dtype {args.dtype}; PyTorch "
         + ("torch.compile + bf16 autocast + channels_last" if on_gpu else "eager float32"))
   rows = []
-  hdr = f"{'model':12s} {'res':>4s} {'params':>8s} {'JAX img/s':>10s} {'torch img/s':>11s} {'JAX/torch':>9s} " \
+  hdr = f"{'model':14s} {'res':>4s} {'batch':>5s} {'params':>8s} {'JAX img/s':>10s} {'torch img/s':>11s} {'JAX/torch':>9s} " \
         f"{'GFLOP/step':>10s} {'TFLOP/s':>8s} {'util':>6s}"
   print(hdr)
   for name in filter(None, args.models.split(",")):
     r = bench_model(name, args, on_gpu, info)
     rows.append(r)
     util = f"{100 * r['utilisation']:.1f}%" if r["utilisation"] else "n/a"
-    print(f"{name:12s} {r['res']:4d} {r['params'] / 1e6:7.1f}M {r['jax_img_s']:10.1f} "
+    print(f"{name:14s} {r['res']:4d} {r['batch']:5d} {r['params'] / 1e6:7.1f}M {r['jax_img_s']:10.1f} "
           f"{r.get('torch_img_s', float('nan')):11.1f} {r.get('jax_over_torch', float('nan')):9.2f} "
-          f"{r['gflop_per_step']:10.1f} {r['achieved_tflop_s']:8.3f} {util:>6s}", flush=True)
+          f"{r['gflop_per_step']:10.1f} {r['achieved_tflop_s']:8.3f} {util:>6s}"
+          + (f"  (before: {r['before_img_s']:.1f} img/s; after/before {r['after_over_before']:.2f}×)"
+             if "before_img_s" in r else ""), flush=True)
   out: dict[str, Any] = {"machine": info, "args": vars(args), "train_step": rows}
   import tempfile
   scratch = tempfile.TemporaryDirectory(prefix="alexnet_jax_bench_")

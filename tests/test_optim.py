@@ -1,9 +1,10 @@
-"""Learning-rate schedules, reduce-on-plateau and the weight-decay mask (alexnet_jax/optim.py)."""
+"""Learning-rate schedules, reduce-on-plateau, the weight-decay mask and the guarded update (alexnet_jax/optim.py)."""
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 import pytest
 
 from alexnet_jax import optim
@@ -132,3 +133,47 @@ def test_masked_weight_decay_leaves_biases_alone():
 def test_steps_for_rounds_epochs_up_and_never_returns_zero():
   assert optim.steps_for(1000, 128, 2.5) == (7, 18)
   assert optim.steps_for(10, 128, 1.0) == (1, 1)
+
+
+def _sgd(lr):
+  return optax.chain(optax.add_decayed_weights(5e-4), optax.scale_by_learning_rate(lr), optax.trace(decay=0.9))
+
+
+def _guard_case():
+  rng = np.random.default_rng(0)
+  params = {"w": jnp.asarray(rng.normal(size=(64, 32)).astype(np.float32)), "b": jnp.zeros(32)}
+  grads = jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape).astype(np.float32)), params)
+  return params, grads
+
+
+def test_guarded_update_applies_a_finite_step_exactly_as_optax_does():
+  params, grads = _guard_case()
+  tx = _sgd(0.1)
+  opt_state = tx.init(params)
+  new_params, new_opt_state, finite, grad_norm = jax.jit(
+      lambda g, o, p: optim.guarded_update(tx, g, o, p, jnp.float32(1.0)))(grads, opt_state, params)
+  updates, want_opt_state = tx.update(grads, opt_state, params)
+  assert bool(finite)
+  np.testing.assert_allclose(grad_norm, optax.tree.norm(grads), rtol=1e-6)
+  np.testing.assert_allclose(new_params["w"], optax.apply_updates(params, updates)["w"], rtol=1e-6)
+  np.testing.assert_allclose(new_opt_state[2].trace["w"], want_opt_state[2].trace["w"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["nan loss", "inf gradient", "overflowing parameters"])
+def test_guarded_update_returns_the_old_state_for_a_non_finite_step(case):
+  params, grads = _guard_case()
+  loss, lr = jnp.float32(1.0), 0.1
+  if case == "nan loss":
+    loss = jnp.float32(np.nan)
+  elif case == "inf gradient":
+    grads = {**grads, "b": grads["b"].at[3].set(np.inf)}
+  else:  # a finite gradient times a huge rate overflows float32
+    lr = 1e38
+  tx = _sgd(lr)
+  opt_state = tx.update(grads, tx.init(params), params)[1] if case != "inf gradient" else tx.init(params)
+  new_params, new_opt_state, finite, _ = jax.jit(
+      lambda g, o, p, l: optim.guarded_update(tx, g, o, p, l))(grads, opt_state, params, loss)
+  assert not bool(finite)
+  for new, old in ((new_params, params), (new_opt_state, opt_state)):
+    for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(old)):
+      np.testing.assert_array_equal(a, b)

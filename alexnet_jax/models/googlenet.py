@@ -76,7 +76,7 @@ class Inception(nn.Module):
     b2 = block(c3, 3, "branch2")(block(c3r, 1, "branch2_reduce")(x, train), train)
     k = self.branch3_kernel
     b3 = block(c5, k, "branch3")(block(c5r, 1, "branch3_reduce")(x, train), train)
-    pooled = nn.max_pool(x, (3, 3), (1, 1), padding=[(1, 1), (1, 1)])
+    pooled = layers.max_pool(x, 3, 1, padding=((1, 1), (1, 1)))
     b4 = block(cp, 1, "branch4")(pooled, train)
     return jnp.concatenate([b1, b2, b3, b4], axis=-1)
 

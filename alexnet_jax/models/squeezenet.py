@@ -46,8 +46,9 @@ class Fire(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    conv = lambda f, k, name: nn.Conv(f, (k, k), padding=[(k // 2, k // 2)] * 2, kernel_init=_CONV_INIT,
-                                      dtype=self.dtype, param_dtype=jnp.float32, name=name)
+    conv = lambda f, k, name: nn.Conv(f, (k, k), padding=[(k // 2, k // 2)] * 2, kernel_init=_CONV_INIT,  # noqa: E731
+                                      dtype=self.dtype, param_dtype=jnp.float32, name=name,
+                                      conv_general_dilated=layers.conv_general_dilated)
     s = nn.relu(conv(self.squeeze, 1, "squeeze")(x))
     return jnp.concatenate([nn.relu(conv(self.expand1x1, 1, "expand1x1")(s)),
                             nn.relu(conv(self.expand3x3, 3, "expand3x3")(s))], axis=-1)
@@ -80,6 +81,6 @@ class SqueezeNet(nn.Module):
         x = layers.max_pool(x, 3, 2, ceil_mode=True)
     x = nn.Dropout(self.dropout, deterministic=not train)(x)
     x = nn.Conv(self.num_classes, (1, 1), kernel_init=nn.initializers.normal(0.01), dtype=self.dtype,
-                param_dtype=jnp.float32, name="conv10")(x)
+                param_dtype=jnp.float32, name="conv10", conv_general_dilated=layers.conv_general_dilated)(x)
     # Average in float32 whatever the compute dtype.
     return layers.global_avg_pool(nn.relu(x).astype(jnp.float32))

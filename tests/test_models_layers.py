@@ -1,0 +1,115 @@
+"""`alexnet_jax.models.layers`: the CPU gradient formulations compute JAX's own derivatives."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from alexnet_jax.models import build_model, layers
+from alexnet_jax.configs import resnet as resnet_config
+from alexnet_jax.configs import squeezenet as squeezenet_config
+
+
+def _ties(shape, seed=0):
+  """ReLU'd small integers: most windows hold several equal maxima (zeros), as after a ReLU."""
+  rng = np.random.default_rng(seed)
+  return jnp.asarray(np.maximum(rng.integers(-3, 3, shape), 0).astype(np.float32))
+
+
+def _reference_pads(shape, window, stride, padding, ceil_mode):
+  if not ceil_mode:
+    return padding
+  pads = []
+  for size in shape[1:3]:
+    out = -(-(size - window) // stride) + 1
+    if (out - 1) * stride >= size:
+      out -= 1
+    pads.append((0, max(0, (out - 1) * stride + window - size)))
+  return pads
+
+
+@pytest.mark.parametrize("shape,window,stride,padding,ceil_mode", [
+    ((2, 13, 13, 4), 3, 2, "VALID", False),          # AlexNet's overlapping pool
+    ((2, 16, 16, 3), 3, 2, ((1, 1), (1, 1)), False),  # the ResNet stem
+    ((2, 15, 15, 3), 3, 2, "VALID", True),            # GoogLeNet / ZFNet ceil mode
+    ((2, 8, 8, 5), 2, 2, "VALID", False),             # VGG
+    ((1, 9, 9, 2), 3, 1, ((1, 1), (1, 1)), False),    # the inception pool branch
+    ((2, 10, 10, 2), 3, 2, "SAME", False),
+])
+def test_max_pool_values_and_gradient_are_xla_select_and_scatter_bit_for_bit(shape, window, stride, padding,
+                                                                             ceil_mode):
+  x = _ties(shape)
+  reference = lambda x: nn.max_pool(x, (window, window), (stride, stride),  # noqa: E731
+                                    padding=_reference_pads(shape, window, stride, padding, ceil_mode))
+  ours = lambda x: layers.max_pool(x, window, stride, padding, ceil_mode)  # noqa: E731
+  y_ref, vjp_ref = jax.vjp(reference, x)
+  y, vjp = jax.vjp(ours, x)
+  g = jnp.asarray(np.random.default_rng(1).normal(size=y.shape).astype(np.float32))
+  np.testing.assert_array_equal(y, y_ref)
+  # Ties go to the first maximum of each window and overlapping shares add in window order.
+  np.testing.assert_array_equal(jax.jit(lambda g: vjp(g)[0])(g), vjp_ref(g)[0])
+
+
+def test_xla_gradients_switches_back_to_jax_derivatives_while_tracing():
+  x = _ties((1, 9, 9, 2))
+  with layers.xla_gradients():
+    plain = jax.make_jaxpr(jax.grad(lambda x: layers.max_pool(x, 3, 2).sum()))(x)
+  ours = jax.make_jaxpr(jax.grad(lambda x: layers.max_pool(x, 3, 2).sum()))(x)
+  assert "select_and_scatter_add" in str(plain) or "select_and_gather_add" in str(plain)
+  assert "custom_vjp" in str(ours) and "select_and" not in str(ours)
+  assert layers._OWN_GRADIENTS  # restored on exit
+
+
+@pytest.mark.parametrize("stride,padding", [(1, "VALID"), (2, ((0, 0), (0, 0))), (2, "SAME")])
+def test_pointwise_conv_kernel_gradient_is_a_matrix_product_equal_to_jax(stride, padding):
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(3, 9, 9, 16)).astype(np.float32))
+  grads = {}
+  for name, conv in (("jax", jax.lax.conv_general_dilated), ("ours", layers.conv_general_dilated)):
+    module = nn.Conv(8, (1, 1), (stride, stride), padding=padding, conv_general_dilated=conv)
+    variables = module.init(jax.random.key(0), x)
+    loss = lambda v, x: jnp.sum(jnp.sin(module.apply(v, x)))  # noqa: E731
+    grads[name] = (module.apply(variables, x), jax.jit(jax.grad(loss, argnums=(0, 1)))(variables, x))
+    if name == "ours":
+      assert "dot_general" in str(jax.make_jaxpr(jax.grad(loss))(variables, x))
+  (y_jax, (dv_jax, dx_jax)), (y, (dv, dx)) = grads["jax"], grads["ours"]
+  np.testing.assert_array_equal(y, y_jax)       # the forward is the same convolution
+  np.testing.assert_array_equal(dx, dx_jax)     # the input gradient is JAX's
+  np.testing.assert_array_equal(dv["params"]["bias"], dv_jax["params"]["bias"])
+  want = dv_jax["params"]["kernel"]  # a sum over 3·positions terms in another order: rounding only
+  np.testing.assert_allclose(dv["params"]["kernel"], want, rtol=1e-5, atol=1e-6 * float(jnp.abs(want).max()))
+
+
+def test_padded_or_larger_kernels_keep_jax_convolution():
+  x = jnp.ones((1, 6, 6, 2))
+  for kernel_shape, padding in (((1, 1, 2, 3), ((1, 1), (1, 1))), ((3, 3, 2, 3), "SAME")):
+    k = jnp.ones(kernel_shape)
+    jaxpr = str(jax.make_jaxpr(jax.grad(lambda k: layers.conv_general_dilated(
+        x, k, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC")).sum()))(k))
+    assert "custom_vjp" not in jaxpr
+
+
+@pytest.mark.parametrize("config_module,arg", [(resnet_config, "depth=50,smoke"),  # pools, 1×1 kernels, BN
+                                               (squeezenet_config, "smoke")])      # ceil-mode pools, fire modules
+def test_whole_model_gradients_equal_with_and_without_the_cpu_formulations(config_module, arg):
+  config = config_module.get_config(arg)
+  model = build_model(config.model, 10, jnp.float32)
+  size = config.input.image_size
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(4, size, size, 3)).astype(np.float32))
+  variables = model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, x[:1], train=False)
+
+  def grads():
+    def loss(params):
+      out, _ = model.apply({**variables, "params": params}, x, train=True, rngs={"dropout": jax.random.key(2)},
+                           mutable=["batch_stats", "aux"])
+      return jnp.sum(out ** 2)
+    return jax.jit(jax.grad(loss))(variables["params"])
+
+  ours = grads()
+  with layers.xla_gradients():
+    theirs = grads()
+  for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
+    np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5 * float(jnp.abs(b).max()))

@@ -17,4 +17,4 @@ def test_profile_step_prints_the_steps_operations_by_kind():
   assert kinds and all(float(l.split()[0]) >= 0 for l in kinds)
   shares = sum(float(l.split()[1].rstrip("%")) for l in kinds)
   assert 95 < shares <= 100.5  # --top=40 lists every kind of this small step
-  assert any(l.split()[-1].startswith("ynn_fusion") for l in kinds)  # the convolutions, by their HLO name
+  assert any("fusion" in l.split()[-1] for l in kinds)  # compiled operations, by their HLO names

@@ -60,7 +60,7 @@ import numpy as np
 import optax
 
 from alexnet_jax import models, optim
-from alexnet_jax.models import layers
+from alexnet_jax.models import cpu_gradients
 
 # Dense bf16 tensor-core peaks (FLOP/s) by device-kind substring; utilisation is only
 # reported for these (and only for --dtype=bfloat16).
@@ -193,7 +193,7 @@ def build_jax(name: str, batch: int, res: int, dtype: Any, before: bool = False)
   labels = jax.device_put(rng.integers(0, spec.classes, batch).astype(np.int32))
   fn = jax.jit(functools.partial(train_step, apply_fn=model.apply, tx=tx,
                                  guard=select_guarded_update if before else optim.guarded_update), donate_argnums=0)
-  with layers.xla_gradients() if before else contextlib.nullcontext():
+  with cpu_gradients.xla_gradients() if before else contextlib.nullcontext():
     compiled = fn.lower(state, images, labels, key).compile()
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -527,7 +527,7 @@ def parse(argv=None) -> argparse.Namespace:
   p.add_argument("--skip_torch", action="store_true", help="JAX only")
   p.add_argument("--before", action="store_true",
                  help="also time the JAX step as formulated before the CPU work (JAX's own derivatives of max "
-                 "pooling and 1×1 convolutions, `layers.xla_gradients`; the non-finite guard as an elementwise "
+                 "pooling and 1×1 convolutions, `cpu_gradients.xla_gradients`; the non-finite guard as an elementwise "
                  "select), in turn with the others, in the same process")
   p.add_argument("--pipeline_dir", default="", help="image folder <split>/<class>/<image> for the pipeline test")
   p.add_argument("--pipeline_batches", type=int, default=8)

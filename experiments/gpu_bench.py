@@ -76,7 +76,8 @@ def main(argv=None) -> dict[str, Any]:
   for name in filter(None, args.models.split(",")):
     spec = benchmark.SPECS[name]
     bench_args = argparse.Namespace(batch=args.batch, steps=args.steps, dtype="bfloat16" if on_gpu else "float32",
-                                    res=TINY_RES[name] if args.tiny else spec.res, skip_torch=args.skip_torch)
+                                    res=TINY_RES[name] if args.tiny else spec.res, skip_torch=args.skip_torch,
+                                    before=False)
     r = benchmark.bench_model(name, bench_args, on_gpu, info)
     rows.append(r)
     print(f"{name:12s} res {r['res']:3d} batch {r['batch']:3d}: JAX {r['jax_img_s']:9.1f} img/s, PyTorch "

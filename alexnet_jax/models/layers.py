@@ -7,8 +7,6 @@ re-implementing them, so an ablation of e.g. LRN behaves identically everywhere.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 from typing import Any, Callable, Optional, Sequence
 
 from absl import logging
@@ -16,6 +14,8 @@ import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from alexnet_jax.models import cpu_gradients
 
 Dtype = Any
 
@@ -110,86 +110,10 @@ def log_lrn_terms(model: nn.Module, params: Any, images: jax.Array) -> None:
                  ", ".join(f"{k} {v:.3g}" for k, v in terms.items()))
 
 
-# The CPU gradient formulations below (max pooling, 1×1 kernels) compute what JAX's own
-# derivatives compute; `xla_gradients()` turns them off while a model is traced, so tests and
-# the benchmark can compare both in one process.
-_OWN_GRADIENTS = True
-
-
-@contextlib.contextmanager
-def xla_gradients():
-  """Within this block, models traced use JAX's own derivatives of pooling and convolution."""
-  global _OWN_GRADIENTS
-  saved, _OWN_GRADIENTS = _OWN_GRADIENTS, False
-  try:
-    yield
-  finally:
-    _OWN_GRADIENTS = saved
-
-
-def _window_pads(x: jax.Array, window: int, stride: int, padding: Any) -> tuple[tuple[int, int], ...]:
-  """(low, high) padding of the two spatial axes of an NHWC `x`, from 'VALID', 'SAME' or pairs."""
-  if isinstance(padding, str):
-    return tuple(jax.lax.padtype_to_pads(x.shape[1:3], (window, window), (stride, stride), padding))
-  return tuple((int(lo), int(hi)) for lo, hi in padding)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
-def _max_pool(x: jax.Array, window: int, stride: int, pads: tuple[tuple[int, int], ...]) -> jax.Array:
-  return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, window, window, 1), (1, stride, stride, 1),
-                               ((0, 0), *pads, (0, 0)))
-
-
-def _max_pool_fwd(x, window, stride, pads):
-  y = _max_pool(x, window, stride, pads)
-  return y, (x, y)
-
-
-def _max_pool_bwd(window, stride, pads, residual, g):
-  """The gradient goes to the first maximum of each window in row-major order, as XLA's
-  select-and-scatter (and torch's max_pool2d) choose it, computed from window offsets.
-
-  XLA:CPU expands select-and-scatter into a variadic reduce-window over four index arrays
-  and a scatter, which cost more than the convolutions of a small net; here the winning
-  offset of each window is found by k² comparisons and each offset's share of `g` is placed
-  back with an interior-padded `lax.pad`, all elementwise work that XLA fuses.
-  """
-  x, y = residual
-  (plo, phi), (qlo, qhi) = pads
-  xp = jnp.pad(x, ((0, 0), (plo, phi), (qlo, qhi), (0, 0)), constant_values=-jnp.inf)
-  n, hp, wp, c = xp.shape
-  ho, wo = y.shape[1:3]
-  offsets = [(i, j) for i in range(window) for j in range(window)]
-
-  def view(i, j):  # the input under offset (i, j) of every window, shaped like y
-    return jax.lax.slice(xp, (0, i, j, 0), (n, i + stride * (ho - 1) + 1, j + stride * (wo - 1) + 1, c),
-                         (1, stride, stride, 1))
-
-  first = jnp.full(y.shape, len(offsets), jnp.int32)
-  for k in reversed(range(len(offsets))):  # the smallest matching offset wins
-    first = jnp.where(view(*offsets[k]) == y, k, first)
-  first = jax.lax.optimization_barrier(first)  # computed once, not once per offset below
-  zero = jnp.zeros((), g.dtype)
-  dxp = jnp.zeros(xp.shape, g.dtype)
-  # Last offset first: an input shared by several windows then sums their shares in the
-  # windows' row-major order, the order select-and-scatter adds them in (same bits).
-  for k, (i, j) in reversed(list(enumerate(offsets))):
-    share = jnp.where(first == k, g, zero)
-    cfg = ((0, 0, 0), (i, hp - i - stride * (ho - 1) - 1, stride - 1),
-           (j, wp - j - stride * (wo - 1) - 1, stride - 1), (0, 0, 0))
-    dxp = dxp + jax.lax.pad(share, zero, cfg)
-  # Stored once: fused into a consumer that reads it at several shifts (LRN's backward reads
-  # five channel offsets) the nine-term sum would be recomputed at each.
-  return (jax.lax.optimization_barrier(dxp[:, plo:hp - phi, qlo:wp - qhi, :]),)
-
-
-_max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
-
-
 def max_pool(x: jax.Array, window: int, stride: int, padding: Any = "VALID", ceil_mode: bool = False) -> jax.Array:
   """Max pooling of NHWC `x` (square window); ceil_mode pads on the high side like torch's
   ceil_mode=True. Same values and gradients as `nn.max_pool`, with a backward pass that
-  XLA compiles to fused elementwise work (see `_max_pool_bwd`)."""
+  XLA compiles to fused elementwise work (`cpu_gradients.max_pool`)."""
   if ceil_mode:
     pads = []
     for size in x.shape[1:3]:
@@ -198,9 +122,7 @@ def max_pool(x: jax.Array, window: int, stride: int, padding: Any = "VALID", cei
         out -= 1
       pads.append((0, max(0, (out - 1) * stride + window - size)))
     padding = pads
-  if not _OWN_GRADIENTS:
-    return nn.max_pool(x, (window, window), (stride, stride), padding=padding)
-  return _max_pool(x, window, stride, _window_pads(x, window, stride, padding))
+  return cpu_gradients.max_pool(x, window, stride, padding)
 
 
 def avg_pool(x: jax.Array, window: int, stride: int, padding: Any = "VALID") -> jax.Array:
@@ -228,62 +150,6 @@ def batch_norm(train: bool, dtype: Dtype, name: Optional[str] = None, zero_init:
       scale_init=nn.initializers.zeros if zero_init else nn.initializers.ones,
       name=name,
   )
-
-
-_NHWC = ("NHWC", "HWIO", "NHWC")
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def _pointwise_conv(x: jax.Array, kernel: jax.Array, stride: int, precision: Any, out_dtype: Any) -> jax.Array:
-  return jax.lax.conv_general_dilated(x, kernel, (stride, stride), "VALID", dimension_numbers=_NHWC,
-                                      precision=precision, preferred_element_type=out_dtype)
-
-
-def _pointwise_conv_fwd(x, kernel, stride, precision, out_dtype):
-  return _pointwise_conv(x, kernel, stride, precision, out_dtype), (x, kernel)
-
-
-def _pointwise_conv_bwd(stride, precision, out_dtype, residual, g):
-  """The input gradient as JAX derives it; the kernel gradient as one matrix product over
-  batch × positions. XLA:CPU computes a 1×1 kernel's gradient as a convolution whose window
-  is the whole feature map, behind two transposes, 2-3× slower than this product."""
-  x, kernel = residual
-  conv = lambda x: jax.lax.conv_general_dilated(  # noqa: E731
-      x, kernel, (stride, stride), "VALID", dimension_numbers=_NHWC, precision=precision,
-      preferred_element_type=out_dtype)
-  dx, = jax.vjp(conv, x)[1](g)
-  seen = x[:, ::stride, ::stride, :].reshape(-1, x.shape[-1])
-  dk = jax.lax.dot_general(seen, g.reshape(-1, g.shape[-1]).astype(seen.dtype), (((0,), (0,)), ((), ())),
-                           precision=precision, preferred_element_type=jnp.float32)
-  return dx, dk.reshape(kernel.shape).astype(kernel.dtype)
-
-
-_pointwise_conv.defvjp(_pointwise_conv_fwd, _pointwise_conv_bwd)
-
-
-def conv_general_dilated(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], padding: Any,
-                         lhs_dilation: Optional[Sequence[int]] = None, rhs_dilation: Optional[Sequence[int]] = None,
-                         dimension_numbers: Any = None, feature_group_count: int = 1, batch_group_count: int = 1,
-                         precision: Any = None, preferred_element_type: Any = None) -> jax.Array:
-  """`jax.lax.conv_general_dilated`, with a faster gradient for 1×1 NHWC kernels on CPU.
-
-  Same values, and the same input gradient; the kernel gradient of an unpadded, undilated,
-  ungrouped 1×1 convolution on XLA:CPU is a matrix product (see `_pointwise_conv_bwd`),
-  equal up to float rounding. Pass it to `nn.Conv(conv_general_dilated=...)`.
-  """
-  args = (window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers, feature_group_count,
-          batch_group_count, precision, preferred_element_type)
-  if (_OWN_GRADIENTS and jax.default_backend() == "cpu" and lhs.ndim == 4 and tuple(rhs.shape[:2]) == (1, 1)
-      and feature_group_count == 1 and batch_group_count == 1
-      and all(d == 1 for d in (*(lhs_dilation or ()), *(rhs_dilation or ())))
-      and len(set(window_strides)) == 1
-      and jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
-      == jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC)):
-    pads = (jax.lax.padtype_to_pads(lhs.shape[1:3], (1, 1), window_strides, padding)
-            if isinstance(padding, str) else padding)
-    if all(tuple(p) == (0, 0) for p in pads):
-      return _pointwise_conv(lhs, rhs, int(window_strides[0]), precision, preferred_element_type)
-  return jax.lax.conv_general_dilated(lhs, rhs, *args)
 
 
 class Conv(nn.Module):
@@ -366,7 +232,8 @@ class ConvBNAct(nn.Module):
     x = nn.Conv(
         self.features, kernel, strides=(self.stride, self.stride), padding=pad,
         feature_group_count=self.groups, use_bias=not self.bn,
-        kernel_init=self.kernel_init, bias_init=self.bias_init, conv_general_dilated=conv_general_dilated,
+        kernel_init=self.kernel_init, bias_init=self.bias_init,
+        conv_general_dilated=cpu_gradients.conv_general_dilated,
         dtype=self.dtype, param_dtype=jnp.float32, name="conv")(x)
     if self.bn:
       x = batch_norm(train, self.dtype, name="bn", zero_init=self.bn_zero_init, epsilon=self.bn_epsilon)(x)

@@ -21,7 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from alexnet_jax.models import layers
+from alexnet_jax.models import cpu_gradients, layers
 
 # (squeeze, expand1x1, expand3x3) for fire2 … fire9 (the same in both versions).
 FIRES = ((16, 64, 64), (16, 64, 64), (32, 128, 128), (32, 128, 128),
@@ -48,7 +48,7 @@ class Fire(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     conv = lambda f, k, name: nn.Conv(f, (k, k), padding=[(k // 2, k // 2)] * 2, kernel_init=_CONV_INIT,  # noqa: E731
                                       dtype=self.dtype, param_dtype=jnp.float32, name=name,
-                                      conv_general_dilated=layers.conv_general_dilated)
+                                      conv_general_dilated=cpu_gradients.conv_general_dilated)
     s = nn.relu(conv(self.squeeze, 1, "squeeze")(x))
     return jnp.concatenate([nn.relu(conv(self.expand1x1, 1, "expand1x1")(s)),
                             nn.relu(conv(self.expand3x3, 3, "expand3x3")(s))], axis=-1)
@@ -81,6 +81,6 @@ class SqueezeNet(nn.Module):
         x = layers.max_pool(x, 3, 2, ceil_mode=True)
     x = nn.Dropout(self.dropout, deterministic=not train)(x)
     x = nn.Conv(self.num_classes, (1, 1), kernel_init=nn.initializers.normal(0.01), dtype=self.dtype,
-                param_dtype=jnp.float32, name="conv10", conv_general_dilated=layers.conv_general_dilated)(x)
+                param_dtype=jnp.float32, name="conv10", conv_general_dilated=cpu_gradients.conv_general_dilated)(x)
     # Average in float32 whatever the compute dtype.
     return layers.global_avg_pool(nn.relu(x).astype(jnp.float32))

@@ -1,4 +1,4 @@
-"""`alexnet_jax.models.layers`: the CPU gradient formulations compute JAX's own derivatives."""
+"""`alexnet_jax.models.cpu_gradients`: the CPU gradient formulations compute JAX's own derivatives."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from alexnet_jax.models import build_model, layers
+from alexnet_jax.models import build_model, cpu_gradients, layers
 from alexnet_jax.configs import resnet as resnet_config
 from alexnet_jax.configs import squeezenet as squeezenet_config
 
@@ -55,12 +55,12 @@ def test_max_pool_values_and_gradient_are_xla_select_and_scatter_bit_for_bit(sha
 
 def test_xla_gradients_switches_back_to_jax_derivatives_while_tracing():
   x = _ties((1, 9, 9, 2))
-  with layers.xla_gradients():
+  with cpu_gradients.xla_gradients():
     plain = jax.make_jaxpr(jax.grad(lambda x: layers.max_pool(x, 3, 2).sum()))(x)
   ours = jax.make_jaxpr(jax.grad(lambda x: layers.max_pool(x, 3, 2).sum()))(x)
   assert "select_and_scatter_add" in str(plain) or "select_and_gather_add" in str(plain)
   assert "custom_vjp" in str(ours) and "select_and" not in str(ours)
-  assert layers._OWN_GRADIENTS  # restored on exit
+  assert cpu_gradients._OWN_GRADIENTS  # restored on exit
 
 
 @pytest.mark.parametrize("stride,padding", [(1, "VALID"), (2, ((0, 0), (0, 0))), (2, "SAME")])
@@ -68,7 +68,7 @@ def test_pointwise_conv_kernel_gradient_is_a_matrix_product_equal_to_jax(stride,
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.normal(size=(3, 9, 9, 16)).astype(np.float32))
   grads = {}
-  for name, conv in (("jax", jax.lax.conv_general_dilated), ("ours", layers.conv_general_dilated)):
+  for name, conv in (("jax", jax.lax.conv_general_dilated), ("ours", cpu_gradients.conv_general_dilated)):
     module = nn.Conv(8, (1, 1), (stride, stride), padding=padding, conv_general_dilated=conv)
     variables = module.init(jax.random.key(0), x)
     loss = lambda v, x: jnp.sum(jnp.sin(module.apply(v, x)))  # noqa: E731
@@ -87,7 +87,7 @@ def test_padded_or_larger_kernels_keep_jax_convolution():
   x = jnp.ones((1, 6, 6, 2))
   for kernel_shape, padding in (((1, 1, 2, 3), ((1, 1), (1, 1))), ((3, 3, 2, 3), "SAME")):
     k = jnp.ones(kernel_shape)
-    jaxpr = str(jax.make_jaxpr(jax.grad(lambda k: layers.conv_general_dilated(
+    jaxpr = str(jax.make_jaxpr(jax.grad(lambda k: cpu_gradients.conv_general_dilated(
         x, k, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC")).sum()))(k))
     assert "custom_vjp" not in jaxpr
 
@@ -109,7 +109,7 @@ def test_whole_model_gradients_equal_with_and_without_the_cpu_formulations(confi
     return jax.jit(jax.grad(loss))(variables["params"])
 
   ours = grads()
-  with layers.xla_gradients():
+  with cpu_gradients.xla_gradients():
     theirs = grads()
   for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
     np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5 * float(jnp.abs(b).max()))

@@ -4,8 +4,9 @@ On a 2-core CPU (BENCHMARKS.md, `python -m experiments.profile_step`) two of JAX
 compile to slow XLA:CPU programs: max pooling's (select-and-scatter, expanded into a
 reduce-window over index arrays and a scatter) and a 1×1 kernel's (a convolution whose window
 is the whole feature map, behind transposes). `max_pool` and `conv_general_dilated` compute the
-same functions with custom VJPs; `layers` uses them in every model. `xla_gradients()` switches
-back to JAX's derivatives while a model is traced, for tests and `experiments.benchmark --before`.
+same functions with custom VJPs, on CPU only; `layers` uses them in every model.
+`xla_gradients()` switches back to JAX's derivatives while a model is traced, for tests and
+`experiments.benchmark --before`.
 """
 
 from __future__ import annotations
@@ -92,8 +93,9 @@ _max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
 
 
 def max_pool(x: jax.Array, window: int, stride: int, padding: Any = "VALID") -> jax.Array:
-  """`nn.max_pool` of NHWC `x` over a square window, with the gradient of `_max_pool_bwd`."""
-  if not _OWN_GRADIENTS:
+  """`nn.max_pool` of NHWC `x` over a square window, with the gradient of `_max_pool_bwd` on CPU
+  (GPUs and TPUs keep XLA's select-and-scatter, which they run natively)."""
+  if not _OWN_GRADIENTS or jax.default_backend() != "cpu":
     return nn.max_pool(x, (window, window), (stride, stride), padding=padding)
   return _max_pool(x, window, stride, _window_pads(x, window, stride, padding))
 

@@ -18,8 +18,8 @@ quick-mode batch of 64 with 10 classes. For each model it measures:
   * the same model trained by PyTorch (torchvision's model; the paper AlexNet, which
     torchvision lacks, written here with groups=2 and LRN): on GPU `torch.compile`, bf16
     autocast and channels_last; on CPU eager float32;
-  * JAX steps and PyTorch steps alternate, one of each per round, and each rate is the
-    median over rounds, so both see the same background load;
+  * JAX and PyTorch steps take turns, one of each per round in an order that rotates from
+    round to round, and each rate is the median over rounds, so all see the same background load;
   * with --before, also the JAX step as it was formulated before the CPU work (JAX's own
     derivatives of max pooling and 1×1 convolutions, the non-finite guard as an elementwise
     select), compiled in the same process and timed in the same rounds.

@@ -18,18 +18,6 @@ def _ties(shape, seed=0):
   return jnp.asarray(np.maximum(rng.integers(-3, 3, shape), 0).astype(np.float32))
 
 
-def _reference_pads(shape, window, stride, padding, ceil_mode):
-  if not ceil_mode:
-    return padding
-  pads = []
-  for size in shape[1:3]:
-    out = -(-(size - window) // stride) + 1
-    if (out - 1) * stride >= size:
-      out -= 1
-    pads.append((0, max(0, (out - 1) * stride + window - size)))
-  return pads
-
-
 @pytest.mark.parametrize("shape,window,stride,padding,ceil_mode", [
     ((2, 13, 13, 4), 3, 2, "VALID", False),          # AlexNet's overlapping pool
     ((2, 16, 16, 3), 3, 2, ((1, 1), (1, 1)), False),  # the ResNet stem
@@ -42,7 +30,7 @@ def test_max_pool_values_and_gradient_are_xla_select_and_scatter_bit_for_bit(sha
                                                                              ceil_mode):
   x = _ties(shape)
   reference = lambda x: nn.max_pool(x, (window, window), (stride, stride),  # noqa: E731
-                                    padding=_reference_pads(shape, window, stride, padding, ceil_mode))
+                                    padding=layers.ceil_mode_pads(shape, window, stride) if ceil_mode else padding)
   ours = lambda x: layers.max_pool(x, window, stride, padding, ceil_mode)  # noqa: E731
   y_ref, vjp_ref = jax.vjp(reference, x)
   y, vjp = jax.vjp(ours, x)

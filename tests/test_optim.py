@@ -146,7 +146,7 @@ def _guard_case():
   return params, grads
 
 
-def test_guarded_update_applies_a_finite_step_exactly_as_optax_does():
+def test_guarded_update_applies_a_finite_step_as_optax_does():
   params, grads = _guard_case()
   tx = _sgd(0.1)
   opt_state = tx.init(params)

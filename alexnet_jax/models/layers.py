@@ -110,18 +110,23 @@ def log_lrn_terms(model: nn.Module, params: Any, images: jax.Array) -> None:
                  ", ".join(f"{k} {v:.3g}" for k, v in terms.items()))
 
 
+def ceil_mode_pads(shape: Sequence[int], window: int, stride: int) -> list[tuple[int, int]]:
+  """The (low, high) padding of an NHWC `shape`'s two spatial axes that torch's ceil_mode=True implies."""
+  pads = []
+  for size in shape[1:3]:
+    out = -(-(size - window) // stride) + 1
+    if (out - 1) * stride >= size:  # torch drops a window that starts in the padding
+      out -= 1
+    pads.append((0, max(0, (out - 1) * stride + window - size)))
+  return pads
+
+
 def max_pool(x: jax.Array, window: int, stride: int, padding: Any = "VALID", ceil_mode: bool = False) -> jax.Array:
   """Max pooling of NHWC `x` (square window); ceil_mode pads on the high side like torch's
   ceil_mode=True. Same values and gradients as `nn.max_pool`, with a backward pass that
   XLA compiles to fused elementwise work (`cpu_gradients.max_pool`)."""
   if ceil_mode:
-    pads = []
-    for size in x.shape[1:3]:
-      out = -(-(size - window) // stride) + 1
-      if (out - 1) * stride >= size:  # torch drops a window that starts in the padding
-        out -= 1
-      pads.append((0, max(0, (out - 1) * stride + window - size)))
-    padding = pads
+    padding = ceil_mode_pads(x.shape, window, stride)
   return cpu_gradients.max_pool(x, window, stride, padding)
 
 

@@ -21,6 +21,7 @@ import optax
 from flax.training import train_state
 
 from alexnet_jax import checkpoint
+from alexnet_jax import host_memory
 from alexnet_jax import metrics as metrics_lib
 from alexnet_jax import models
 from alexnet_jax import optim
@@ -131,6 +132,8 @@ class Runtime:
 
   def __init__(self, config: ml_collections.ConfigDict, info=None):
     self.config = config
+    if config.keep_host_memory and jax.default_backend() == "cpu":
+      host_memory.keep_freed_memory()
     self.info = info if info is not None else batch_source(config).get_info(config)
     self.mesh = parallel.make_mesh(config.mesh)
     strategy = config.mesh.strategy

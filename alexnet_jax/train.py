@@ -238,7 +238,10 @@ def _train_locked(config, workdir, preempt: _Preemption):
     stop = preempt.stop_after(step)
     report(step)
     is_last = step == rt.total_steps
-    if step % cfg.log_every_steps == 0 or is_last or stop:
+    # The flags are checked before anything reads the state (a log, an evaluation, a save): a
+    # step whose update overflowed was applied (optim.guarded_update) and must not be saved.
+    if (step % cfg.log_every_steps == 0 or step % eval_every == 0 or step % cfg.checkpoint_every_steps == 0
+        or is_last or stop):
       _guard_finite(finite_flags, last_ckpt, cfg.nan_guard, mgr)
       finite_flags.clear()
     # A preempted run does not log early: its pending metrics go into the checkpoint, so the
@@ -325,6 +328,6 @@ def _guard_finite(flags, last_ckpt, enabled: bool, mgr) -> None:
       where = (f"The last good checkpoint is step {last_ckpt} in {mgr.directory} (kept)"
                if last_ckpt is not None else "No checkpoint was written yet")
       raise TrainingError(
-          f"The loss, gradient or updated parameters became non-finite at step {step + 1}; the update was "
-          f"not applied and training stopped. {where}. Lower the learning rate (config.schedule.base_lr), add "
+          f"The loss, gradient or updated parameters became non-finite at step {step + 1}; training stopped "
+          f"and nothing from that step was saved. {where}. Lower the learning rate (config.schedule.base_lr), add "
           f"config.optimizer.grad_clip_norm, or check the data.")

@@ -21,8 +21,14 @@ quick-mode batch of 64 with 10 classes. For each model it measures:
   * JAX and PyTorch steps take turns, one of each per round in an order that rotates from
     round to round, and each rate is the median over rounds, so all see the same background load;
   * with --before, also the JAX step as it was formulated before the CPU work (JAX's own
-    derivatives of max pooling and 1×1 convolutions, the non-finite guard as an elementwise
-    select), compiled in the same process and timed in the same rounds.
+    derivatives of max pooling and 1×1 convolutions, no stored residual-block outputs, the
+    non-finite guard as an elementwise select), compiled in the same process and timed in the
+    same rounds.
+
+On CPU the process first makes glibc's malloc keep freed memory (`alexnet_jax.host_memory`,
+what training does with `config.keep_host_memory`), which PyTorch's allocations share;
+--fresh_host_memory leaves malloc as it is (so --before does not cover this setting: compare
+two runs for it).
 
 With --store_steps=N it times the quick-mode AlexNet trained from a synthetic prepared store,
 end to end (store → staging thread → device augmentation → step) against the step alone.
@@ -59,7 +65,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from alexnet_jax import models, optim
+from alexnet_jax import host_memory, models, optim
 from alexnet_jax.models import cpu_gradients
 
 # Dense bf16 tensor-core peaks (FLOP/s) by device-kind substring; utilisation is only
@@ -529,6 +535,9 @@ def parse(argv=None) -> argparse.Namespace:
                  help="also time the JAX step as formulated before the CPU work (JAX's own derivatives of max "
                  "pooling and 1×1 convolutions, `cpu_gradients.xla_gradients`; the non-finite guard as an elementwise "
                  "select), in turn with the others, in the same process")
+  p.add_argument("--fresh_host_memory", action="store_true",
+                 help="CPU: leave glibc's malloc as it is, instead of keeping freed memory for reuse "
+                 "(alexnet_jax.host_memory, for JAX and PyTorch alike)")
   p.add_argument("--pipeline_dir", default="", help="image folder <split>/<class>/<image> for the pipeline test")
   p.add_argument("--pipeline_batches", type=int, default=8)
   p.add_argument("--store_dir", default="", help="where the store benchmarks prepare their stores "
@@ -549,6 +558,7 @@ def main(argv=None) -> dict[str, Any]:
   args.batch = args.batch or (256 if on_gpu else 8)
   args.steps = args.steps or (20 if on_gpu else 3)
   args.dtype = args.dtype or ("bfloat16" if on_gpu else "float32")
+  kept = not on_gpu and not args.fresh_host_memory and host_memory.keep_freed_memory()
   if not on_gpu and not args.skip_torch:
     import torch
     torch.set_num_threads(os.cpu_count() or 1)
@@ -559,6 +569,9 @@ def main(argv=None) -> dict[str, Any]:
   print(f"# command: {info['command']}")
   print(f"# batch {args.batch} (the quick-mode nets: {QUICK_BATCH}), {args.steps} timed rounds (median), JAX dtype {args.dtype}; PyTorch "
         + ("torch.compile + bf16 autocast + channels_last" if on_gpu else "eager float32"))
+  if not on_gpu:
+    print("# host memory: " + ("freed memory kept for reuse (alexnet_jax.host_memory), for both" if kept
+                               else "glibc malloc as it is (fresh mappings for large buffers)"))
   rows = []
   hdr = f"{'model':14s} {'res':>4s} {'batch':>5s} {'params':>8s} {'JAX img/s':>10s} {'torch img/s':>11s} {'JAX/torch':>9s} " \
         f"{'GFLOP/step':>10s} {'TFLOP/s':>8s} {'util':>6s}"
@@ -572,7 +585,7 @@ def main(argv=None) -> dict[str, Any]:
           f"{r['gflop_per_step']:10.1f} {r['achieved_tflop_s']:8.3f} {util:>6s}"
           + (f"  (before: {r['before_img_s']:.1f} img/s; after/before {r['after_over_before']:.2f}×)"
              if "before_img_s" in r else ""), flush=True)
-  out: dict[str, Any] = {"machine": info, "args": vars(args), "train_step": rows}
+  out: dict[str, Any] = {"machine": info, "args": vars(args), "host_memory_kept": kept, "train_step": rows}
   import tempfile
   scratch = tempfile.TemporaryDirectory(prefix="alexnet_jax_bench_")
   store_dir = args.store_dir or scratch.name

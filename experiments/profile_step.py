@@ -33,6 +33,7 @@ import time  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
+from alexnet_jax import host_memory  # noqa: E402
 from experiments import benchmark  # noqa: E402
 
 _NOT_OPS = ("$", "end: ", "PjitFunction", "Thunk", "SlinkyThreadPool", "CommonPjRt", "Handle input",
@@ -67,7 +68,11 @@ def main(argv=None) -> dict:
   p.add_argument("--top", type=int, default=12, help="how many kinds and single operations to print")
   p.add_argument("--before", action="store_true", help="the step as formulated before the CPU work")
   p.add_argument("--torch", action="store_true", help="also PyTorch eager's profile of the same network")
+  p.add_argument("--fresh_host_memory", action="store_true",
+                 help="leave glibc's malloc as it is (default: keep freed memory, as training does)")
   args = p.parse_args(argv)
+  if not args.fresh_host_memory:
+    host_memory.keep_freed_memory()
   spec = benchmark.SPECS[args.model]
   batch, res = spec.batch or args.batch, args.res or spec.cpu_res
   bench = benchmark.build_jax(args.model, batch, res, jnp.float32, before=args.before)

@@ -46,7 +46,7 @@ BAD_FIELDS = {
     "batch_size": "0", "eval_batch_size": "-8", "num_epochs": "-3.0", "num_train_steps": "0",
     "label_smoothing": "1.0", "aux_loss_weight": "-0.3", "dtype": "float16", "log_every_steps": "0",
     "eval_every_epochs": "0.0", "checkpoint_every_steps": "-1", "keep_checkpoints": "0",
-    "async_checkpoints": "nope", "nan_guard": "nah", "mesh.data": "0", "mesh.model": "0",
+    "async_checkpoints": "nope", "nan_guard": "nah", "keep_host_memory": "maybe", "mesh.data": "0", "mesh.model": "0",
     "mesh.strategy": "pipeline", "eval.protocols": "('center','5crop')", "eval.sets": "()",
     "eval.scales": "(256,-384)", "eval.googlenet_scales": "(0,)", "eval.batch_size": "-1",
     "eval.real_json": None, "eval.v2_dir": None, "eval.minival_size": "0", "eval.top_confusions": "-1",

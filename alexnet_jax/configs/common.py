@@ -348,6 +348,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.keep_checkpoints = 3
   c.async_checkpoints = True
   c.nan_guard = True
+  # CPU: glibc's malloc keeps freed memory, so XLA's per-step buffers are not mapped afresh
+  # (page faults) every step; the process keeps its peak memory (alexnet_jax/host_memory.py).
+  c.keep_host_memory = True
 
   c.mesh = ml_collections.ConfigDict()
   c.mesh.data = -1               # -1: every device not used by `model`

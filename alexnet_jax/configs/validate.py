@@ -161,6 +161,7 @@ RULES: dict[str, Rule] = {
     "keep_checkpoints": positive_int,
     "async_checkpoints": boolean,
     "nan_guard": boolean,
+    "keep_host_memory": boolean,
     "mesh.data": count_or_unset,
     "mesh.model": positive_int,
     "mesh.strategy": one_of("data", "towers", "fc"),

@@ -44,7 +44,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from alexnet_jax.models import layers
+from alexnet_jax.models import cpu_gradients, layers
 
 # depth → (block type, blocks per stage), ResNet paper Table 1.
 DEPTHS: dict[int, tuple[str, tuple[int, ...]]] = {
@@ -163,7 +163,10 @@ class ResidualBlock(nn.Module):
                                count_include_pad=False)
         stride = 1
       shortcut = self._conv(out_features, 1, stride, "downsample", act=None)(shortcut, train)
-    return nn.relu(y + shortcut)
+    # Stored once: left to fusion, XLA:CPU recomputes the chain of batch norms, additions and
+    # ReLUs behind a block's output inside each consumer (BENCHMARKS.md).
+    out = nn.relu(y + shortcut)
+    return cpu_gradients.stored(out) if train else out
 
 
 class ResNet(nn.Module):

@@ -25,10 +25,10 @@ quick-mode batch of 64 with 10 classes. For each model it measures:
     non-finite guard as an elementwise select), compiled in the same process and timed in the
     same rounds.
 
-On CPU the process first makes glibc's malloc keep freed memory (`alexnet_jax.host_memory`,
-what training does with `config.keep_host_memory`), which PyTorch's allocations share;
---fresh_host_memory leaves malloc as it is (so --before does not cover this setting: compare
-two runs for it).
+On CPU, glibc's malloc is left as it is, as PyTorch is usually run. --keep_host_memory makes
+it keep freed memory first (`alexnet_jax.host_memory`, what training does with
+`config.keep_host_memory`); that setting is process-wide, so PyTorch's allocations share it
+(and --before does not cover it: compare two runs).
 
 With --store_steps=N it times the quick-mode AlexNet trained from a synthetic prepared store,
 end to end (store → staging thread → device augmentation → step) against the step alone.
@@ -535,9 +535,9 @@ def parse(argv=None) -> argparse.Namespace:
                  help="also time the JAX step as formulated before the CPU work (JAX's own derivatives of max "
                  "pooling and 1×1 convolutions, `cpu_gradients.xla_gradients`; the non-finite guard as an elementwise "
                  "select), in turn with the others, in the same process")
-  p.add_argument("--fresh_host_memory", action="store_true",
-                 help="CPU: leave glibc's malloc as it is, instead of keeping freed memory for reuse "
-                 "(alexnet_jax.host_memory, for JAX and PyTorch alike)")
+  p.add_argument("--keep_host_memory", action="store_true",
+                 help="CPU: make glibc's malloc keep freed memory for reuse, as training does "
+                 "(alexnet_jax.host_memory), for JAX and PyTorch alike (default: malloc as it is)")
   p.add_argument("--pipeline_dir", default="", help="image folder <split>/<class>/<image> for the pipeline test")
   p.add_argument("--pipeline_batches", type=int, default=8)
   p.add_argument("--store_dir", default="", help="where the store benchmarks prepare their stores "
@@ -558,7 +558,7 @@ def main(argv=None) -> dict[str, Any]:
   args.batch = args.batch or (256 if on_gpu else 8)
   args.steps = args.steps or (20 if on_gpu else 3)
   args.dtype = args.dtype or ("bfloat16" if on_gpu else "float32")
-  kept = not on_gpu and not args.fresh_host_memory and host_memory.keep_freed_memory()
+  kept = not on_gpu and args.keep_host_memory and host_memory.keep_freed_memory()
   if not on_gpu and not args.skip_torch:
     import torch
     torch.set_num_threads(os.cpu_count() or 1)
@@ -570,8 +570,8 @@ def main(argv=None) -> dict[str, Any]:
   print(f"# batch {args.batch} (the quick-mode nets: {QUICK_BATCH}), {args.steps} timed rounds (median), JAX dtype {args.dtype}; PyTorch "
         + ("torch.compile + bf16 autocast + channels_last" if on_gpu else "eager float32"))
   if not on_gpu:
-    print("# host memory: " + ("freed memory kept for reuse (alexnet_jax.host_memory), for both" if kept
-                               else "glibc malloc as it is (fresh mappings for large buffers)"))
+    print("# host memory: " + ("freed memory kept for reuse (--keep_host_memory), for both" if kept
+                               else "glibc malloc as it is, for both (--keep_host_memory: as training keeps it)"))
   rows = []
   hdr = f"{'model':14s} {'res':>4s} {'batch':>5s} {'params':>8s} {'JAX img/s':>10s} {'torch img/s':>11s} {'JAX/torch':>9s} " \
         f"{'GFLOP/step':>10s} {'TFLOP/s':>8s} {'util':>6s}"

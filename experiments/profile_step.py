@@ -68,10 +68,10 @@ def main(argv=None) -> dict:
   p.add_argument("--top", type=int, default=12, help="how many kinds and single operations to print")
   p.add_argument("--before", action="store_true", help="the step as formulated before the CPU work")
   p.add_argument("--torch", action="store_true", help="also PyTorch eager's profile of the same network")
-  p.add_argument("--fresh_host_memory", action="store_true",
-                 help="leave glibc's malloc as it is (default: keep freed memory, as training does)")
+  p.add_argument("--keep_host_memory", action="store_true",
+                 help="make glibc's malloc keep freed memory first, as training does (alexnet_jax.host_memory)")
   args = p.parse_args(argv)
-  if not args.fresh_host_memory:
+  if args.keep_host_memory:
     host_memory.keep_freed_memory()
   spec = benchmark.SPECS[args.model]
   batch, res = spec.batch or args.batch, args.res or spec.cpu_res

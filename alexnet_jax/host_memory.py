@@ -1,7 +1,7 @@
 """Host memory that XLA:CPU can reuse from step to step (`config.keep_host_memory`).
 
-Each execution of a compiled step allocates one buffer for all its temporaries (67 MB for the
-quick-mode ResNet-18 at batch 64, 334 MB for ResNet-50 at batch 8, 112 px) and frees it at
+Each execution of a compiled step allocates one buffer for all its temporaries (66 MB for the
+quick-mode ResNet-18 at batch 64, 350 MB for ResNet-50 at batch 8, 112 px) and frees it at
 the end. glibc's malloc serves an allocation that size with a fresh `mmap` and returns it to
 the kernel on `free`, so every step touches tens of thousands of new pages, each a page fault
 and a page of zeroes written by the kernel: 86,000 faults and about a fifth of a ResNet-50

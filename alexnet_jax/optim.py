@@ -74,7 +74,7 @@ def guarded_update(tx: optax.GradientTransformation, grads, opt_state, params, l
   the state (train.py stops with the last good checkpoint kept).
 
   Checking the new parameters before the update instead costs a second pass over parameters,
-  gradients and optimizer state (12% of an AlexNet step on a 2-core CPU), and choosing
+  gradients and optimizer state (12% of an AlexNet OWT step on a 2-core CPU), and choosing
   elementwise between a stored old and new state keeps both alive, so the update cannot
   overwrite the donated buffers in place (BENCHMARKS.md).
   """

@@ -183,4 +183,3 @@ def test_benchmark_step_equals_runtime_step(family, request):
   assert _max_abs_diff(new.params, state.params) > 0
   assert _max_abs_diff(bench_new["params"], new.params) < 1e-6
   assert _max_abs_diff(bench_new["batch_stats"], new.batch_stats) < 1e-5 if new.batch_stats else True
-

@@ -35,6 +35,11 @@ def xla_gradients():
     _OWN_GRADIENTS = saved
 
 
+def _active() -> bool:
+  """Whether the formulations here apply: on CPU, outside `xla_gradients()`."""
+  return _OWN_GRADIENTS and jax.default_backend() == "cpu"
+
+
 def _window_pads(x: jax.Array, window: int, stride: int, padding: Any) -> tuple[tuple[int, int], ...]:
   """(low, high) padding of the two spatial axes of an NHWC `x`, from 'VALID', 'SAME' or pairs."""
   if isinstance(padding, str):
@@ -97,7 +102,7 @@ _max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
 def max_pool(x: jax.Array, window: int, stride: int, padding: Any = "VALID") -> jax.Array:
   """`nn.max_pool` of NHWC `x` over a square window, with the gradient of `_max_pool_bwd` on CPU
   (GPUs and TPUs keep XLA's select-and-scatter, which they run natively)."""
-  if not _OWN_GRADIENTS or jax.default_backend() != "cpu":
+  if not _active():
     return nn.max_pool(x, (window, window), (stride, stride), padding=padding)
   return _max_pool(x, window, stride, _window_pads(x, window, stride, padding))
 
@@ -110,7 +115,7 @@ def stored(x: jax.Array) -> jax.Array:
   with residual connections the whole chain of batch norms, additions and ReLUs behind it is
   recomputed inside each consumer. Same values; no-op off CPU and under `xla_gradients()`.
   """
-  if not _OWN_GRADIENTS or jax.default_backend() != "cpu":
+  if not _active():
     return x
   return jax.lax.optimization_barrier(x)
 
@@ -168,7 +173,7 @@ def conv_general_dilated(lhs: jax.Array, rhs: jax.Array, window_strides: Sequenc
   """
   args = (window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers, feature_group_count,
           batch_group_count, precision, preferred_element_type)
-  if (_OWN_GRADIENTS and jax.default_backend() == "cpu" and lhs.ndim == 4 and tuple(rhs.shape[:2]) == (1, 1)
+  if (_active() and lhs.ndim == 4 and tuple(rhs.shape[:2]) == (1, 1)
       and feature_group_count == 1 and batch_group_count == 1
       and all(d == 1 for d in (*(lhs_dilation or ()), *(rhs_dilation or ())))
       and len(set(window_strides)) == 1

@@ -26,6 +26,7 @@ from alexnet_jax import metrics as metrics_lib
 from alexnet_jax import models
 from alexnet_jax import optim
 from alexnet_jax import parallel
+from alexnet_jax import xla_cpu
 from alexnet_jax.data import device_augment
 from alexnet_jax.errors import ConfigError
 
@@ -156,10 +157,13 @@ class Runtime:
     self.augment = device_augment.train_batch(config.input) if uses_store(config) else None
     step = functools.partial(train_step, schedule=self.schedule, label_smoothing=config.label_smoothing,
                              aux_weight=config.aux_loss_weight, augment=self.augment)
+    options = xla_cpu.compiler_options(config.cpu_onednn)
     self.train_step = jax.jit(step, in_shardings=(self.state_sharding, self.data_sharding, self.repl),
-                              out_shardings=(self.state_sharding, self.repl, self.repl), donate_argnums=0)
+                              out_shardings=(self.state_sharding, self.repl, self.repl), donate_argnums=0,
+                              compiler_options=options)
     self.eval_step = jax.jit(functools.partial(eval_step, input_cfg=config.input if uses_store(config) else None),
-                             in_shardings=(self.state_sharding, self.data_sharding), out_shardings=self.repl)
+                             in_shardings=(self.state_sharding, self.data_sharding), out_shardings=self.repl,
+                             compiler_options=options)
 
   def init_state(self) -> TrainState:
     return self._init(jax.random.fold_in(self.base_key, -1 % 2**31))

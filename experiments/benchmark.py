@@ -20,10 +20,12 @@ quick-mode batch of 64 with 10 classes. For each model it measures:
     autocast and channels_last; on CPU eager float32;
   * JAX and PyTorch steps take turns, one of each per round in an order that rotates from
     round to round, and each rate is the median over rounds, so all see the same background load;
+  * on CPU the JAX step is compiled as training compiles it, with oneDNN for what YNNPACK
+    does not take (`alexnet_jax.xla_cpu`, `config.cpu_onednn`);
   * with --before, also the JAX step as it was formulated before the CPU work (JAX's own
-    derivatives of max pooling and 1×1 convolutions, no stored residual-block outputs, the
-    non-finite guard as an elementwise select), compiled in the same process and timed in the
-    same rounds.
+    convolutions and derivatives of max pooling, no stored residual-block outputs, the
+    non-finite guard as an elementwise select, no oneDNN), compiled in the same process and
+    timed in the same rounds.
 
 On CPU, glibc's malloc is left as it is, as PyTorch is usually run. --keep_host_memory makes
 it keep freed memory first (`alexnet_jax.host_memory`, what training does with
@@ -65,7 +67,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from alexnet_jax import host_memory, models, optim
+from alexnet_jax import host_memory, models, optim, xla_cpu
 from alexnet_jax.models import cpu_gradients
 
 # Dense bf16 tensor-core peaks (FLOP/s) by device-kind substring; utilisation is only
@@ -198,7 +200,8 @@ def build_jax(name: str, batch: int, res: int, dtype: Any, before: bool = False)
   images = jax.device_put(rng.normal(size=(batch, res, res, 3)).astype(np.float32) * 50)
   labels = jax.device_put(rng.integers(0, spec.classes, batch).astype(np.int32))
   fn = jax.jit(functools.partial(train_step, apply_fn=model.apply, tx=tx,
-                                 guard=select_guarded_update if before else optim.guarded_update), donate_argnums=0)
+                                 guard=select_guarded_update if before else optim.guarded_update), donate_argnums=0,
+               compiler_options=xla_cpu.compiler_options(not before))
   with cpu_gradients.xla_gradients() if before else contextlib.nullcontext():
     compiled = fn.lower(state, images, labels, key).compile()
   cost = compiled.cost_analysis()
@@ -532,9 +535,9 @@ def parse(argv=None) -> argparse.Namespace:
                  help="JAX compute dtype (default bfloat16 on GPU, float32 on CPU)")
   p.add_argument("--skip_torch", action="store_true", help="JAX only")
   p.add_argument("--before", action="store_true",
-                 help="also time the JAX step as formulated before the CPU work (JAX's own derivatives of max "
-                 "pooling and 1×1 convolutions, `cpu_gradients.xla_gradients`; the non-finite guard as an elementwise "
-                 "select), in turn with the others, in the same process")
+                 help="also time the JAX step as formulated before the CPU work (JAX's own convolutions and "
+                 "derivatives of max pooling, `cpu_gradients.xla_gradients`; the non-finite guard as an elementwise "
+                 "select; no oneDNN), in turn with the others, in the same process")
   p.add_argument("--keep_host_memory", action="store_true",
                  help="CPU: make glibc's malloc keep freed memory for reuse, as training does "
                  "(alexnet_jax.host_memory), for JAX and PyTorch alike (default: malloc as it is)")

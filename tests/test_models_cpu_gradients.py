@@ -1,4 +1,4 @@
-"""`alexnet_jax.models.cpu_gradients`: the CPU gradient formulations compute JAX's own derivatives."""
+"""`alexnet_jax.models.cpu_gradients`: the CPU formulations compute JAX's own functions and derivatives."""
 
 from __future__ import annotations
 
@@ -63,9 +63,9 @@ def test_pointwise_conv_gradients_are_matrix_products_equal_to_jax(stride, paddi
     if name == "ours":
       assert "dot_general" in str(jax.make_jaxpr(jax.grad(loss))(variables, x))
   (y_jax, (dv_jax, dx_jax)), (y, (dv, dx)) = grads["jax"], grads["ours"]
-  np.testing.assert_array_equal(y, y_jax)       # the forward is the same convolution
-  np.testing.assert_array_equal(dv["params"]["bias"], dv_jax["params"]["bias"])
   # Sums of the same terms in another order: rounding only. Strided positions get exactly zero.
+  np.testing.assert_allclose(y, y_jax, rtol=1e-5, atol=1e-6 * float(jnp.abs(y_jax).max()))
+  np.testing.assert_allclose(dv["params"]["bias"], dv_jax["params"]["bias"], rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(dx, dx_jax, rtol=1e-5, atol=1e-6 * float(jnp.abs(dx_jax).max()))
   np.testing.assert_array_equal(dx == 0, dx_jax == 0)
   want = dv_jax["params"]["kernel"]
@@ -82,13 +82,49 @@ def test_stored_is_a_barrier_on_cpu_only_outside_xla_gradients():
     assert "optimization_barrier" not in str(jax.make_jaxpr(lambda x: cpu_gradients.stored(x) * 2)(x))
 
 
-def test_padded_or_larger_kernels_keep_jax_convolution():
-  x = jnp.ones((1, 6, 6, 2))
-  for kernel_shape, padding in (((1, 1, 2, 3), ((1, 1), (1, 1))), ((3, 3, 2, 3), "SAME")):
+@pytest.mark.parametrize("shape,kernel,stride,padding", [
+    ((2, 7, 7, 16), 3, 1, ((1, 1), (1, 1))),   # ResNet-50's last stages at batch 8: few positions
+    ((2, 9, 9, 8), 3, 2, ((1, 1), (1, 1))),    # strided, odd size
+    ((1, 13, 13, 6), 5, 1, "SAME"),
+    ((2, 10, 10, 3), 7, 2, ((3, 3), (3, 3))),  # a stem
+    ((1, 8, 8, 4), 3, 1, "VALID"),
+    ((1, 6, 6, 4), 1, 1, ((1, 1), (1, 1))),     # a padded 1×1 kernel
+    ((2, 16, 16, 128), 3, 2, ((1, 1), (1, 1))),  # strided with 128 channels: products at any size
+])
+def test_patch_convolutions_equal_jax_values_and_gradients(shape, kernel, stride, padding):
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=shape).astype(np.float32))
+  k = jnp.asarray(rng.normal(size=(kernel, kernel, shape[-1], 5)).astype(np.float32))
+  g = None
+  out = {}
+  for name, conv in (("jax", jax.lax.conv_general_dilated), ("ours", cpu_gradients.conv_general_dilated)):
+    f = lambda x, k, conv=conv: conv(x, k, (stride, stride), padding,  # noqa: E731
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    y, vjp = jax.vjp(f, x, k)
+    g = jnp.asarray(rng.normal(size=y.shape).astype(np.float32)) if g is None else g
+    out[name] = (y, *vjp(g))
+    if name == "ours":
+      jaxpr = str(jax.make_jaxpr(jax.grad(lambda x, k: jnp.vdot(f(x, k), g), (0, 1)))(x, k))
+      assert "conv_general_dilated" not in jaxpr and "dot_general" in jaxpr
+  for a, b in zip(out["ours"], out["jax"]):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=2e-6 * float(jnp.abs(b).max()))
+
+
+def test_large_maps_and_other_convolutions_keep_jax_convolution():
+  big = jnp.ones((8, 16, 16, 8))  # 2,048 output positions, stride 1: YNNPACK's convolution is faster
+  small = jnp.ones((1, 6, 6, 4))
+  for x, kernel_shape, kwargs in ((big, (3, 3, 8, 4), {}), (big, (3, 3, 8, 4), {"rhs_dilation": (2, 2)}),
+                                  (small, (3, 3, 2, 4), {"feature_group_count": 2}),
+                                  (jnp.ones((8, 32, 32, 8)), (3, 3, 8, 16), {"window_strides": (2, 2)})):  # few channels
     k = jnp.ones(kernel_shape)
+    strides = kwargs.pop("window_strides", (1, 1))
     jaxpr = str(jax.make_jaxpr(jax.grad(lambda k: cpu_gradients.conv_general_dilated(
-        x, k, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC")).sum()))(k))
-    assert "custom_vjp" not in jaxpr
+        x, k, strides, "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"), **kwargs).sum()))(k))
+    assert "conv_general_dilated" in jaxpr and "custom_vjp" not in jaxpr
+  with cpu_gradients.xla_gradients():  # every formulation off: JAX's own convolution
+    jaxpr = str(jax.make_jaxpr(lambda x, k: cpu_gradients.conv_general_dilated(
+        x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")))(small, jnp.ones((3, 3, 4, 2))))
+  assert "conv_general_dilated" in jaxpr and "dot_general" not in jaxpr
 
 
 def test_whole_model_gradients_equal_with_and_without_the_cpu_formulations():

@@ -351,6 +351,9 @@ def base_config() -> ml_collections.ConfigDict:
   # CPU: glibc's malloc keeps freed memory, so XLA's per-step buffers are not mapped afresh
   # (page faults) every step; the process keeps its peak memory (alexnet_jax/host_memory.py).
   c.keep_host_memory = True
+  # CPU: XLA runs the convolutions and products YNNPACK does not take with oneDNN instead of
+  # Eigen (xla_cpu_experimental_onednn_custom_call; alexnet_jax/xla_cpu.py).
+  c.cpu_onednn = True
 
   c.mesh = ml_collections.ConfigDict()
   c.mesh.data = -1               # -1: every device not used by `model`

@@ -162,6 +162,7 @@ RULES: dict[str, Rule] = {
     "async_checkpoints": boolean,
     "nan_guard": boolean,
     "keep_host_memory": boolean,
+    "cpu_onednn": boolean,
     "mesh.data": count_or_unset,
     "mesh.model": positive_int,
     "mesh.strategy": one_of("data", "towers", "fc"),

@@ -1,14 +1,16 @@
-"""Gradients written the way XLA:CPU runs them fast, with the values JAX's own derivatives give.
+"""Pooling and convolutions written the way XLA:CPU runs them fast, computing the same functions.
 
-On a 2-core CPU (BENCHMARKS.md, `python -m experiments.profile_step`) two of JAX's derivatives
-compile to slow XLA:CPU programs: max pooling's (select-and-scatter, expanded into a
-reduce-window over index arrays and a scatter) and a 1×1 convolution's (for the kernel, a
-convolution whose window is the whole feature map, behind transposes; for the input, a
-convolution with a transposed copy of the kernel). `max_pool` and `conv_general_dilated` compute the
-same functions with custom VJPs, on CPU only; `layers` uses them in every model.
+On a 2-core CPU (BENCHMARKS.md, `python -m experiments.profile_step`) some of JAX's programs
+compile to slow XLA:CPU code: max pooling's derivative (select-and-scatter, expanded into a
+reduce-window over index arrays and a scatter), a 1×1 convolution's derivatives (for the
+kernel, a convolution whose window is the whole feature map, behind transposes; for the
+input, a convolution with a transposed copy of the kernel), and convolutions on small maps or
+with a stride (YNNPACK is slow on few positions and does not take a strided convolution's
+input gradient). `max_pool` and `conv_general_dilated` compute the same functions with custom
+VJPs or as matrix products, on CPU only; `layers` uses them in every model.
 `stored` keeps XLA from recomputing a residual block's output inside each of its consumers.
-`xla_gradients()` switches back to JAX's derivatives (and XLA's fusion) while a model is
-traced, for tests and `experiments.benchmark --before`.
+`xla_gradients()` switches back to JAX's own convolutions, derivatives (and XLA's fusion)
+while a model is traced, for tests and `experiments.benchmark --before`.
 """
 
 from __future__ import annotations
@@ -123,10 +125,26 @@ def stored(x: jax.Array) -> jax.Array:
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
 
+# A k×k convolution becomes one matrix product over its patches (`_patch_conv`) when the
+# product has at most this many rows (batch × output positions): at batch 8, ResNet-50's
+# 7×7 and 4×4 stages and AlexNet's 13×13 layers. On so few positions YNNPACK's convolutions
+# are slow (ResNet-50's 4×4 3×3 layer: 21 ms forward and backward, 11 ms as a product); on
+# larger maps the product loses (a 28×28 3×3 layer: 7.4 ms against 10.8).
+_PATCH_MAX_ROWS = 1600
+# ... and when it is strided with at least this many input channels: the input gradient of a
+# strided convolution needs base dilation, which YNNPACK does not take, so XLA runs it on
+# Eigen (ResNet-50's 28×28→14×14 3×3 layer: 12.2 ms, 9.6 as a product).
+_PATCH_STRIDED_MIN_CIN = 128
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
 def _pointwise_conv(x: jax.Array, kernel: jax.Array, stride: int, precision: Any, out_dtype: Any) -> jax.Array:
-  return jax.lax.conv_general_dilated(x, kernel, (stride, stride), "VALID", dimension_numbers=_NHWC,
-                                      precision=precision, preferred_element_type=out_dtype)
+  """A 1×1 convolution as one matrix product over batch × (strided) positions."""
+  seen = x[:, ::stride, ::stride, :]
+  cin, cout = kernel.shape[2:]
+  y = jax.lax.dot_general(seen.reshape(-1, cin), kernel.reshape(cin, cout), (((1,), (0,)), ((), ())),
+                          precision=precision, preferred_element_type=out_dtype)
+  return y.reshape(*seen.shape[:3], cout)
 
 
 def _pointwise_conv_fwd(x, kernel, stride, precision, out_dtype):
@@ -161,26 +179,56 @@ def _pointwise_conv_bwd(stride, precision, out_dtype, residual, g):
 _pointwise_conv.defvjp(_pointwise_conv_fwd, _pointwise_conv_bwd)
 
 
+def _patch_conv(x: jax.Array, kernel: jax.Array, stride: int, pads: Sequence[tuple[int, int]], precision: Any,
+                out_dtype: Any) -> jax.Array:
+  """A k×k NHWC convolution as one matrix product: the k² shifted (strided) views of the padded
+  input side by side (im2col), times the kernel as a (k²·in, out) matrix, whose (row, column,
+  channel) order is HWIO's own. JAX differentiates it as written: the kernel gradient is one
+  product with the patches, the input gradient a product with the kernel's transpose whose k²
+  column blocks are added back at their offsets (elementwise work XLA fuses)."""
+  kh, kw, cin, cout = kernel.shape
+  xp = jnp.pad(x, ((0, 0), *pads, (0, 0)))
+  n, hp, wp, _ = xp.shape
+  ho, wo = (hp - kh) // stride + 1, (wp - kw) // stride + 1
+  views = [jax.lax.slice(xp, (0, i, j, 0), (n, i + stride * (ho - 1) + 1, j + stride * (wo - 1) + 1, cin),
+                         (1, stride, stride, 1)) for i in range(kh) for j in range(kw)]
+  patches = jnp.concatenate(views, axis=-1).reshape(n * ho * wo, kh * kw * cin)
+  y = jax.lax.dot_general(patches, kernel.reshape(kh * kw * cin, cout), (((1,), (0,)), ((), ())),
+                          precision=precision, preferred_element_type=out_dtype)
+  return y.reshape(n, ho, wo, cout)
+
+
 def conv_general_dilated(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], padding: Any,
                          lhs_dilation: Optional[Sequence[int]] = None, rhs_dilation: Optional[Sequence[int]] = None,
                          dimension_numbers: Any = None, feature_group_count: int = 1, batch_group_count: int = 1,
                          precision: Any = None, preferred_element_type: Any = None) -> jax.Array:
-  """`jax.lax.conv_general_dilated`, with a faster gradient for 1×1 NHWC kernels on CPU.
-
-  Same values; the gradients of an unpadded, undilated, ungrouped 1×1 convolution on XLA:CPU
-  are matrix products (see `_pointwise_conv_bwd`), equal up to float rounding. Pass it to
+  """`jax.lax.conv_general_dilated`, formulated for XLA:CPU where that is faster. Pass it to
   `nn.Conv(conv_general_dilated=...)`.
+
+  On CPU, an undilated, ungrouped NHWC convolution with one stride for both axes is computed
+  as matrix products: a 1×1 one always (`_pointwise_conv`, with the gradients of
+  `_pointwise_conv_bwd`), a k×k one on small maps or when strided (`_patch_conv`, see
+  `_PATCH_MAX_ROWS`). The same function, equal to XLA's convolution up to float rounding
+  (sums in another order). Anything else, and every convolution off CPU or under
+  `xla_gradients()`, is XLA's own.
   """
   args = (window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers, feature_group_count,
           batch_group_count, precision, preferred_element_type)
-  if (_active() and lhs.ndim == 4 and tuple(rhs.shape[:2]) == (1, 1)
-      and feature_group_count == 1 and batch_group_count == 1
-      and all(d == 1 for d in (*(lhs_dilation or ()), *(rhs_dilation or ())))
-      and len(set(window_strides)) == 1
-      and jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
-      == jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC)):
-    pads = (jax.lax.padtype_to_pads(lhs.shape[1:3], (1, 1), window_strides, padding)
-            if isinstance(padding, str) else padding)
-    if all(tuple(p) == (0, 0) for p in pads):
-      return _pointwise_conv(lhs, rhs, int(window_strides[0]), precision, preferred_element_type)
+  if not (_active() and lhs.ndim == 4 and feature_group_count == 1 and batch_group_count == 1
+          and all(d == 1 for d in (*(lhs_dilation or ()), *(rhs_dilation or ())))
+          and len(set(window_strides)) == 1
+          and jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+          == jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC)):
+    return jax.lax.conv_general_dilated(lhs, rhs, *args)
+  stride = int(window_strides[0])
+  kh, kw = rhs.shape[:2]
+  pads = tuple(tuple(int(p) for p in pair) for pair in (
+      jax.lax.padtype_to_pads(lhs.shape[1:3], (kh, kw), window_strides, padding)
+      if isinstance(padding, str) else padding))
+  if (kh, kw) == (1, 1) and pads == ((0, 0), (0, 0)):
+    return _pointwise_conv(lhs, rhs, stride, precision, preferred_element_type)
+  rows = lhs.shape[0] * ((lhs.shape[1] + sum(pads[0]) - kh) // stride + 1) * (
+      (lhs.shape[2] + sum(pads[1]) - kw) // stride + 1)
+  if rows <= _PATCH_MAX_ROWS or (stride > 1 and lhs.shape[3] >= _PATCH_STRIDED_MIN_CIN):
+    return _patch_conv(lhs, rhs, stride, pads, precision, preferred_element_type)
   return jax.lax.conv_general_dilated(lhs, rhs, *args)

@@ -198,11 +198,11 @@ class Conv(nn.Module):
     if impl == "split" and self.groups > 1:
       xs = jnp.split(x, self.groups, axis=-1)
       ks = jnp.split(kernel, self.groups, axis=-1)
-      y = jnp.concatenate([jax.lax.conv_general_dilated(a, k, self.strides, pad, dimension_numbers=dn)
+      y = jnp.concatenate([cpu_gradients.conv_general_dilated(a, k, self.strides, pad, dimension_numbers=dn)
                            for a, k in zip(xs, ks)], axis=-1)
     else:
-      y = jax.lax.conv_general_dilated(x, kernel, self.strides, pad, dimension_numbers=dn,
-                                       feature_group_count=self.groups)
+      y = cpu_gradients.conv_general_dilated(x, kernel, self.strides, pad, dimension_numbers=dn,
+                                             feature_group_count=self.groups)
     if self.use_bias:
       y = y + self.param("bias", self.bias_init, (self.features,), jnp.float32).astype(self.dtype)
     return y

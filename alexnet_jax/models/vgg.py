@@ -23,7 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from alexnet_jax.models import layers
+from alexnet_jax.models import cpu_gradients, layers
 
 # Convs per stage for each depth (channels 64, 128, 256, 512, 512).
 STAGES = {11: (1, 1, 2, 2, 2), 13: (2, 2, 2, 2, 2), 16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}
@@ -48,6 +48,7 @@ class ConvBlock(nn.Module):
     # Kaiming-normal fan_out init and zero biases, as torchvision.
     x = nn.Conv(self.features, (3, 3), padding=[(1, 1), (1, 1)],
                 kernel_init=nn.initializers.variance_scaling(2.0, "fan_out", "normal"),
+                conv_general_dilated=cpu_gradients.conv_general_dilated,
                 dtype=self.dtype, param_dtype=jnp.float32, name="conv")(x)
     if self.bn:
       x = layers.batch_norm(train, self.dtype, name="bn")(x)

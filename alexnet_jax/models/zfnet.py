@@ -24,7 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from alexnet_jax.models import layers
+from alexnet_jax.models import cpu_gradients, layers
 
 # (features, kernel, stride, padding) for conv2..conv5; conv1 comes from the config.
 CONVS = ((256, 5, 2, 0), (384, 3, 1, 1), (384, 3, 1, 1), (256, 3, 1, 1))
@@ -64,7 +64,8 @@ class ZFNet(nn.Module):
     geometry += [(CONVS[0][0], CONVS[0][1], self.conv2_stride, CONVS[0][3])] + list(CONVS[1:])
     for i, (features, kernel, stride, pad) in enumerate(geometry, start=1):
       x = nn.Conv(self._channels(features), (kernel, kernel), strides=(stride, stride),
-                  padding=[(pad, pad), (pad, pad)], kernel_init=kinit, dtype=self.dtype,
+                  padding=[(pad, pad), (pad, pad)], kernel_init=kinit,
+                  conv_general_dilated=cpu_gradients.conv_general_dilated, dtype=self.dtype,
                   param_dtype=jnp.float32, name=f"conv{i}")(x)
       x = act(x)
       if i in (1, 2, 5):

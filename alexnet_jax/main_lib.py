@@ -46,7 +46,11 @@ flags.mark_flags_as_required(["config"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  from alexnet_jax import console
+  from alexnet_jax import console, host_memory
+  # On CPU, malloc keeps freed memory for XLA's per-step buffers; set before JAX starts its
+  # backend and threads (the config check below starts it), or XLA's threads miss it.
+  if FLAGS.config.get("keep_host_memory") is True and host_memory.will_compute_on_cpu():
+    host_memory.keep_freed_memory()
   # Training from a prepared store needs no TensorFlow (it may not even be installed); every
   # other path loads it now, quietly. The data pipeline keeps it off the GPUs.
   console.quiet(import_tensorflow=not (FLAGS.mode == "train" and FLAGS.config.input.pipeline == "store"))

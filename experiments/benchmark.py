@@ -557,11 +557,12 @@ def parse(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict[str, Any]:
   args = parse(argv)
+  # Before the backend starts, or XLA's threads miss the setting (alexnet_jax.host_memory).
+  kept = args.keep_host_memory and host_memory.will_compute_on_cpu() and host_memory.keep_freed_memory()
   on_gpu = jax.default_backend() == "gpu"
   args.batch = args.batch or (256 if on_gpu else 8)
   args.steps = args.steps or (20 if on_gpu else 3)
   args.dtype = args.dtype or ("bfloat16" if on_gpu else "float32")
-  kept = not on_gpu and args.keep_host_memory and host_memory.keep_freed_memory()
   if not on_gpu and not args.skip_torch:
     import torch
     torch.set_num_threads(os.cpu_count() or 1)

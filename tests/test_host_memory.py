@@ -1,6 +1,7 @@
 """host_memory: glibc keeps freed memory, so a second large buffer costs no page faults."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -48,3 +49,60 @@ def test_no_glibc_is_a_no_op(monkeypatch):
   monkeypatch.setattr(host_memory, "_applied", False)
   monkeypatch.setattr(host_memory, "_mallopt", lambda: None)
   assert host_memory.keep_freed_memory() is False
+
+
+# An XLA:CPU program whose temporaries (sorts of 32 MB arrays) are allocated and freed on
+# every call: the page faults of the fourth call, with the setting made before JAX starts its
+# backend, or not at all.
+_XLA_PROBE = """
+import json, resource, sys
+from alexnet_jax import host_memory
+if sys.argv[1] == "keep":
+  host_memory.keep_freed_memory()
+import jax, jax.numpy as jnp
+f = jax.jit(lambda x: jnp.cumsum(jnp.sort(x * 2.0)) + jnp.sort(-x))
+x = jnp.ones((1 << 23,))
+for _ in range(4):
+  before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+  f(x).block_until_ready()
+  faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+print(json.dumps({"faults": faults}))
+"""
+
+
+@pytest.mark.skipif(host_memory._mallopt() is None, reason="needs glibc")
+def test_xla_temporaries_reuse_memory_when_kept_before_the_backend_starts():
+  def faults(mode):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, "-c", _XLA_PROBE, mode], capture_output=True, text=True, check=True,
+                         env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])["faults"]
+  fresh, kept = faults("fresh"), faults("keep")
+  assert fresh > 8192            # 32 MB buffers mapped afresh: thousands of pages each call
+  assert kept < fresh // 20      # reused
+
+
+@pytest.mark.parametrize("platforms,cpu", [("cpu", True), ("cuda", False), ("tpu,cpu", False), ("CPU", True)])
+def test_will_compute_on_cpu_reads_the_platform_setting_without_starting_anything(platforms, cpu):
+  import jax
+  saved = jax.config.jax_platforms
+  jax.config.update("jax_platforms", platforms)
+  try:
+    assert host_memory.will_compute_on_cpu() is cpu
+  finally:
+    jax.config.update("jax_platforms", saved)
+
+
+def test_will_compute_on_cpu_without_a_setting_looks_for_accelerator_plugins(monkeypatch):
+  import jax
+  saved = jax.config.jax_platforms
+  jax.config.update("jax_platforms", None)
+  monkeypatch.delenv("JAX_PLATFORMS", raising=False)
+  try:
+    monkeypatch.setattr(host_memory.metadata, "entry_points", lambda group: [])
+    monkeypatch.setattr(host_memory.importlib.util, "find_spec", lambda name: None)
+    assert host_memory.will_compute_on_cpu()
+    monkeypatch.setattr(host_memory.metadata, "entry_points", lambda group: ["xla_cuda13"])
+    assert not host_memory.will_compute_on_cpu()
+  finally:
+    jax.config.update("jax_platforms", saved)

@@ -51,22 +51,24 @@ def test_no_glibc_is_a_no_op(monkeypatch):
   assert host_memory.keep_freed_memory() is False
 
 
-# An XLA:CPU program whose temporaries (sorts of 32 MB arrays) are allocated and freed on
-# every call: the page faults of the fourth call, with the setting made before JAX starts its
-# backend, or not at all.
+# An XLA:CPU program whose temporaries (two 32 MB arrays, stored by barriers) are allocated
+# and freed on every call: the median page faults of calls 6-10 (the kept heap settles within
+# a few calls), with the setting made before JAX starts its backend, or not at all.
 _XLA_PROBE = """
-import json, resource, sys
+import json, resource, statistics, sys
 from alexnet_jax import host_memory
 if sys.argv[1] == "keep":
   host_memory.keep_freed_memory()
 import jax, jax.numpy as jnp
-f = jax.jit(lambda x: jnp.cumsum(jnp.sort(x * 2.0)) + jnp.sort(-x))
+barrier = jax.lax.optimization_barrier
+f = jax.jit(lambda x: jnp.sum(barrier(x * 2.0)) + jnp.sum(barrier(x + 1.0)))
 x = jnp.ones((1 << 23,))
-for _ in range(4):
+faults = []
+for _ in range(10):
   before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
   f(x).block_until_ready()
-  faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-print(json.dumps({"faults": faults}))
+  faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(json.dumps({"faults": statistics.median(faults[5:])}))
 """
 
 
@@ -78,7 +80,7 @@ def test_xla_temporaries_reuse_memory_when_kept_before_the_backend_starts():
                          env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])["faults"]
   fresh, kept = faults("fresh"), faults("keep")
-  assert fresh > 8192            # 32 MB buffers mapped afresh: thousands of pages each call
+  assert fresh > 4096            # 32 MB buffers mapped afresh: thousands of pages each call
   assert kept < fresh // 20      # reused
 
 

@@ -47,17 +47,14 @@ def test_few_channel_convolution_runs_on_onednn_with_the_same_values(no_persiste
   np.testing.assert_allclose(onednn(x, k), want, rtol=1e-5, atol=1e-5 * float(jnp.abs(want).max()))
 
 
-def test_runtime_compiles_both_steps_with_the_config_choice(no_persistent_cache):
+def test_runtime_compiles_both_steps_with_onednn_by_default(no_persistent_cache):
   from alexnet_jax.configs import resnet
   from alexnet_jax.runtime import Runtime
-  for choice in (True, False):
-    config = resnet.get_config("depth=18,smoke")  # 8-channel first stages: not YNNPACK's
-    config.cpu_onednn = choice
-    rt = Runtime(config, info=types.SimpleNamespace(num_classes=10, num_train=640))
-    state = rt.init_state()
-    n = config.batch_size
-    size = config.input.image_size
-    batch = {"image": jnp.zeros((n, size, size, 3)), "label": jnp.zeros((n,), jnp.int32), "mask": jnp.ones((n,))}
-    train = rt.train_step.lower(state, batch, rt.base_key).compile().as_text()
-    evaluate = rt.eval_step.lower(state, batch).compile().as_text()
-    assert ("__onednn$" in train) == choice and ("__onednn$" in evaluate) == choice
+  config = resnet.get_config("depth=18,smoke")  # 8-channel first stages: not YNNPACK's
+  assert config.cpu_onednn
+  rt = Runtime(config, info=types.SimpleNamespace(num_classes=10, num_train=640))
+  state = rt.init_state()
+  n, size = config.batch_size, config.input.image_size
+  batch = {"image": jnp.zeros((n, size, size, 3)), "label": jnp.zeros((n,), jnp.int32), "mask": jnp.ones((n,))}
+  assert "__onednn$" in rt.train_step.lower(state, batch, rt.base_key).compile().as_text()
+  assert "__onednn$" in rt.eval_step.lower(state, batch).compile().as_text()

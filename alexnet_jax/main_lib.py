@@ -49,8 +49,8 @@ def main(argv):
   from alexnet_jax import console, host_memory
   # On CPU, malloc keeps freed memory for XLA's per-step buffers; set before JAX starts its
   # backend and threads (the config check below starts it), or XLA's threads miss it.
-  if FLAGS.config.get("keep_host_memory") is True and host_memory.will_compute_on_cpu():
-    host_memory.keep_freed_memory()
+  if FLAGS.config.get("keep_host_memory") is True:
+    host_memory.keep_freed_memory_on_cpu()
   # Training from a prepared store needs no TensorFlow (it may not even be installed); every
   # other path loads it now, quietly. The data pipeline keeps it off the GPUs.
   console.quiet(import_tensorflow=not (FLAGS.mode == "train" and FLAGS.config.input.pipeline == "store"))

@@ -133,8 +133,8 @@ class Runtime:
 
   def __init__(self, config: ml_collections.ConfigDict, info=None):
     self.config = config
-    if config.keep_host_memory and host_memory.will_compute_on_cpu():
-      host_memory.keep_freed_memory()  # before anything below starts the backend
+    if config.keep_host_memory:
+      host_memory.keep_freed_memory_on_cpu()  # before anything below starts the backend
     self.info = info if info is not None else batch_source(config).get_info(config)
     self.mesh = parallel.make_mesh(config.mesh)
     strategy = config.mesh.strategy

@@ -6,7 +6,8 @@ first stages), products with a transposed operand (the kernel gradients of 1×1 
 `cpu_gradients._patch_conv` layers). With `xla_cpu_experimental_onednn_custom_call` those go
 to oneDNN (the library PyTorch's CPU convolutions use) instead. Measured in one process on a
 2-core CPU (BENCHMARKS.md): the quick-mode ResNet-18 step 60.6 → 48.6 ms, ResNet-50 357 → 340
-ms, GoogLeNet 170 → 163 ms; the other benchmark nets within 2%. Same functions; results differ
+ms, GoogLeNet 170 → 163 ms, AlexNet OWT 257 → 251 ms, the quick-mode AlexNet 105.7 → 103.5 ms;
+AlexNet, VGG-16 and the CIFAR net unchanged (within 0.3%). Same functions; results differ
 from Eigen's by float rounding. The option applies per compiled program, not to the process.
 
 XLA cannot write a program with oneDNN calls to JAX's persistent compilation cache (it fails

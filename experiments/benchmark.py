@@ -558,7 +558,7 @@ def parse(argv=None) -> argparse.Namespace:
 def main(argv=None) -> dict[str, Any]:
   args = parse(argv)
   # Before the backend starts, or XLA's threads miss the setting (alexnet_jax.host_memory).
-  kept = args.keep_host_memory and host_memory.will_compute_on_cpu() and host_memory.keep_freed_memory()
+  kept = args.keep_host_memory and host_memory.keep_freed_memory_on_cpu()
   on_gpu = jax.default_backend() == "gpu"
   args.batch = args.batch or (256 if on_gpu else 8)
   args.steps = args.steps or (20 if on_gpu else 3)

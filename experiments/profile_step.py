@@ -72,7 +72,7 @@ def main(argv=None) -> dict:
                  help="make glibc's malloc keep freed memory first, as training does (alexnet_jax.host_memory)")
   args = p.parse_args(argv)
   if args.keep_host_memory:
-    host_memory.keep_freed_memory()
+    host_memory.keep_freed_memory_on_cpu()
   spec = benchmark.SPECS[args.model]
   batch, res = spec.batch or args.batch, args.res or spec.cpu_res
   bench = benchmark.build_jax(args.model, batch, res, jnp.float32, before=args.before)

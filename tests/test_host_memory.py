@@ -86,7 +86,7 @@ def test_xla_temporaries_reuse_memory_when_kept_before_the_backend_starts():
 
 
 @pytest.mark.parametrize("platforms,cpu", [("cpu", True), ("cuda", False), ("tpu,cpu", False), ("CPU", True)])
-def test_will_compute_on_cpu_reads_the_platform_setting_without_starting_anything(platforms, cpu):
+def test_will_compute_on_cpu_reads_the_platform_setting(platforms, cpu):
   import jax
   saved = jax.config.jax_platforms
   jax.config.update("jax_platforms", platforms)
@@ -109,3 +109,12 @@ def test_will_compute_on_cpu_without_a_setting_looks_for_accelerator_plugins(mon
     assert not host_memory.will_compute_on_cpu()
   finally:
     jax.config.update("jax_platforms", saved)
+
+
+def test_keep_freed_memory_on_cpu_only_where_jax_computes_on_the_cpu(monkeypatch):
+  calls = []
+  monkeypatch.setattr(host_memory, "keep_freed_memory", lambda: calls.append(1) or True)
+  monkeypatch.setattr(host_memory, "will_compute_on_cpu", lambda: False)
+  assert host_memory.keep_freed_memory_on_cpu() is False and not calls
+  monkeypatch.setattr(host_memory, "will_compute_on_cpu", lambda: True)
+  assert host_memory.keep_freed_memory_on_cpu() is True and calls == [1]

@@ -140,11 +140,7 @@ _PATCH_STRIDED_MIN_CIN = 128
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
 def _pointwise_conv(x: jax.Array, kernel: jax.Array, stride: int, precision: Any, out_dtype: Any) -> jax.Array:
   """A 1×1 convolution as one matrix product over batch × (strided) positions."""
-  seen = x[:, ::stride, ::stride, :]
-  cin, cout = kernel.shape[2:]
-  y = jax.lax.dot_general(seen.reshape(-1, cin), kernel.reshape(cin, cout), (((1,), (0,)), ((), ())),
-                          precision=precision, preferred_element_type=out_dtype)
-  return y.reshape(*seen.shape[:3], cout)
+  return _patch_conv(x, kernel, stride, ((0, 0), (0, 0)), precision, out_dtype)
 
 
 def _pointwise_conv_fwd(x, kernel, stride, precision, out_dtype):

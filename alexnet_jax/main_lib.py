@@ -66,6 +66,9 @@ def main(argv):
 
   config = FLAGS.config
   workdir = FLAGS.workdir or os.path.join("runs", config.name)
+  from alexnet_jax import workdir as workdir_lib
+  workdir_lib.refuse_files({"--workdir": workdir, "config.input.store_dir": config.input.get("store_dir", ""),
+                            "config.data_dir": config.get("data_dir", "")})
   logging.info("Config %s → workdir %s", config.name, workdir)
   if FLAGS.mode == "prepare":
     from alexnet_jax.data import prepare

@@ -31,6 +31,20 @@ def prepare(workdir: str) -> None:
         f"--workdir=<folder you can write>, or fix its permissions.") from None
 
 
+def refuse_files(folders: dict[str, str]) -> None:
+  """Raises WorkdirError when a folder the run will create or read ({what: path}) is a file or
+  lies under one (makedirs would end in FileExistsError or NotADirectoryError)."""
+  for what, path in folders.items():
+    if not path:
+      continue
+    full = nearest = os.path.abspath(os.path.expanduser(path))
+    while not os.path.exists(nearest) and os.path.dirname(nearest) != nearest:
+      nearest = os.path.dirname(nearest)
+    if not os.path.isdir(nearest):
+      inside = "" if nearest == full else f" (it lies under the file {nearest})"
+      raise WorkdirError(f"{what}={path} names a file, not a folder{inside}. Give a folder path.")
+
+
 class Lock:
   """An exclusive advisory lock on <workdir>/.lock, held for the life of the run.
 

@@ -1,0 +1,206 @@
+"""The prepared store's train order and sharding, checked row by row (each stored image carries its row).
+
+Consecutive epochs must draw different orders (a reshuffle that stops is a silent change of the
+recipe), every epoch visits each kept row once, and the slices of n processes are disjoint and
+concatenate to the global batch. Also: eval shards, the store's checks and its error messages.
+No TensorFlow: the store is written from arrays.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from alexnet_jax.configs import alexnet as alexnet_config
+from alexnet_jax.data import prepare
+from alexnet_jax.data import store as store_lib
+
+SIZE = 8  # stored side; the smoke config crops 64 px, so the store check is not used here
+N_TRAIN, N_EVAL = 50, 13
+
+
+def _config(root: str, **fields):
+  c = alexnet_config.get_config("smoke")
+  c.unlock()
+  c.embedded_train_size, c.embedded_eval_size = N_TRAIN, N_EVAL
+  c.input.store_dir = root
+  c.input.image_size, c.input.resize_size = SIZE, SIZE
+  c.batch_size, c.eval_batch_size = 8, 4
+  c.update_from_flattened_dict(dict(fields))
+  c.lock()
+  return c
+
+
+def _images(n: int, offset: int = 0) -> np.ndarray:
+  """uint8 [n, S, S, 3]; pixel (0, 0, 0) of row i is i + offset (rows < 256)."""
+  images = np.zeros((n, SIZE, SIZE, 3), np.uint8)
+  images[:, 0, 0, 0] = np.arange(n) + offset
+  images[:, 1, 1, 1] = 255 - np.arange(n)
+  return images
+
+
+@pytest.fixture(scope="module")
+def store_config(tmp_path_factory):
+  cfg = _config(str(tmp_path_factory.mktemp("stores")))
+  prepare.write_arrays(cfg, {"train": (_images(N_TRAIN), np.arange(N_TRAIN) % 10),
+                             "validation": (_images(N_EVAL, 100), np.arange(N_EVAL) % 7)},
+                       [f"c{i}" for i in range(10)], shard_bytes=7 * SIZE * SIZE * 3)  # 7 rows a shard
+  return cfg
+
+
+def _rows(batch) -> np.ndarray:
+  """The store rows a batch holds, read back from the images (and checked against the labels)."""
+  rows = batch["image"][:, 0, 0, 0].astype(np.int64)
+  np.testing.assert_array_equal(batch["image"][:, 1, 1, 1], 255 - rows)
+  np.testing.assert_array_equal(batch["label"], rows % 10)
+  return rows
+
+
+def _epochs(cfg, epochs: int, **kw) -> list[np.ndarray]:
+  steps = N_TRAIN // cfg.batch_size
+  it = store_lib.train_batches(cfg, **kw)
+  return [np.concatenate([_rows(next(it)) for _ in range(steps)]) for _ in range(epochs)]
+
+
+def test_consecutive_epochs_draw_different_orders(store_config):
+  epochs = _epochs(store_config, 4)
+  kept = (N_TRAIN // 8) * 8
+  for order in epochs:
+    assert len(order) == kept and len(set(order.tolist())) == kept  # each kept row once
+    assert set(order.tolist()) <= set(range(N_TRAIN))
+    assert not np.array_equal(order, np.sort(order))  # shuffled, not in store order
+  for a in range(4):
+    for b in range(a + 1, 4):
+      assert not np.array_equal(epochs[a], epochs[b]), (a, b)
+  # The two rows each epoch drops differ between epochs, so every row is seen.
+  assert set(np.concatenate(epochs).tolist()) == set(range(N_TRAIN))
+
+
+def test_the_order_is_a_function_of_seed_and_step_only(store_config):
+  first = _epochs(store_config, 2)
+  again = _epochs(store_config, 2)
+  for a, b in zip(first, again):
+    np.testing.assert_array_equal(a, b)
+  # Resuming mid-epoch 1 reads the same rows as the uninterrupted stream.
+  steps = N_TRAIN // 8
+  resumed = store_lib.train_batches(store_config, start_step=steps + 2)
+  np.testing.assert_array_equal(_rows(next(resumed)), first[1][16:24])
+  # Another seed, another order; epoch_order matches what train_batches read.
+  other = _epochs(_config(store_config.input.store_dir, seed=1), 1)[0]
+  assert not np.array_equal(other, first[0])
+  np.testing.assert_array_equal(store_lib.epoch_order(0, 1, N_TRAIN)[:steps * 8], first[1])
+
+
+@pytest.mark.parametrize("count", [2, 4, 8])
+def test_process_slices_are_disjoint_and_make_the_global_batch(store_config, count):
+  steps = 2 * (N_TRAIN // 8) + 1  # past an epoch boundary
+  whole = store_lib.train_batches(store_config)
+  shards = [store_lib.train_batches(store_config, process_index=p, process_count=count) for p in range(count)]
+  for _ in range(steps):
+    want = _rows(next(whole))
+    parts = [_rows(next(s)) for s in shards]
+    assert all(len(p) == 8 // count for p in parts)
+    together = np.concatenate(parts)
+    assert len(set(together.tolist())) == 8  # no overlap, nothing left out
+    np.testing.assert_array_equal(together, want)
+
+
+def test_batch_rows_slices_for_many_shapes():
+  for n, batch, count in [(100, 12, 3), (64, 16, 4), (31, 6, 2), (9, 9, 1)]:
+    steps = n // batch
+    for step in range(3 * steps):
+      parts = [store_lib.batch_rows(5, step, n, batch, p, count) for p in range(count)]
+      together = np.concatenate(parts)
+      epoch, k = divmod(step, steps)
+      np.testing.assert_array_equal(together, store_lib.epoch_order(5, epoch, n)[k * batch:(k + 1) * batch])
+      assert len(set(together.tolist())) == batch
+  order = store_lib.epoch_order(3, 2, 40)
+  assert not order.flags.writeable and sorted(order.tolist()) == list(range(40))
+  assert not np.array_equal(order, store_lib.epoch_order(3, 3, 40))
+  assert not np.array_equal(order, store_lib.epoch_order(4, 2, 40))
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 5])
+def test_eval_shards_cover_the_split_once_in_order(store_config, count):
+  batches_each = store_lib.num_eval_batches(store_config, process_count=count, batch_size=count * 2)
+  largest = -(-N_EVAL // count)
+  assert batches_each == max(1, -(-largest // 2))
+  seen = []
+  for p in range(count):
+    batches = list(store_lib.eval_batches(store_config, process_index=p, process_count=count,
+                                          batch_size=count * 2))
+    assert len(batches) == batches_each
+    rows = []
+    for b in batches:
+      assert b["image"].shape == (2, SIZE, SIZE, 3) and b["mask"].dtype == np.float32
+      real = b["mask"] == 1
+      assert set(np.unique(b["mask"]).tolist()) <= {0.0, 1.0}
+      assert not b["image"][~real].any() and not b["label"][~real].any()
+      ids = b["image"][real, 0, 0, 0].astype(int) - 100
+      np.testing.assert_array_equal(b["label"][real], ids % 7)
+      rows.extend(ids.tolist())
+    sizes = N_EVAL // count + (1 if p < N_EVAL % count else 0)
+    assert len(rows) == sizes
+    seen.extend(rows)
+  assert seen == list(range(N_EVAL))
+
+
+def test_gather_keeps_the_order_asked_across_shards(store_config):
+  store = store_lib.open_store(store_config, prepare_if_missing=False)
+  rows = np.array([49, 0, 7, 6, 13, 14, 48, 21, 20, 3])
+  np.testing.assert_array_equal(store.gather("train", rows)[:, 0, 0, 0], rows)
+  assert store.count("train") == N_TRAIN and store.count("validation") == N_EVAL
+  assert len(store.manifest["splits"]["train"]["shards"]) == 8  # 7 rows a shard
+  info = store_lib.get_info(store_config)
+  assert (info.num_train, info.num_eval, info.num_classes) == (N_TRAIN, N_EVAL, 10)
+  assert info.class_names == tuple(f"c{i}" for i in range(10))
+
+
+def test_batch_sizes_the_processes_cannot_share_are_refused(store_config):
+  with pytest.raises(store_lib.StoreError, match=r"config.batch_size=8 must be a positive multiple.*\(3\)"):
+    next(store_lib.train_batches(store_config, process_count=3))
+  big = _config(store_config.input.store_dir, batch_size=64)
+  with pytest.raises(store_lib.StoreError, match="larger than the train split"):
+    next(store_lib.train_batches(big))
+  with pytest.raises(store_lib.StoreError, match=r"eval batch size=0 must"):
+    store_lib._local(0, 1, "eval batch size")  # noqa: SLF001
+  assert store_lib._local(12, 3, "x") == 4  # noqa: SLF001
+  with pytest.raises(store_lib.StoreError, match="not in the store"):
+    store_lib.open_store(store_config, prepare_if_missing=False).count("test")
+
+
+def test_a_missing_store_is_named_without_preparing(tmp_path):
+  cfg = _config(str(tmp_path))
+  with pytest.raises(store_lib.StoreError, match="No prepared store at .*--mode=prepare"):
+    store_lib.open_store(cfg, prepare_if_missing=False)
+  assert not os.listdir(tmp_path)
+
+
+def test_store_path_names_and_size_rules(tmp_path):
+  cfg = _config(str(tmp_path))
+  assert store_lib.store_path(cfg) == os.path.join(str(tmp_path), f"embedded-{N_TRAIN}-{N_EVAL}-{SIZE}px")
+  bigger = _config(str(tmp_path), **{"input.store_size": 12})
+  assert store_lib.stored_size(bigger) == 12
+  with pytest.raises(store_lib.StoreError, match="store_size=6 is smaller than .*image_size=8"):
+    store_lib.stored_size(_config(str(tmp_path), **{"input.store_size": 6}))
+  assert store_lib.split_dir("train[:10%]") == "train_10_"
+
+
+def test_a_store_with_another_format_or_config_is_refused(store_config, tmp_path):
+  path = store_lib.store_path(store_config)
+  manifest = json.loads(open(os.path.join(path, store_lib.MANIFEST)).read())
+  store = store_lib.Store(path)
+  other = _config(store_config.input.store_dir, embedded_train_size=51)
+  with pytest.raises(store_lib.StoreMismatchError, match="embedded_train_size: store 50, config 51"):
+    store.check_matches(other)
+  copy = tmp_path / "copy"
+  copy.mkdir()
+  (copy / store_lib.MANIFEST).write_text(json.dumps({**manifest, "format_version": 0}))
+  with pytest.raises(store_lib.StoreMismatchError, match="format 0; this version reads format 1"):
+    store_lib.Store(str(copy))
+  (copy / store_lib.MANIFEST).write_text("{not json")
+  with pytest.raises(store_lib.StoreCorruptError, match="cannot be read"):
+    store_lib.Store(str(copy))

@@ -1,24 +1,23 @@
 """Result tables and learning-curve plots for a sweep.
 
-  python -m experiments.aggregate runs/sweeps/<sweep>
+  python -m experiments.aggregate runs/sweeps/<sweep> [--margin=0.5] [--alpha=0.05]
 
-Reads every member folder's summary.json and metrics.jsonl (and, when the sweep runner wrote
-it, sweep.json for the member order, overrides, baseline and the paper's reported effects) and
-writes, into the sweep folder:
+Reads every member folder's summary.json and metrics.jsonl (or metrics.jsonl.gz), machine.json
+where the run wrote one, and (when the sweep runner wrote it) sweep.json for the member order,
+overrides, baseline and the paper's reported effects. The members are the sub-folders of the
+given folder, or of its runs/ sub-folder (a study's committed raw records). It writes:
   results.md   a table: member, overrides, top-1, top-5, Δ vs the baseline (accuracy points),
                the paper's reported Δ where it has one, wall time, img/s
   results.csv  the same numbers, machine-readable
   curves.png   train loss and eval top-1 against epoch, one line per member
-  effects.png  each member's Δ top-1 as a bar, the seed-noise band (from members that differ
-               from the baseline only in `seed`) shaded, and the paper's Δ beside it
-and, for a sweep run with `--seeds` (members named `<member>-seed=<k>`):
-  seeds.md     per member: seeds counted, top-1 / top-5 mean ± standard deviation, Δ vs the
-  seeds.csv    baseline's mean with its noise band, whether the effect is resolved (outside the
-               band) and whether its sign matches the paper's
-  effects_seeds.png  those Δs with their bands, each seed's Δ as a dot, the paper's Δ beside
-The noise band of a Δ is ±2·s·√(1/n₁ + 1/n₂): s is the within-member standard deviation pooled
-over every member with two or more counted seeds, n₁ and n₂ the two members' seed counts.
-A run counts when it finished, or (with `--min_epochs`) when it ran at least that many epochs.
+  effects.png  each member's Δ top-1 as a bar, the spread of the baseline's seed replicas
+               shaded, and the paper's Δ beside it
+and, for a sweep run with `--seeds` (members named `<member>-seed=<k>`), the paired statistics
+of experiments/seeds.py: seeds.md, seeds.csv and effects_seeds.png.
+The machine and dates a table names are those recorded with the runs (machine.json), never
+the machine that aggregates. Public functions for regenerating tables: `render_results_md`,
+`render_results_csv`, `render_seeds_md`, `render_seeds_csv` (each takes the sweep folder and
+returns the file's text).
 """
 
 from __future__ import annotations
@@ -26,16 +25,17 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import datetime
+import gzip
+import io
 import json
-import math
 import os
 import platform
-import re
 import sys
 from typing import Any, Mapping, Sequence
 
 from alexnet_jax import jsonl
+from experiments import seeds as seeds_lib
+from experiments import sweep_plots
 
 
 @dataclasses.dataclass
@@ -49,6 +49,7 @@ class MemberResult:
   eval_curve: list[tuple[float, float]]   # (epoch, eval top-1)
   paper: Mapping[str, Any] | None = None
   lr_curve: list[tuple[float, float]] = dataclasses.field(default_factory=list)  # (epoch, learning rate)
+  machine: Mapping[str, Any] | None = None  # the run's machine.json: where and when it ran
 
   @property
   def done(self) -> bool:
@@ -57,6 +58,24 @@ class MemberResult:
   def metric(self, key: str) -> float | None:
     value = ((self.summary or {}).get("eval") or {}).get(key)
     return None if value is None else float(value)
+
+  @property
+  def finished(self) -> tuple[str, float] | None:
+    """How far the run went: ('step', n) from summary.json, else ('epoch', e) from its eval curve."""
+    s = self.summary or {}
+    if s.get("step") is not None:
+      return "step", float(s["step"])
+    if s.get("epoch") is not None:
+      return "epoch", float(s["epoch"])
+    return ("epoch", self.eval_curve[-1][0]) if self.eval_curve else None
+
+  @property
+  def train_loss(self) -> float | None:
+    """The final training loss: summary.json's, else the last logged one."""
+    value = ((self.summary or {}).get("train") or {}).get("loss")
+    if value is not None:
+      return float(value)
+    return self.train_curve[-1][1] if self.train_curve else None
 
 
 def curves(rows: Sequence[Mapping[str, Any]]) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
@@ -84,36 +103,60 @@ def _read_json(path: str) -> Any:
     return None
 
 
-def load_members(folder: str) -> tuple[list[MemberResult], str]:
-  """Every member of the sweep in `folder` and the baseline's name.
+RECORDS = ("summary.json", "metrics.jsonl", "metrics.jsonl.gz")
 
-  With sweep.json the member order is the definition's; without it, every sub-folder holding
-  a summary.json or metrics.jsonl is a member (alphabetical) and the baseline is the one called
-  'baseline', else the first.
+
+def _has_records(workdir: str) -> bool:
+  return any(os.path.exists(os.path.join(workdir, f)) for f in RECORDS)
+
+
+def read_metrics(workdir: str) -> list[dict[str, Any]]:
+  """The rows of a run's metrics.jsonl, or of metrics.jsonl.gz (a committed raw record)."""
+  path = os.path.join(workdir, "metrics.jsonl")
+  if os.path.exists(path) or not os.path.exists(path + ".gz"):
+    return jsonl.read(path)
+  rows = []
+  with gzip.open(path + ".gz", "rt") as f:
+    for line in f:
+      try:
+        rows.append(json.loads(line))
+      except ValueError:
+        continue  # blank or torn line
+  return rows
+
+
+def load_members(folder: str) -> tuple[list[MemberResult], str]:
+  """Every member of the sweep in `folder` (or in `folder`/runs) and the baseline's name.
+
+  With sweep.json (in either) the member order is the definition's; without it, every
+  sub-folder holding a summary.json or metrics.jsonl(.gz) is a member (alphabetical) and the
+  baseline is the one called 'baseline', else the first.
   """
   if not os.path.isdir(folder):
     raise FileNotFoundError(f"Sweep folder {folder!r} does not exist; pass <workdir_root>/<sweep name>.")
-  plan = _read_json(os.path.join(folder, "sweep.json")) or {}
+  plan = _read_json(os.path.join(folder, "sweep.json")) or _read_json(os.path.join(folder, "runs", "sweep.json")) or {}
+  if os.path.isdir(os.path.join(folder, "runs")):
+    folder = os.path.join(folder, "runs")
   entries = plan.get("members")
   if not entries:
-    names = sorted(d for d in os.listdir(folder)
-                   if any(os.path.exists(os.path.join(folder, d, f)) for f in ("summary.json", "metrics.jsonl")))
+    names = sorted(d for d in os.listdir(folder) if _has_records(os.path.join(folder, d)))
     entries = [{"name": n} for n in names]
   if not entries:
     raise FileNotFoundError(f"No member runs in {folder!r} (no sub-folder has summary.json or metrics.jsonl).")
   members = []
   for e in entries:
     workdir = os.path.join(folder, e["name"])
-    if not any(os.path.exists(os.path.join(workdir, f)) for f in ("summary.json", "metrics.jsonl")):
+    if not _has_records(workdir):
       continue  # planned but never started (e.g. left out with --only)
     over = [f"{k}={v}" for k, v in (e.get("args") or {}).items()]
     over += [f"--config.{k}={v}" for k, v in (e.get("overrides") or {}).items()]
-    rows = jsonl.read(os.path.join(workdir, "metrics.jsonl"))
+    rows = read_metrics(workdir)
     train, evals = curves(rows)
     rates = {int(r["step"]): (float(r["epoch"]), float(r["train/learning_rate"])) for r in rows
              if "train/learning_rate" in r and "step" in r and "epoch" in r}
     members.append(MemberResult(e["name"], " ".join(over) or "(base)", jsonl.read_summary(workdir),
-                                train, evals, e.get("paper"), [rates[k] for k in sorted(rates)]))
+                                train, evals, e.get("paper"), [rates[k] for k in sorted(rates)],
+                                _read_json(os.path.join(workdir, "machine.json"))))
   if not members:
     raise FileNotFoundError(f"No member of the sweep in {folder!r} has started (no summary.json or metrics.jsonl).")
   names = [m.name for m in members]
@@ -156,15 +199,25 @@ COLUMNS = [("member", "member"), ("overrides", "overrides"), ("status", "status"
            ("wall_s", "wall s"), ("img_per_s", "img/s"), ("paper_note", "paper says")]
 
 
+def csv_text(rows: Sequence[Mapping[str, str]], columns: Sequence[tuple[str, str]] = COLUMNS) -> str:
+  out = io.StringIO()
+  w = csv.DictWriter(out, fieldnames=[k for k, _ in columns])
+  w.writeheader()
+  w.writerows(rows)
+  return out.getvalue()
+
+
 def write_csv(rows: Sequence[Mapping[str, str]], path: str) -> None:
   with open(path, "w", newline="") as f:
-    w = csv.DictWriter(f, fieldnames=[k for k, _ in COLUMNS])
-    w.writeheader()
-    w.writerows(rows)
+    f.write(csv_text(rows))
 
 
 def machine_description() -> str:
-  """The CPU model (from /proc/cpuinfo where there is one) and core count, for provenance."""
+  """This host's CPU model (from /proc/cpuinfo where there is one) and core count.
+
+  For records a run writes about itself; tables name the machines of their records
+  (`recorded_provenance`), not this one.
+  """
   model = platform.processor() or platform.machine()
   try:
     with open("/proc/cpuinfo") as f:
@@ -177,9 +230,33 @@ def machine_description() -> str:
   return f"{model}, {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()} CPU(s)"
 
 
-def markdown(rows: Sequence[Mapping[str, str]], baseline: str, title: str, command: str | None = None) -> str:
-  lines = [f"# {title}", "",
-           f"Machine: {machine_description()}. Date: {datetime.date.today().isoformat()}.",
+def _machine_of(record: Mapping[str, Any]) -> str:
+  """A machine.json in words: its `description`, else device kind (× count) and CPU."""
+  if record.get("description"):
+    return str(record["description"])
+  device = record.get("device_kind") or record.get("device") or ""
+  if device and int(record.get("device_count") or 1) > 1:
+    device = f"{record['device_count']}× {device}"
+  parts = [str(p) for p in (device, record.get("cpu")) if p and str(p).lower() != "cpu"]
+  return ", ".join(parts) or str(record.get("host") or "unnamed machine")
+
+
+def recorded_provenance(members: Sequence[MemberResult]) -> str:
+  """'Machine: … Date: …' from the runs' own machine.json records (several are listed in turn)."""
+  records = [m.machine for m in members if isinstance(m.machine, Mapping)]
+  if not records:
+    return "Machine and date: not recorded with these runs (no machine.json)."
+  machines = sorted({_machine_of(r) for r in records})
+  dates = sorted({str(r["date"])[:10] for r in records if r.get("date")})
+  when = ("not recorded" if not dates else dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}")
+  missing = len(members) - len(records)
+  note = f" ({missing} run(s) without machine.json)" if missing else ""
+  return f"Machine: {'; '.join(machines)}{note}. Date: {when}."
+
+
+def markdown(rows: Sequence[Mapping[str, str]], baseline: str, title: str, command: str | None = None,
+             provenance: str = "Machine and date: not recorded with these runs (no machine.json).") -> str:
+  lines = [f"# {title}", "", provenance,
            *( [f"Command: `{command}`"] if command else [] ), "",
            f"Δ = member − `{baseline}` in accuracy points (negative: the change hurt). "
            "Paper Δ: the effect the paper reports on ImageNet, as accuracy points; blank where it gives none.", "",
@@ -190,326 +267,128 @@ def markdown(rows: Sequence[Mapping[str, str]], baseline: str, title: str, comma
   return "\n".join(lines) + "\n"
 
 
-def plot_curves(members: Sequence[MemberResult], path: str, title: str = "") -> None:
-  """Two panels: train loss and eval top-1 against epoch, one colour per member."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  with_lr = any(m.lr_curve for m in members)
-  fig, axes = plt.subplots(1, 3 if with_lr else 2, figsize=(19 if with_lr else 13, 4.5))
-  ax_loss, ax_top1 = axes[0], axes[1]
-  # tab10 repeats after ten members; tab20 keeps up to twenty distinct.
-  colours = plt.get_cmap("tab10" if len(members) <= 10 else "tab20").colors
-  for i, m in enumerate(members):
-    c = colours[i % len(colours)]
-    if m.train_curve:
-      few = len(m.train_curve) < 20  # markers keep short (or one-point) curves visible
-      ax_loss.plot(*zip(*m.train_curve), label=m.name, lw=1.2, marker="." if few else None, color=c)
-    if m.eval_curve:
-      ep, top1 = zip(*m.eval_curve)
-      ax_top1.plot(ep, [100 * t for t in top1], marker="o", ms=3, label=m.name, lw=1.2, color=c)
-    if with_lr and m.lr_curve:
-      axes[2].plot(*zip(*m.lr_curve), lw=1.2, color=c)
-  if with_lr:
-    axes[2].set(xlabel="epoch", ylabel="learning rate", title="learning rate (log scale)", yscale="log")
-    axes[2].grid(alpha=0.3)
-  ax_loss.set(xlabel="epoch", ylabel="train loss", title="training loss")
-  ax_top1.set(xlabel="epoch", ylabel="top-1 accuracy (%)", title="validation top-1")
-  for ax in (ax_loss, ax_top1):
-    ax.grid(alpha=0.3)
-  ax_top1.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-  if title:
-    fig.suptitle(title)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-
-
-def seed_replicas(members: Sequence[MemberResult], baseline: str) -> list[MemberResult]:
-  """Members that differ from the baseline only in their seed (their spread is the noise)."""
-  return [m for m in members if m.name != baseline and re.fullmatch(r"seed=\d+", m.overrides)]
-
-
-def seed_noise(members: Sequence[MemberResult], baseline: str, key: str = "top1") -> float | None:
-  """Half-width of the seed-noise band, in points: the largest |Δ| of a seed replica, or None."""
-  base = next((m for m in members if m.name == baseline), None)
-  ref = base.metric(key) if base else None
-  deltas = [abs(100 * (m.metric(key) - ref)) for m in seed_replicas(members, baseline)
-            if ref is not None and m.metric(key) is not None]
-  return max(deltas) if deltas else None
-
-
-def plot_effects(members: Sequence[MemberResult], baseline: str, path: str, title: str = "",
-                 key: str = "top1") -> bool:
-  """A bar per member: its Δ top-1 vs the baseline, the seed-noise band, the paper's Δ beside it.
-
-  Returns False (and writes nothing) when there is no finished baseline or nothing to compare.
-  """
-  base = next((m for m in members if m.name == baseline), None)
-  ref = base.metric(key) if base else None
-  replicas = {m.name for m in seed_replicas(members, baseline)}
-  shown = [m for m in members if m.name != baseline and m.name not in replicas and m.metric(key) is not None]
-  if ref is None or not shown:
-    return False
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  ours = [100 * (m.metric(key) - ref) for m in shown]
-  paper = [(m.paper or {}).get(key) for m in shown]
-  noise = seed_noise(members, baseline, key)
-  fig, ax = plt.subplots(figsize=(8, 0.45 * len(shown) + 1.6))
-  y = list(range(len(shown)))
-  if noise is not None:
-    ax.axvspan(-noise, noise, color="0.85", zorder=0,
-               label=f"seed noise (±{noise:.1f} pts, {len(replicas)} other seed(s))")
-  ax.barh([i - 0.18 for i in y], ours, height=0.36, color=["tab:green" if d >= 0 else "tab:red" for d in ours],
-          label="this run", zorder=2)
-  has_paper = [(i, p) for i, p in zip(y, paper) if p is not None]
-  if has_paper:
-    ax.barh([i + 0.18 for i, _ in has_paper], [p for _, p in has_paper], height=0.36, color="tab:blue",
-            alpha=0.6, label="paper (ImageNet)", zorder=2)
-  _finish_effects(fig, ax, [m.name for m in shown],
-                  f"Δ {key.replace('top', 'top-')} vs {baseline} (accuracy points; negative: the change hurt)",
-                  title, path)
-  return True
-
-
-def _finish_effects(fig, ax, names: Sequence[str], xlabel: str, title: str, path: str) -> None:
-  """The effect charts' common frame: zero line, one row per member (first at the top), saved."""
-  import matplotlib.pyplot as plt
-  ax.axvline(0, color="black", lw=0.8)
-  ax.set_yticks(range(len(names)), names)
-  ax.invert_yaxis()
-  ax.set_xlabel(xlabel)
-  ax.grid(axis="x", alpha=0.3)
-  ax.legend(fontsize=8, loc="lower right")
-  if title:
-    ax.set_title(title)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-
-
 # ---------------------------------------------------------------------------------------------
-# Seeds: members run once per seed (`experiments.sweep --seeds`).
+# The public functions that regenerate tables from a folder of records.
 
 
-@dataclasses.dataclass
-class Group:
-  """One member over its seeds: the counted runs' final metrics, by seed."""
-
-  name: str
-  runs: dict[int, MemberResult]
-  skipped: dict[int, str]  # seed → why it was not counted
-  paper: Mapping[str, Any] | None = None
-
-  def values(self, key: str) -> dict[int, float]:
-    return {s: 100 * m.metric(key) for s, m in self.runs.items() if m.metric(key) is not None}
+def _title(folder: str) -> str:
+  return f"Sweep `{os.path.basename(os.path.normpath(folder))}`"
 
 
-def _epochs(m: MemberResult) -> float:
-  s = m.summary or {}
-  if s.get("epoch") is not None:
-    return float(s["epoch"])
-  return m.eval_curve[-1][0] if m.eval_curve else 0.0
+def render_results_md(folder: str, command: str | None = None, title: str | None = None) -> str:
+  """results.md of the sweep (or study) in `folder`, from its records alone."""
+  members, baseline = load_members(folder)
+  return markdown(table_rows(members, baseline), baseline, title or _title(folder), command,
+                  recorded_provenance(members))
 
 
-def seed_groups(members: Sequence[MemberResult], min_epochs: float | None = None) -> list[Group]:
-  """Members named `<name>-seed=<k>` gathered by name (in sweep order); [] if none are."""
-  groups: dict[str, Group] = {}
-  for m in members:
-    match = re.search(r"-seed=(\d+)$", m.name)
-    if not match:
-      continue
-    name, seed = m.name[:match.start()], int(match.group(1))
-    g = groups.setdefault(name, Group(name, {}, {}, m.paper))
-    if m.done or (min_epochs is not None and _epochs(m) >= min_epochs):
-      g.runs[seed] = m
-    else:
-      g.skipped[seed] = f"stopped at epoch {_epochs(m):.0f}"
-  return list(groups.values())
+def render_results_csv(folder: str) -> str:
+  """results.csv of the sweep (or study) in `folder`."""
+  return csv_text(table_rows(*load_members(folder)))
 
 
-def _mean_sd(values: Sequence[float]) -> tuple[float, float | None]:
-  n = len(values)
-  mean = sum(values) / n
-  return mean, (math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else None)
+@dataclasses.dataclass(frozen=True)
+class SeedOptions:
+  """The seed table's parameters, all fixed before the data are seen."""
+
+  min_epochs: float | None = None   # also count runs stopped after at least this many epochs
+  alpha: float = 0.05               # family-wise, two-sided
+  power: float = 0.8                # for the minimum detectable effect
+  margin: float | None = None       # equivalence margin in points; None: no equivalence claims
+  num_classes: int | None = None    # for 'did not train' where summary.json lacks it
+
+  def __post_init__(self):
+    if not 0 < self.alpha < 0.5:
+      raise ValueError(f"alpha must lie in (0, 0.5), got {self.alpha}")
+    if not self.alpha < self.power < 1:
+      raise ValueError(f"power must lie in (alpha, 1), got {self.power}")
+    if self.margin is not None and not self.margin > 0:
+      raise ValueError(f"the equivalence margin must be positive, got {self.margin}")
 
 
-def pooled_sd(groups: Sequence[Group], key: str = "top1") -> tuple[float | None, int]:
-  """Within-member standard deviation pooled over members with ≥ 2 counted seeds, and its degrees of freedom."""
-  ss, dof = 0.0, 0
-  for g in groups:
-    v = list(g.values(key).values())
-    if len(v) >= 2:
-      mean = sum(v) / len(v)
-      ss += sum((x - mean) ** 2 for x in v)
-      dof += len(v) - 1
-  return (math.sqrt(ss / dof), dof) if dof else (None, 0)
+def seed_study(members: Sequence[MemberResult], baseline: str, options: SeedOptions = SeedOptions()):
+  """(groups, study) for members run over seeds, or ([], None) when none were."""
+  groups = seeds_lib.seed_groups(members, options.min_epochs)
+  if not groups:
+    return [], None
+  return groups, seeds_lib.study(groups, baseline, options.alpha, options.power, options.margin,
+                                 options.num_classes)
 
 
-def seed_rows(groups: Sequence[Group], baseline: str) -> list[dict[str, str]]:
-  """One row per member: mean ± sd over counted seeds, Δ vs the baseline with its band, verdicts."""
-  base = next((g for g in groups if g.name == baseline), None)
-  s, _ = pooled_sd(groups)
-  b = list(base.values("top1").values()) if base else []
-  rows = []
-  for g in groups:
-    row = {"member": g.name, "seeds": ",".join(map(str, sorted(g.runs))) or "-",
-           "not_counted": "; ".join(f"seed {s}: {why}" for s, why in sorted(g.skipped.items()))}
-    for key in ("top1", "top5"):
-      v = list(g.values(key).values())
-      if v:
-        mean, sd = _mean_sd(v)
-        row[key] = f"{mean:.2f}" + (f" ± {sd:.2f}" if sd is not None else "")
-      else:
-        row[key] = ""
-    row["d_top1"] = row["band"] = row["resolved"] = row["sign"] = ""
-    paper = (g.paper or {}).get("top1")
-    row["paper_d_top1"] = _points(paper)
-    v = list(g.values("top1").values())
-    if g is not base and v and b:
-      delta = sum(v) / len(v) - sum(b) / len(b)
-      row["d_top1"] = _points(delta)
-      if s is not None:
-        band = 2 * s * math.sqrt(1 / len(v) + 1 / len(b))
-        row["band"] = f"±{band:.2f}"
-        resolved = abs(delta) > band
-        row["resolved"] = "yes" if resolved else "no"
-        if paper is not None:
-          row["sign"] = ("matches" if (delta > 0) == (paper > 0) else "opposite") if resolved else "unresolved"
-    row["paper_note"] = (g.paper or {}).get("note", "")
-    rows.append(row)
-  return rows
+def _seed_tables(members, baseline, folder, options, command, title) -> tuple[str, str]:
+  groups, result = seed_study(members, baseline, options)
+  if result is None:
+    raise FileNotFoundError(f"No member of {folder!r} is named <member>-seed=<k>: no seed table to write.")
+  rows = seeds_lib.seed_rows(groups, result)
+  md = seeds_lib.seed_markdown(rows, result, title or _title(folder) + " over seeds", command,
+                               options.min_epochs, recorded_provenance(members))
+  return md, csv_text(rows, seeds_lib.SEED_COLUMNS)
 
 
-SEED_COLUMNS = [("member", "member"), ("seeds", "seeds counted"), ("top1", "top-1 % (mean ± sd)"),
-                ("top5", "top-5 % (mean ± sd)"), ("d_top1", "Δ top-1 (pts)"), ("band", "noise band"),
-                ("resolved", "resolved"), ("paper_d_top1", "paper Δ top-1"), ("sign", "sign vs paper"),
-                ("not_counted", "not counted"), ("paper_note", "paper says")]
+def render_seeds_md(folder: str, options: SeedOptions = SeedOptions(), command: str | None = None,
+                    title: str | None = None) -> str:
+  """seeds.md of the sweep (or study) in `folder`: the paired, Holm-corrected seed table."""
+  return _seed_tables(*load_members(folder), folder, options, command, title)[0]
 
 
-def seed_markdown(rows: Sequence[Mapping[str, str]], groups: Sequence[Group], baseline: str, title: str,
-                  command: str | None, min_epochs: float | None) -> str:
-  s, dof = pooled_sd(groups)
-  rule = ("finished runs" if min_epochs is None else f"finished runs and runs stopped after at least {min_epochs:g} epochs")
-  lines = [f"# {title}", "", f"Machine: {machine_description()}. Date: {datetime.date.today().isoformat()}.",
-           *([f"Command: `{command}`"] if command else []), "",
-           f"Counted: {rule}. Δ = member mean − `{baseline}` mean, in top-1 accuracy points (negative: the "
-           "change hurt). Noise band: ±2·s·√(1/n₁ + 1/n₂) with s = "
-           + (f"{s:.2f} pts, the within-member standard deviation pooled over {dof} degree(s) of freedom"
-              if s is not None else "unknown (no member has two counted seeds)")
-           + ". Resolved: |Δ| outside the band. Paper Δ: the ImageNet effect the paper reports.", "",
-           "| " + " | ".join(h for _, h in SEED_COLUMNS) + " |", "|" + "|".join("---" for _ in SEED_COLUMNS) + "|"]
-  for r in rows:
-    lines.append("| " + " | ".join(str(r[k]).replace("|", "\\|") for k, _ in SEED_COLUMNS) + " |")
-  return "\n".join(lines) + "\n"
-
-
-OFF_SCALE_PTS = 20.0  # |Δ| beyond this is a run that did not train, not an effect
-
-
-def plot_seed_effects(groups: Sequence[Group], baseline: str, path: str, title: str = "") -> bool:
-  """Mean Δ top-1 per member with its noise band, each seed's Δ as a dot, the paper's Δ beside."""
-  base = next((g for g in groups if g.name == baseline), None)
-  b = list(base.values("top1").values()) if base else []
-  shown = [g for g in groups if g is not base and g.values("top1")]
-  if not b or not shown:
-    return False
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  ref = sum(b) / len(b)
-  s, _ = pooled_sd(groups)
-  deltas = {g.name: sum(g.values("top1").values()) / len(g.values("top1")) - ref for g in shown}
-  # Runs that did not train at all (tens of points) would flatten every real effect: they are
-  # drawn to the edge of a scale set by the others, with their value written beside them.
-  small = [abs(d) for d in deltas.values() if abs(d) <= OFF_SCALE_PTS]
-  small += [abs((g.paper or {}).get("top1") or 0) for g in shown]
-  limit = max(3.0, 1.4 * max(small or [1.0]) + (2 * s if s else 0))
-  fig, ax = plt.subplots(figsize=(8.5, 0.5 * len(shown) + 1.8))
-  labelled: set[str] = set()
-
-  def label(text: str) -> str | None:
-    if text in labelled:
-      return None
-    labelled.add(text)
-    return text
-
-  for i, g in enumerate(shown):
-    v = list(g.values("top1").values())
-    delta = deltas[g.name]
-    colour = "tab:green" if delta >= 0 else "tab:red"
-    if abs(delta) > limit:
-      edge = math.copysign(limit, delta)
-      ax.barh(i - 0.18, edge, height=0.36, color=colour, alpha=0.35, hatch="//", zorder=2)
-      ax.text(edge * 0.97, i - 0.18, f"{delta:+.0f} (off scale)", va="center",
-              ha="left" if delta < 0 else "right", fontsize=8)
-    else:
-      ax.barh(i - 0.18, delta, height=0.36, color=colour, alpha=0.8, zorder=2, label=label("this codebase (mean)"))
-      if s is not None:
-        band = 2 * s * math.sqrt(1 / len(v) + 1 / len(b))
-        ax.errorbar(delta, i - 0.18, xerr=band, color="black", capsize=3, lw=1, zorder=3,
-                    label=label("noise band (±2 s.e.)"))
-      ax.plot([x - ref for x in v], [i - 0.18] * len(v), "o", ms=3.5, color="black", zorder=4,
-              label=label("each seed"))
-    paper = (g.paper or {}).get("top1")
-    if paper is not None:
-      ax.barh(i + 0.18, paper, height=0.36, color="tab:blue", alpha=0.6, zorder=2, label=label("paper (ImageNet)"))
-  ax.set_xlim(-limit, limit)
-  _finish_effects(fig, ax, [f"{g.name} (n={len(g.values('top1'))})" for g in shown],
-                  f"Δ top-1 vs {baseline} (n={len(b)}), accuracy points; negative: the change hurt", title, path)
-  return True
+def render_seeds_csv(folder: str, options: SeedOptions = SeedOptions()) -> str:
+  """seeds.csv of the sweep (or study) in `folder`."""
+  return _seed_tables(*load_members(folder), folder, options, None, None)[1]
 
 
 def aggregate(folder: str, out_dir: str | None = None, command: str | None = None,
-              min_epochs: float | None = None) -> list[str]:
-  """Writes results.md, results.csv and curves.png for the sweep in `folder`; returns the paths."""
+              min_epochs: float | None = None, options: SeedOptions | None = None) -> list[str]:
+  """Writes the tables and plots for the sweep in `folder` (see the module docstring); returns the paths."""
+  options = options or SeedOptions(min_epochs=min_epochs)
   members, baseline = load_members(folder)
   out_dir = out_dir or folder
   os.makedirs(out_dir, exist_ok=True)
   name = os.path.basename(os.path.normpath(folder))
+  written = []
+
+  def write(file: str, text: str) -> None:
+    path = os.path.join(out_dir, file)
+    with open(path, "w", newline="") as f:
+      f.write(text)
+    written.append(path)
+
   rows = table_rows(members, baseline)
-  md, csv_path, png = (os.path.join(out_dir, f) for f in ("results.md", "results.csv", "curves.png"))
-  with open(md, "w") as f:
-    f.write(markdown(rows, baseline, f"Sweep `{name}`", command))
-  write_csv(rows, csv_path)
-  plot_curves(members, png, f"sweep {name}")
-  written = [md, csv_path, png]
+  write("results.md", markdown(rows, baseline, _title(folder), command, recorded_provenance(members)))
+  write("results.csv", csv_text(rows))
+  written.append(os.path.join(out_dir, "curves.png"))
+  sweep_plots.plot_curves(members, written[-1], f"sweep {name}")
   effects = os.path.join(out_dir, "effects.png")
-  if plot_effects(members, baseline, effects, f"sweep {name}: effect of each change"):
+  if sweep_plots.plot_effects(members, baseline, effects, f"sweep {name}: effect of each change"):
     written.append(effects)
-  groups = seed_groups(members, min_epochs)
-  if groups:
-    rows = seed_rows(groups, baseline)
-    path = os.path.join(out_dir, "seeds.md")
-    with open(path, "w") as f:
-      f.write(seed_markdown(rows, groups, baseline, f"Sweep `{name}` over seeds", command, min_epochs))
-    with open(os.path.join(out_dir, "seeds.csv"), "w", newline="") as f:
-      w = csv.DictWriter(f, fieldnames=[k for k, _ in SEED_COLUMNS])
-      w.writeheader()
-      w.writerows(rows)
-    written += [path, os.path.join(out_dir, "seeds.csv")]
+  groups, result = seed_study(members, baseline, options)
+  if result is not None:
+    md, csv_rows = _seed_tables(members, baseline, folder, options, command, None)
+    write("seeds.md", md)
+    write("seeds.csv", csv_rows)
     effects = os.path.join(out_dir, "effects_seeds.png")
-    if plot_seed_effects(groups, baseline, effects, f"sweep {name}: effects over seeds"):
+    if sweep_plots.plot_seed_effects(groups, result, effects, f"sweep {name}: effects over seeds"):
       written.append(effects)
   return written
 
 
 def main(argv: Sequence[str] | None = None) -> int:
   p = argparse.ArgumentParser(prog="python -m experiments.aggregate", description=__doc__.split("\n")[0])
-  p.add_argument("folder", help="the sweep folder, <workdir_root>/<sweep>")
+  p.add_argument("folder", help="the sweep folder, <workdir_root>/<sweep> (or a study folder with runs/)")
   p.add_argument("--out", default="", help="where to write the table and plots (default: the sweep folder)")
   p.add_argument("--command", default="", help="the command that produced the runs, recorded in results.md")
   p.add_argument("--min_epochs", type=float, default=None,
                  help="seed statistics also count runs stopped after at least this many epochs")
+  p.add_argument("--alpha", type=float, default=0.05, help="family-wise two-sided level of the seed table")
+  p.add_argument("--power", type=float, default=0.8, help="power at which the minimum detectable effect is given")
+  p.add_argument("--margin", type=float, default=None,
+                 help="equivalence margin in top-1 points, fixed beforehand; without it nothing is called equal")
+  p.add_argument("--num_classes", type=int, default=None,
+                 help="classes, for 'did not train', where a run's summary.json does not say")
   flags = p.parse_args(argv)
   try:
-    written = aggregate(flags.folder, flags.out or None, flags.command or None, flags.min_epochs)
-  except FileNotFoundError as e:
+    options = SeedOptions(flags.min_epochs, flags.alpha, flags.power, flags.margin, flags.num_classes)
+    written = aggregate(flags.folder, flags.out or None, flags.command or None, options=options)
+  except (FileNotFoundError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   print("Wrote " + ", ".join(written))

@@ -1,11 +1,15 @@
 """Tables and plots from hand-made member folders; Figure 1 numbers from hand-made logs."""
 
 import csv
+import gzip
+import io
 import json
+import math
 
 import pytest
+from scipy import stats as sps
 
-from experiments import aggregate, figure1
+from experiments import aggregate, figure1, sweep_plots
 
 
 def _member(folder, name, top1, top5, curve, done=True, wall=100.0):
@@ -61,7 +65,7 @@ def test_aggregate_writes_markdown_csv_and_png(sweep_dir, tmp_path):
   paths = aggregate.aggregate(str(sweep_dir), str(out), command="python -m experiments.sweep x")
   md, csv_path, png = paths[:3]
   text = open(md).read()
-  assert "Machine:" in text and "`python -m experiments.sweep x`" in text
+  assert "not recorded with these runs" in text and "`python -m experiments.sweep x`" in text
   assert "| lrn_off |" in text and "-1.50" in text
   with open(csv_path) as f:
     rows = list(csv.DictReader(f))
@@ -72,14 +76,14 @@ def test_aggregate_writes_markdown_csv_and_png(sweep_dir, tmp_path):
 def test_effects_chart_seed_noise_and_paper(sweep_dir, tmp_path):
   members, baseline = aggregate.load_members(str(sweep_dir))
   # 'half' differs from the baseline only in its seed: it sets the noise band, not a bar.
-  assert [m.name for m in aggregate.seed_replicas(members, baseline)] == ["half"]
-  assert aggregate.seed_noise(members, baseline) == pytest.approx(30.0)
+  assert [m.name for m in sweep_plots.seed_replicas(members, baseline)] == ["half"]
+  assert sweep_plots.seed_noise(members, baseline) == pytest.approx(30.0)
   paths = aggregate.aggregate(str(sweep_dir), str(tmp_path / "out"))
   assert paths[-1].endswith("effects.png")
   assert open(paths[-1], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
   # Only a baseline: nothing to chart, no file.
   only = [m for m in members if m.name == baseline]
-  assert not aggregate.plot_effects(only, baseline, str(tmp_path / "none.png"))
+  assert not sweep_plots.plot_effects(only, baseline, str(tmp_path / "none.png"))
   assert not (tmp_path / "none.png").exists()
 
 
@@ -142,39 +146,120 @@ def test_figure1_missing_run_is_a_clear_error(tmp_path):
     figure1.figure1(str(tmp_path), threshold=25)
 
 
-def _seed_member(folder, name, top1, epoch=2.0, done=True):
+def _seed_member(folder, name, top1, step=200, done=True, loss=0.5, machine=None, gz=False, num_classes=10):
   d = folder / name
   d.mkdir(parents=True)
-  (d / "summary.json").write_text(json.dumps({"done": done, "epoch": epoch, "eval": {"top1": top1, "top5": 0.9}}))
-  (d / "metrics.jsonl").write_text(json.dumps({"step": 10, "epoch": epoch, "eval/top1": top1,
-                                               "train/loss": 1.0, "train/learning_rate": 0.1}) + "\n")
+  (d / "summary.json").write_text(json.dumps({
+      "done": done, "step": step, "epoch": step / 100, "num_classes": num_classes,
+      "eval": {"top1": top1, "top5": 0.9}, "train": {"loss": loss}}))
+  row = json.dumps({"step": step, "epoch": step / 100, "eval/top1": top1, "train/loss": loss,
+                    "train/learning_rate": 0.1}) + "\n"
+  if gz:
+    with gzip.open(d / "metrics.jsonl.gz", "wt") as f:
+      f.write(row)
+  else:
+    (d / "metrics.jsonl").write_text(row)
+  if machine:
+    (d / "machine.json").write_text(json.dumps(machine))
 
 
-def test_seed_statistics_band_and_verdicts(tmp_path):
-  """baseline {70, 72}, lrn_off {66, 68}, pca_off {71} and one stopped run: hand-computed numbers."""
+H200 = {"host": "gpu-7", "device_kind": "NVIDIA H200", "device_count": 1, "cpu": "AMD EPYC 9654",
+        "date": "2026-11-27T10:00:00", "versions": {"jax": "0.4"}, "command": "python main.py"}
+
+
+@pytest.fixture
+def seed_study(tmp_path):
+  """A study folder with its raw records under runs/: four seeds, every kind of member.
+
+  baseline 70, 72, 71, 73; lrn_off 68, 71, 69, 70 (d = −2, −1, −2, −3: mean −2, sd √(2/3));
+  pca_off 71, 71, 72, 72 (d = ±1: mean 0, sd √(4/3)); dead at chance; short stopped at step 100
+  in every seed; one ran seed 0 only.
+  """
+  runs = tmp_path / "study" / "runs"
+  values = {"baseline": [70, 72, 71, 73], "lrn_off": [68, 71, 69, 70], "pca_off": [71, 71, 72, 72],
+            "dead": [9.5, 11.0, 12.0, 40.0], "short": [60, 61, 62, 63]}
+  names = []
+  for seed in range(4):
+    for member, v in values.items():
+      name = f"{member}-seed={seed}"
+      _seed_member(runs, name, v[seed] / 100, step=100 if member == "short" else 200,
+                   machine=dict(H200, date=f"2026-11-2{7 + seed % 2}"), gz=member == "pca_off")
+      names.append(name)
+  _seed_member(runs, "one-seed=0", 0.75, machine=H200)
+  names.append("one-seed=0")
+  paper = {"lrn_off": {"top1": -1.4, "note": "Sec. 3.3"}, "pca_off": {"top1": -1.0}}
+  (runs / "sweep.json").write_text(json.dumps({"sweep": "abl", "baseline": "baseline", "members": [
+      {"name": n, "paper": paper.get(n.split("-seed=")[0])} for n in names]}))
+  return tmp_path / "study"
+
+
+def test_seed_table_paired_t_holm_and_verdicts(seed_study):
+  rows = {r["member"]: r for r in csv.DictReader(io.StringIO(aggregate.render_seeds_csv(str(seed_study))))}
+  assert list(rows) == ["baseline", "lrn_off", "pca_off", "dead", "short", "one"]
+  assert rows["baseline"]["verdict"] == "baseline" and rows["baseline"]["top1"] == "71.50 ± 1.29"
+  lrn = rows["lrn_off"]
+  sd = math.sqrt(2 / 3)
+  assert (lrn["n"], lrn["seeds"], lrn["d_top1"], lrn["sd_d"]) == ("4", "0,1,2,3", "-2.00", f"{sd:.2f}")
+  half = sps.t.ppf(0.975, 3) * sd / 2                       # 95% t interval [−3.30, −0.70]
+  assert lrn["ci"] == f"[{-2 - half:+.2f}, {-2 + half:+.2f}]" == "[-3.30, -0.70]"
+  # Family {lrn_off, pca_off}: lrn_off has the smaller p (0.0163), tested at 0.05/2; adjusted p = 2·p.
+  p = sps.ttest_rel([68, 71, 69, 70], [70, 72, 71, 73]).pvalue
+  assert lrn["p_holm"] == f"{2 * p:.3f}" == "0.033"
+  half = sps.t.ppf(1 - 0.025 / 2, 3) * sd / 2               # Holm interval at 0.025: [−3.71, −0.29]
+  assert lrn["ci_holm"] == f"[{-2 - half:+.2f}, {-2 + half:+.2f}]" == "[-3.71, -0.29]"
+  assert lrn["verdict"] == "resolved" and lrn["sign"] == "matches" and lrn["paper_d_top1"] == "-1.40"
+  assert lrn["mde"] == "2.22"                                # power 0.8 at α = 0.025, n = 4
+  pca = rows["pca_off"]
+  assert (pca["d_top1"], pca["p_holm"], pca["verdict"], pca["sign"]) == ("+0.00", "1.000", "unresolved", "")
+  # At chance in seed 0 (9.5 %, chance 10 %): no verdict, no interval, outside the family.
+  assert rows["dead"]["verdict"] == "did not train"
+  assert rows["dead"]["d_top1"] == rows["dead"]["ci"] == rows["dead"]["p_holm"] == rows["dead"]["mde"] == ""
+  assert "did not train: seed(s) 0,1,2" in rows["dead"]["not_counted"]
+  assert rows["short"]["verdict"] == "not comparable" and rows["short"]["n"] == "0"
+  assert "seed 0: stopped at step 100, the baseline at step 200" in rows["short"]["not_counted"]
+  assert rows["one"]["verdict"] == "too few seeds" and rows["one"]["n"] == "1" and rows["one"]["d_top1"] == "+5.00"
+
+
+def test_seed_table_names_the_recorded_machine_and_margin(seed_study, tmp_path):
+  md = aggregate.render_seeds_md(str(seed_study))
+  assert "Machine: NVIDIA H200, AMD EPYC 9654. Date: 2026-11-27 to 2026-11-28." in md
+  assert "No equivalence margin was set" in md and "equivalent" not in md.split("| member |")[1]
+  assert "Holm: step-down over the 2 member(s) tested" in md
+  # A margin stated beforehand: pca_off (Δ 0, 90% interval ±1.36) is equivalent within ±1.5, not ±1.
+  within = aggregate.render_seeds_csv(str(seed_study), aggregate.SeedOptions(margin=1.5))
+  assert "equivalent within ±1.5" in within
+  assert "equivalent" not in aggregate.render_seeds_csv(str(seed_study), aggregate.SeedOptions(margin=1.0))
+  assert "Equivalence margin, fixed before the runs: ±1.5 points" in aggregate.render_seeds_md(
+      str(seed_study), aggregate.SeedOptions(margin=1.5))
+  # The files aggregate writes are the rendered texts, byte for byte.
+  out = tmp_path / "out"
+  written = aggregate.aggregate(str(seed_study), str(out))
+  assert (out / "seeds.md").read_text() == md and any(p.endswith("effects_seeds.png") for p in written)
+  assert (out / "seeds.csv").read_bytes().decode() == aggregate.render_seeds_csv(str(seed_study))
+  assert (out / "results.md").read_text() == aggregate.render_results_md(str(seed_study))
+
+
+def test_seed_counting_rule_and_bad_options(tmp_path, capsys):
   folder = tmp_path / "abl"
-  for name, top1 in [("baseline-seed=0", 0.70), ("baseline-seed=1", 0.72), ("lrn_off-seed=0", 0.66),
-                     ("lrn_off-seed=1", 0.68), ("pca_off-seed=0", 0.71)]:
+  for name, top1 in [("baseline-seed=0", 0.70), ("baseline-seed=1", 0.72), ("lrn_off-seed=0", 0.66)]:
     _seed_member(folder, name, top1)
-  _seed_member(folder, "pca_off-seed=1", 0.10, epoch=1.0, done=False)
-  (folder / "sweep.json").write_text(json.dumps({"baseline": "baseline", "members": [
-      {"name": n, "paper": ({"top1": -1.4} if n.startswith("lrn_off") else {"top1": 1.0} if n.startswith("pca") else None)}
-      for n in ["baseline-seed=0", "lrn_off-seed=0", "pca_off-seed=0", "baseline-seed=1", "lrn_off-seed=1",
-                "pca_off-seed=1"]]}))
-  written = aggregate.aggregate(str(folder), str(tmp_path / "out"))
-  assert any(p.endswith("seeds.md") for p in written) and any(p.endswith("effects_seeds.png") for p in written)
-  rows = {r["member"]: r for r in csv.DictReader(open(tmp_path / "out" / "seeds.csv"))}
-  # Each pair has sd √2 ≈ 1.41; pooled s = √2 over 2 dof; band = 2·√2·√(1/2 + 1/2) ≈ 2.83.
-  assert rows["baseline"]["top1"] == "71.00 ± 1.41" and rows["baseline"]["seeds"] == "0,1"
-  assert rows["lrn_off"]["d_top1"] == "-4.00" and rows["lrn_off"]["band"] == "±2.83"
-  assert rows["lrn_off"]["resolved"] == "yes" and rows["lrn_off"]["sign"] == "matches"
-  # pca_off: one counted seed (the other stopped at epoch 1); Δ = 0, band 2·√2·√(1 + 1/2) ≈ 3.46.
-  assert rows["pca_off"]["seeds"] == "0" and "seed 1: stopped at epoch 1" in rows["pca_off"]["not_counted"]
-  assert rows["pca_off"]["band"] == "±3.46" and rows["pca_off"]["resolved"] == "no"
-  assert rows["pca_off"]["sign"] == "unresolved"
-  # Counting runs stopped after enough epochs: pca_off's seed 1 now counts.
-  groups = aggregate.seed_groups(aggregate.load_members(str(folder))[0], min_epochs=1.0)
-  assert sorted(next(g for g in groups if g.name == "pca_off").runs) == [0, 1]
+  _seed_member(folder, "lrn_off-seed=1", 0.60, step=120, done=False)
+  groups = aggregate.seed_study(aggregate.load_members(str(folder))[0], "baseline")[0]
+  lrn = next(g for g in groups if g.name == "lrn_off")
+  assert sorted(lrn.runs) == [0] and lrn.skipped == {1: "stopped at epoch 1"}
+  # Counting runs stopped after enough epochs: seed 1 counts, but did not reach the baseline's step.
+  md = aggregate.render_seeds_md(str(folder), aggregate.SeedOptions(min_epochs=1.0))
+  assert "seed 1: stopped at step 120, the baseline at step 200" in md
+  assert "finished runs and runs stopped after at least 1 epochs" in md
+  assert aggregate.main([str(folder), "--margin=-1"]) == 2
+  assert aggregate.main([str(folder), "--alpha=0.7"]) == 2
+  err = capsys.readouterr().err
+  assert err.count("\n") == 2 and "margin must be positive" in err and "Traceback" not in err
+  # Loss still at ln 10 (2.30) with a top-1 above chance also counts as not trained.
+  _seed_member(folder, "stuck-seed=0", 0.30, loss=2.29)
+  _seed_member(folder, "stuck-seed=1", 0.31, loss=2.28)
+  rows = {r["member"]: r for r in csv.DictReader(io.StringIO(aggregate.render_seeds_csv(str(folder))))}
+  assert rows["stuck"]["verdict"] == "did not train"
 
 
 def test_figure1_grid_chooses_each_nets_rate(tmp_path):

@@ -1,184 +1,272 @@
-"""The converged-results campaign: prepared stores, the sweeps side by side on one accelerator, a deadline.
+"""A GPU session's raw records: one archive in the records layout, and its import into the checkout.
 
-  python -m experiments.campaign --data=<folder holding imagenette/ and cifar10/> --root=<runs>
-      --parts=leaderboard,alexnet,figure1 --deadline_s=3600 [--bundle=<results.tar.gz>]
+  python -m experiments.campaign bundle <runs root> --out=<records.tar.gz>   # what a session writes
+  python -m experiments.campaign import <records.tar.gz>                  # back in the checkout
 
-Each part is one sweep (experiments/sweeps/), run as `python -m experiments.sweep ...` with its
-own `--parallel`; the parts run at the same time, so small models share one GPU. Before any
-member starts, each part's store is prepared once (`main.py --mode=prepare`). At the deadline
-every sweep is asked to stop (members save a checkpoint and exit; a member stopped early keeps
-its logged curve). After the sweeps: 10-crop evaluation of the AlexNet baseline runs, their
-conv1 kernels and one run's parameters exported (experiments/export_params.py), and, with
-`--bundle`, a .tar.gz of every run folder without checkpoints. Every step's command is printed.
+Every archive holds only the files the project publishes from (see experiments/results/README.md):
 
-Parts:
-  leaderboard  experiments/sweeps/imagenette_leaderboard.py, seeds 0-2 (configs/imagenette.py)
-  alexnet      experiments/sweeps/alexnet_imagenette.py, seeds 0-2, 112² crops of the 128² images
-  figure1      experiments/sweeps/figure1_lr.py on CIFAR-10 (50,000 training images)
+  experiments/results/<study>/runs/<run>/config.json, metrics.jsonl (.gz when large), summary.json,
+                                         eval*.json, machine.json
+  experiments/results/<study>/runs/sweep.json         the sweep's plan (members, commands)
+  experiments/results/benchmarks/<name>.json          benchmark records
+
+No checkpoint, store, cache or TensorBoard file is ever added: the bundle lists the files it
+keeps rather than the ones it drops. Commands and paths in the records are written relative to
+the repository (`python main.py ...`), so a record names no folder of the machine that made it.
+
+`import` extracts an archive into the checkout's experiments/results/ (or --dest), after checking
+every member: a member outside experiments/results/, an absolute path, a `..`, a link or a
+device makes it refuse the whole archive with one line and write nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import gzip
+import importlib.metadata
+import io
+import json
 import os
+import platform
+import posixpath
 import shlex
-import signal
+import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
+import zlib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PREFIX = "experiments/results/"
+RUN_FILES = ("config.json", "summary.json", "metrics.jsonl")
+GZIP_ABOVE = 1 << 20          # metrics.jsonl larger than this goes in gzipped
+ARCHIVE_LIMIT = 16 << 20      # what one returned file may weigh
+VERSIONS = ("jax", "jaxlib", "jax-cuda13-plugin", "jax-cuda12-plugin", "flax", "optax", "orbax-checkpoint",
+            "numpy", "torch", "torchvision", "ml-collections", "clu")
 
-PARTS = {
-    # name: (sweep file, config for the store, config-string args, --set overrides, data subfolder)
-    "leaderboard": ("experiments/sweeps/imagenette_leaderboard.py", "configs/imagenette.py",
-                    "bf16", ("log_every_steps=25",), "imagenette"),
-    "alexnet": ("experiments/sweeps/alexnet_imagenette.py", "configs/alexnet.py", "res=112,bf16",
-                ("input.pipeline=store", "checkpoint_every_steps=2500", "keep_checkpoints=1"), "imagenette"),
-    "figure1": ("experiments/sweeps/figure1_lr.py", "configs/cifar_cnn.py", "",
-                ("input.pipeline=store", "eval_every_epochs=10", "keep_checkpoints=1"), "cifar10"),
-}
-SEEDS = {"leaderboard": "0,1,2", "alexnet": "0,1,2", "figure1": ""}
+
+class RecordsError(Exception):
+  """An archive or runs folder the user has to fix; main() prints it as one line."""
 
 
 def say(*parts) -> None:
   print(time.strftime("%H:%M:%S"), *parts, flush=True)
 
 
-def run(argv: list[str], timeout: float | None = None, log: str | None = None) -> int:
-  say("$", shlex.join(argv))
-  out = open(log, "a") if log else None
+def public(text: str) -> str:
+  """`text` with this machine's interpreter and repository folder written as `python` and relative paths."""
+  for exe in {sys.executable, os.path.realpath(sys.executable)}:
+    text = text.replace(exe + " ", "python ").replace(exe + '"', 'python"')
+  return text.replace(REPO + os.sep, "").replace(REPO, ".")
+
+
+def _gpu() -> dict[str, str]:
+  """The GPU's name, driver and memory from nvidia-smi (without starting JAX), or 'none'."""
   try:
-    return subprocess.run(argv, cwd=REPO, timeout=timeout, stdout=out, stderr=subprocess.STDOUT if out else None).returncode
-  except subprocess.TimeoutExpired:
-    say("timed out:", shlex.join(argv))
-    return 124
-  finally:
-    if out:
-      out.close()
+    out = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+                         capture_output=True, text=True, timeout=20, check=True).stdout.strip().splitlines()
+  except (OSError, subprocess.SubprocessError):
+    return {"gpu": "none"}
+  name, driver, memory = (x.strip() for x in (out[0].split(",") + ["", "", ""])[:3])
+  return {"gpu": name, "gpu_count": len(out), "driver": driver, "gpu_memory": memory}
 
 
-def config_arg(part: str, data: str, extra: str = "") -> str:
-  _, cfg, args, _, sub = PARTS[part]
-  return f"{cfg}:" + ",".join(filter(None, [args, f"data={os.path.join(data, sub)}", extra]))
+def _cpu() -> str:
+  try:
+    with open("/proc/cpuinfo") as f:
+      return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+  except (OSError, StopIteration):
+    return platform.processor() or "unknown"
 
 
-def sweep_argv(part: str, data: str, root: str, parallel: int, extra_args: str = "",
-               extra_sets: tuple[str, ...] = ()) -> list[str]:
-  sweep, _, args, sets, sub = PARTS[part]
-  args = ",".join(filter(None, [args, "data=" + os.path.join(data, sub), extra_args]))
-  argv = [sys.executable, "-m", "experiments.sweep", sweep, f"--workdir_root={root}", f"--parallel={parallel}",
-          "--pin_cpus=no", f"--args={args}"]
-  argv += [f"--set={s}" for s in (*sets, *extra_sets)]
-  if SEEDS[part]:
-    argv.append(f"--seeds={SEEDS[part]}")
-  return argv
+def _memory_gib() -> float | None:
+  try:
+    with open("/proc/meminfo") as f:
+      kib = next(int(line.split()[1]) for line in f if line.startswith("MemTotal"))
+    return round(kib / 2**20, 1)
+  except (OSError, StopIteration, ValueError):
+    return None
 
 
-def run_sweeps(parts: list[str], data: str, root: str, parallel: dict[str, int], deadline: float,
-               extra_args: str = "", extra_sets: tuple[str, ...] = ()) -> None:
-  procs = {}
-  for part in parts:
-    log = os.path.join(root, f"{part}.log")
-    argv = sweep_argv(part, data, root, parallel.get(part, 4), extra_args, extra_sets)
-    say("$", shlex.join(argv), ">", log)
-    procs[part] = subprocess.Popen(argv, cwd=REPO, stdout=open(log, "a"), stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-  while any(p.poll() is None for p in procs.values()) and time.time() < deadline:
-    time.sleep(5)
-  for part, p in procs.items():
-    if p.poll() is None:
-      say(f"deadline: stopping {part}")
-      p.send_signal(signal.SIGTERM)
-  grace = time.time() + 60
-  while any(p.poll() is None for p in procs.values()) and time.time() < grace:
-    time.sleep(1)
-  for part, p in procs.items():
-    if p.poll() is None:
-      os.killpg(p.pid, signal.SIGKILL)
-    say(f"{part}: sweep exit {p.wait()}")
-
-
-def after_alexnet(data: str, root: str, out: str, deadline: float, extra_args: str = "") -> None:
-  """10-crop evaluation and kernel export of the AlexNet baseline seeds, one run's parameters."""
-  from experiments import sweep
-  base_args = sweep.load_sweep(os.path.join(REPO, PARTS["alexnet"][0])).base.partition(":")[2]
-  folder = os.path.join(root, "alexnet_imagenette")
-  if not os.path.isdir(folder):
-    return
-  os.makedirs(out, exist_ok=True)
-  for name in sorted(os.listdir(folder)):
-    workdir = os.path.join(folder, name)
-    if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+def machine_record(command: str = "") -> dict:
+  """Host, CPU, cores, memory, GPU and driver, date (UTC), Python and package versions, the command."""
+  versions = {"python": platform.python_version()}
+  for name in VERSIONS:
+    try:
+      versions[name] = importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
       continue
-    if time.time() < deadline:
-      run([sys.executable, "-m", "experiments.export_params", workdir, "--match=conv1",
-           f"--out={os.path.join(out, 'conv1', name + '.npz')}"], timeout=120)
-  for name in ("baseline-seed=0", "baseline-seed=1", "baseline-seed=2"):
-    workdir = os.path.join(folder, name)
-    if os.path.isdir(workdir) and time.time() < deadline:
-      seed = name.rsplit("=", 1)[1]
-      run([sys.executable, "main.py", "--mode=eval", f"--config={config_arg('alexnet', data, ','.join(filter(None, [base_args, 'seed=' + seed, extra_args])))}",
-           f"--workdir={workdir}", "--protocols=center,10crop", "--config.input.pipeline=store"],
-          timeout=max(10, deadline - time.time()), log=os.path.join(root, "alexnet_eval.log"))
-  workdir = os.path.join(folder, "baseline-seed=0")
-  if os.path.isdir(os.path.join(workdir, "checkpoints")) and time.time() < deadline:
-    run([sys.executable, "-m", "experiments.export_params", workdir, "--dtype=float16",
-         f"--out={os.path.join(out, 'alexnet_baseline_seed0_params.npz')}"], timeout=120)
+  return {"host": platform.node(), "cpu": _cpu(), "cores": os.cpu_count(), "memory_gib": _memory_gib(), **_gpu(),
+          "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+          "versions": versions, "command": public(command)}
 
 
-def bundle(root: str, path: str) -> None:
-  """root's run folders as a .tar.gz, without checkpoints, stores or TensorBoard event files."""
-  def keep(info: tarfile.TarInfo):
-    parts = info.name.split("/")
-    if "checkpoints" in parts or "checkpoints_unreadable" in parts or ".lock" in parts[-1:]:
-      return None
-    if ".tfevents." in parts[-1] or parts[-1].endswith(".npy") or info.size > 8 << 20:
-      return None  # event files, feature caches, whole-network parameter exports
-    return info
-  with tarfile.open(path, "w:gz") as tar:
-    tar.add(root, arcname=os.path.basename(os.path.normpath(root)), filter=keep)
-  say(f"bundle {path}: {os.path.getsize(path) / 1e6:.1f} MB")
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+  info = tarfile.TarInfo(name)
+  info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
+  tar.addfile(info, io.BytesIO(data))
+
+
+def _run_files(workdir: str) -> list[str]:
+  names = [n for n in RUN_FILES if os.path.isfile(os.path.join(workdir, n))]
+  return names + sorted(n for n in os.listdir(workdir) if n.startswith("eval") and n.endswith(".json"))
+
+
+def bundle(root: str, out: str, machine: dict | None = None, studies: dict[str, str] | None = None,
+           extra: dict[str, str] | None = None, limit: int = ARCHIVE_LIMIT) -> dict[str, int]:
+  """Writes the run records under `root` (<root>/<sweep>/<run>/) to the archive `out`.
+
+  `studies` maps a sweep folder to its study name under experiments/results/ (default: the same
+  name); `machine` is written as every run's machine.json (a run's own machine.json, if it has
+  one, is completed by it: its command and process times stay); `extra` maps archive paths under
+  experiments/results/ to files (benchmark JSONs). Returns the number of files per study.
+  """
+  machine = machine or machine_record()
+  counts: dict[str, int] = {}
+  tmp = out + ".tmp"
+  with tarfile.open(tmp, "w:gz") as tar:
+    for sweep_name in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+      folder = os.path.join(root, sweep_name)
+      if not os.path.isfile(os.path.join(folder, "sweep.json")):
+        continue
+      study = (studies or {}).get(sweep_name, sweep_name)
+      base = f"{PREFIX}{study}/runs/"
+      with open(os.path.join(folder, "sweep.json"), "rb") as f:
+        _add_bytes(tar, base + "sweep.json", public(f.read().decode()).encode())
+      counts[study] = counts.get(study, 0) + 1
+      for run in sorted(os.listdir(folder)):
+        workdir = os.path.join(folder, run)
+        if not os.path.isdir(workdir) or not os.path.exists(os.path.join(workdir, "config.json")):
+          continue
+        for name in _run_files(workdir):
+          with open(os.path.join(workdir, name), "rb") as f:
+            data = f.read()
+          if name == "metrics.jsonl" and len(data) > GZIP_ABOVE:
+            _add_bytes(tar, base + f"{run}/metrics.jsonl.gz", gzip.compress(data, mtime=0))
+          else:
+            _add_bytes(tar, base + f"{run}/{name}", public(data.decode()).encode())
+          counts[study] += 1
+        own = _read_json(os.path.join(workdir, "machine.json"))
+        _add_bytes(tar, base + f"{run}/machine.json", json.dumps({**machine, **own}, indent=2).encode() + b"\n")
+        counts[study] += 1
+    for arcname, path in (extra or {}).items():
+      if os.path.isfile(path):
+        with open(path, "rb") as f:
+          _add_bytes(tar, PREFIX + arcname, public(f.read().decode()).encode())
+        study = arcname.split("/")[0]
+        counts[study] = counts.get(study, 0) + 1
+  size = os.path.getsize(tmp)
+  if size > limit:
+    os.remove(tmp)
+    raise RecordsError(f"the records archive would be {size / 2**20:.1f} MiB, over the {limit / 2**20:.0f} MiB "
+                       f"a returned file may weigh; bundle fewer runs per archive.")
+  os.replace(tmp, out)
+  say(f"records {out}: {size / 1e6:.2f} MB, " + ", ".join(f"{k}: {v} files" for k, v in sorted(counts.items())))
+  return counts
+
+
+def _read_json(path: str) -> dict:
+  try:
+    with open(path) as f:
+      value = json.load(f)
+    return value if isinstance(value, dict) else {}
+  except (OSError, ValueError):
+    return {}
+
+
+def _checked_members(tar: tarfile.TarFile, archive: str) -> list[tarfile.TarInfo]:
+  """Every member, renamed to its path under experiments/results/; RecordsError for any unsafe one."""
+  members = []
+  for m in tar.getmembers():
+    name = m.name
+    norm = posixpath.normpath(name)
+    if name.startswith(("/", "\\")) or ".." in name.split("/") or ":" in name.split("/")[0] or "\\" in name:
+      raise RecordsError(f"{archive}: member {name!r} points outside experiments/results/; nothing was imported.")
+    if not (m.isfile() or m.isdir()):
+      raise RecordsError(f"{archive}: member {name!r} is a link or special file; nothing was imported.")
+    if not (norm + "/").startswith(PREFIX):
+      raise RecordsError(f"{archive}: member {name!r} is not under {PREFIX}; nothing was imported.")
+    rel = norm[len(PREFIX):]
+    if not rel or rel == ".":
+      continue
+    m.name = rel
+    members.append(m)
+  if not any(m.isfile() for m in members):
+    raise RecordsError(f"{archive}: holds no records under {PREFIX}; nothing was imported.")
+  return members
+
+
+def import_records(archive: str, dest: str | None = None) -> list[str]:
+  """Extracts a records archive into `dest` (default: this checkout's experiments/results/).
+
+  The archive is extracted into a scratch folder beside `dest` first and moved into place only
+  when all of it was read, so a truncated or corrupt archive leaves `dest` as it was.
+  """
+  dest = os.path.abspath(dest or os.path.join(REPO, PREFIX))
+  if not os.path.isfile(archive):
+    raise RecordsError(f"{archive}: no such file; pass the records archive a GPU session wrote.")
+  os.makedirs(dest, exist_ok=True)
+  scratch = tempfile.mkdtemp(prefix=".import-", dir=os.path.dirname(dest))
+  try:
+    try:
+      with tarfile.open(archive, "r:*") as tar:
+        members = _checked_members(tar, archive)
+        tar.extractall(scratch, members=members, filter="data")
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
+      raise RecordsError(f"{archive}: not a readable records archive ({type(e).__name__}: {e}).") from e
+    files = sorted(m.name for m in members if m.isfile())
+    for name in files:
+      target = os.path.join(dest, name)
+      os.makedirs(os.path.dirname(target), exist_ok=True)
+      os.replace(os.path.join(scratch, name), target)
+  except OSError as e:
+    raise RecordsError(f"cannot write the records into {dest}: {e.strerror or e}") from e
+  finally:
+    shutil.rmtree(scratch, ignore_errors=True)
+  return files
+
+
+def render_imported(files: list[str]) -> str:
+  """One line per study: how many runs and files an import added."""
+  studies: dict[str, set[str]] = {}
+  for name in files:
+    parts = name.split("/")
+    runs = studies.setdefault(parts[0], set())
+    if len(parts) >= 4 and parts[1] == "runs":
+      runs.add(parts[2])
+  return "\n".join(f"{study}: {len(runs)} run(s), {sum(f.startswith(study + '/') for f in files)} file(s)"
+                   for study, runs in sorted(studies.items()))
 
 
 def main(argv=None) -> int:
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  p.add_argument("--data", required=True, help="folder holding imagenette/ and/or cifar10/")
-  p.add_argument("--root", required=True, help="where the sweeps' run folders go")
-  p.add_argument("--parts", default="leaderboard,alexnet,figure1")
-  p.add_argument("--parallel", default="leaderboard=4,alexnet=8,figure1=4")
-  p.add_argument("--deadline_s", type=float, default=3600.0, help="stop the sweeps this long after the start")
-  p.add_argument("--after_s", type=float, default=60.0, help="time kept after the sweeps for evaluation and export")
-  p.add_argument("--exports", default="", help="folder for exported kernels/parameters (default <root>/exports)")
-  p.add_argument("--args", default="", help="config-string arguments added to every member (e.g. epochs=1 for a trial)")
-  p.add_argument("--set", action="append", default=[], help="a --config.<field>=<value> for every member")
-  p.add_argument("--bundle", default="", help="write the run folders (no checkpoints) to this .tar.gz")
+  p = argparse.ArgumentParser(prog="python -m experiments.campaign", description=__doc__.split("\n")[0])
+  sub = p.add_subparsers(dest="command", required=True)
+  b = sub.add_parser("bundle", help="pack the run records under a runs root into one archive")
+  b.add_argument("root", help="the runs root: <root>/<sweep>/<run>/")
+  b.add_argument("--out", required=True, help="the archive to write (.tar.gz)")
+  b.add_argument("--study", action="append", default=[], metavar="SWEEP=STUDY",
+                 help="put a sweep's runs under experiments/results/<STUDY>/runs/ (default: its own name)")
+  i = sub.add_parser("import", help="extract a records archive into the checkout's experiments/results/")
+  i.add_argument("archive")
+  i.add_argument("--dest", default="", help="where experiments/results/ is (default: this checkout's)")
   a = p.parse_args(argv)
-  start = time.time()
-  parts = [x for x in a.parts.split(",") if x]
-  unknown = sorted(set(parts) - set(PARTS))
-  if unknown:
-    p.error(f"unknown part(s) {unknown}; choose from {', '.join(PARTS)}")
-  parallel = {k: int(v) for k, v in (x.split("=") for x in a.parallel.split(",") if x)}
-  os.makedirs(a.root, exist_ok=True)
-  os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # several runs share one GPU
-  os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(a.root, "jax_cache"))
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  prepared = set()
-  for part in parts:
-    key = (PARTS[part][4], PARTS[part][1])
-    if key not in prepared:
-      prepared.add(key)
-      run([sys.executable, "main.py", "--mode=prepare", f"--config={config_arg(part, a.data)}"],
-          log=os.path.join(a.root, "prepare.log"))
-  sweep_deadline = start + a.deadline_s - (a.after_s if "alexnet" in parts else 0)
-  run_sweeps(parts, a.data, a.root, parallel, sweep_deadline, a.args, tuple(a.set))
-  if "alexnet" in parts:
-    after_alexnet(a.data, a.root, a.exports or os.path.join(a.root, "exports"), start + a.deadline_s, a.args)
-  if a.bundle:
-    bundle(a.root, a.bundle)
-  say(f"campaign done in {time.time() - start:.0f} s")
+  try:
+    if a.command == "bundle":
+      if not os.path.isdir(a.root):
+        raise RecordsError(f"{a.root}: no such folder; pass the runs root of a session.")
+      studies = dict(s.split("=", 1) for s in a.study if "=" in s)
+      bundle(a.root, a.out, machine_record(shlex.join(["python", "-m", "experiments.campaign", *sys.argv[1:]])),
+             studies)
+    else:
+      files = import_records(a.archive, a.dest or None)
+      print(f"imported {len(files)} file(s) into {a.dest or PREFIX}")
+      print(render_imported(files))
+  except RecordsError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
   return 0
 
 

@@ -1,0 +1,418 @@
+"""One GPU session, prepared: a plan's runs in priority order inside a wall-clock budget, resumable.
+
+  python -m experiments.gpu_session --plan=leaderboard --out=$OUT --budget_s=540
+  python -m experiments.gpu_session --plan=leaderboard --status     # what is done and what is left
+
+docs/GPU.md says which plan to run first, the exact command, and what data to bring. Plans
+(several, comma-separated, run in the order given):
+  speed        the train-step benchmark with its end-to-end rows (experiments/gpu_bench.py)
+  leaderboard  configs/imagenette.py at 128 px: 5 seeds × 5 epochs first, then 20 epochs
+  ablations    the paper's comparisons (experiments/sweeps/alexnet_paper.py), seeds 0-4
+  tiny         a few steps of a small net on the embedded data: what CI runs on the CPU
+
+What one call does, until its deadline (start + --budget_s, less the time to stop and bundle):
+ 1. prepares each sweep's store once (`main.py --mode=prepare`);
+ 2. compiles first: each program that more than one run of the first wave would compile (a
+    sweep member; its seeds share one program) is compiled by one run alone, which stops after
+    its first step and its first evaluation, so the crowd loads it from JAX's persistent
+    compilation cache. For the first such program the run is made twice, on a cold and on a warm
+    cache, and XLA's compile seconds of each are written to compile_cache.json;
+ 3. runs the crowd (`parallel` at once), highest priority first;
+ 4. at the deadline asks every run still going to stop (it saves a checkpoint), kills any left
+    after a grace period;
+ 5. writes status.json (every run: done / partial / not started) and bundles the raw records
+    (experiments/campaign.py) into <out>/records-<plans>.tar.gz, with status.json and the log.
+
+Running it again resumes: a run whose record says done, in the runs root or already imported into
+experiments/results/, is skipped; a stopped one resumes from its checkpoint; a program already
+compiled into the cache is not compiled alone again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+from alexnet_jax import jsonl
+from experiments import campaign
+from experiments import gpu_pack
+from experiments import sweep as sweep_lib
+
+REPO = campaign.REPO
+GRACE_S = 30.0       # a stopped run's time to save its checkpoint before it is killed
+RESERVE_S = 20.0     # kept after the grace period for status and bundling
+_COMPILED = re.compile(r"Finished XLA compilation of jit\(([\w.<>-]+)\) in ([0-9.]+) sec")
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepStep:
+  sweep: str                      # sweep definition file
+  study: str                      # its records go to experiments/results/<study>/runs/
+  seeds: tuple[int, ...]
+  args: str                       # config-string arguments; {data} is the --data folder
+  sets: tuple[str, ...] = ()      # --config.<field>=<value> for every run
+  parallel: int = 4
+  warm_parallel: int = 1          # programs compiled alone at the same time
+  probe: bool = True              # measure the first program's compile on a cold and a warm cache
+  member_major: bool = False      # run every seed of a member before the next member
+
+
+@dataclasses.dataclass(frozen=True)
+class CommandStep:
+  name: str
+  argv: tuple[str, ...]           # after `python`; {budget_s} and {root} are filled in
+  outputs: tuple[tuple[str, str], ...] = ()  # (path under experiments/results/, file under {root})
+  budget_s: float = 300.0
+
+
+PLANS: dict[str, tuple] = {
+    "speed": (CommandStep("gpu_bench", ("-m", "experiments.gpu_bench", "--budget_s={budget_s}",
+                                        "--json={root}/benchmarks/gpu_step.json"),
+                          (("benchmarks/gpu_step.json", "benchmarks/gpu_step.json"),), budget_s=420.0),),
+    "leaderboard": (SweepStep("experiments/sweeps/imagenette_leaderboard.py", "imagenette_leaderboard",
+                              (0, 1, 2, 3, 4), "bf16,data={data}/imagenette", parallel=6, member_major=True),),
+    "ablations": (SweepStep("experiments/sweeps/alexnet_paper.py", "alexnet_paper", (0, 1, 2, 3, 4),
+                            "res=112,bf16,data={data}/imagenette", ("input.pipeline=store",), parallel=12,
+                            warm_parallel=4),),
+    "tiny": (SweepStep("experiments/sweeps/tiny.py", "tiny_session", (0, 1), "data=embedded", parallel=2,
+                       probe=False, member_major=True),),
+}
+
+
+def say(*parts) -> None:
+  print(time.strftime("%H:%M:%S"), *parts, flush=True)
+
+
+class Session:
+  """The runs root, the deadline, the children's environment and the status of every step."""
+
+  def __init__(self, root: str, data: str, budget_s: float, main: str = "main.py"):
+    self.root, self.data, self.main = root, data, main
+    self.start = time.time()
+    self.end = self.start + budget_s - RESERVE_S
+    self.deadline = self.end - GRACE_S  # when running work is asked to stop
+    self.status: dict = {"steps": {}, "compile": {}}
+    self.env = child_env(root)
+
+  def left(self) -> float:
+    return self.deadline - time.time()
+
+  def path(self, *parts: str) -> str:
+    return os.path.join(self.root, *parts)
+
+  def start_proc(self, argv: list[str], log: str, env: dict | None = None) -> subprocess.Popen:
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    with open(log, "a") as f:
+      f.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} {campaign.public(shlex.join(argv))}\n")
+      f.flush()
+      return subprocess.Popen(argv, cwd=REPO, stdout=f, stderr=subprocess.STDOUT, env=env or self.env,
+                              start_new_session=True)
+
+  def stop(self, procs: list[subprocess.Popen]) -> None:
+    """SIGTERM (the run saves and exits), then SIGKILL to the process group after the grace period."""
+    for p in procs:
+      if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+    until = min(time.time() + GRACE_S, self.end)
+    while any(p.poll() is None for p in procs) and time.time() < until:
+      time.sleep(0.2)
+    for p in procs:
+      if p.poll() is None:
+        os.killpg(p.pid, signal.SIGKILL)
+      p.wait()
+
+  def run_until(self, argv: list[str], log: str, limit_s: float) -> tuple[int | None, float]:
+    """Runs `argv` until it exits or `limit_s` passes (then stops it)."""
+    t0 = time.time()
+    proc = self.start_proc(argv, log)
+    while proc.poll() is None and time.time() - t0 < limit_s:
+      time.sleep(0.2)
+    if proc.poll() is None:
+      self.stop([proc])
+    return proc.returncode, time.time() - t0
+
+  def jobs(self, step: SweepStep) -> tuple[sweep_lib.Sweep, list[sweep_lib.Job]]:
+    sw = sweep_lib.with_seeds(sweep_lib.load_sweep(os.path.join(REPO, step.sweep)), step.seeds)
+    jobs = sweep_lib.expand(sw, self.path("runs"), step.args.format(data=self.data), main=self.main,
+                            extra_overrides=step.sets)
+    if step.member_major:
+      order = [m.name for m in sweep_lib.load_sweep(os.path.join(REPO, step.sweep)).members]
+      jobs.sort(key=lambda j: (order.index(sweep_lib.member_group(j.member.name)[0]),
+                               sweep_lib.member_group(j.member.name)[1]))
+    sweep_lib.write_plan(sw, self.path("runs"), jobs)
+    return sw, jobs
+
+  def run_command(self, step: CommandStep) -> dict:
+    record = self.status["steps"].setdefault(step.name, {"state": "not started"})
+    if all(os.path.isfile(self.path(p)) for _, p in step.outputs):
+      record["state"] = "done"  # by an earlier call
+    if record["state"] == "done" or self.left() < 30:
+      return record
+    budget = int(min(step.budget_s, self.left()))
+    argv = [sys.executable, *(a.format(budget_s=budget, root=self.root) for a in step.argv)]
+    say(f"{step.name}: {campaign.public(shlex.join(argv))}")
+    rc, wall = self.run_until(argv, self.path("logs", f"{step.name}.log"), budget + GRACE_S)
+    outputs = all(os.path.isfile(self.path(p)) for _, p in step.outputs)
+    record.update(state="done" if rc == 0 and outputs else f"stopped (exit {rc})", wall_s=round(wall, 1))
+    say(f"{step.name}: {record['state']} in {wall:.0f} s")
+    return record
+
+  def prepare(self, job: sweep_lib.Job) -> None:
+    argv = [a for a in job.argv if not a.startswith("--workdir=")] + ["--mode=prepare"]
+    say(f"prepare: {campaign.public(shlex.join(argv))}")
+    rc, wall = self.run_until(argv, self.path("logs", "prepare.log"), self.left())
+    say(f"prepare: exit {rc} in {wall:.0f} s")
+
+  def warm(self, step: SweepStep, sw: sweep_lib.Sweep, todo: list[sweep_lib.Job]) -> None:
+    """Compiles alone each program that more than one run of the first wave would compile."""
+    groups: dict[str, list[sweep_lib.Job]] = {}
+    for job in todo[:step.parallel]:
+      groups.setdefault(sweep_lib.member_group(job.member.name)[0], []).append(job)
+    compiled = self.status["compile"].setdefault(sw.name, {})
+    wanted = [(g, js[0]) for g, js in groups.items() if len(js) > 1 and not os.path.exists(self.marker(sw.name, g))]
+    probe = step.probe and not compiled
+    while wanted and self.left() > 0:
+      # Programs of one batch differ, so they compile side by side; the probed one compiles alone.
+      n = 1 if probe else step.warm_parallel
+      batch, wanted = wanted[:n], wanted[n:]
+      results = self._warm_batch(sw.name, [(g, j, "cold") for g, j in batch])
+      for group, _ in batch:
+        compiled[group] = {"cold": results[group]}
+      if probe and self.left() > 0:
+        group, job = batch[0]
+        compiled[group]["warm"] = self._warm_batch(sw.name, [(group, job, "warm")])[group]
+      probe = False
+      for group, _ in batch:
+        if "first_eval_s" in compiled[group]["cold"]:
+          with open(self.marker(sw.name, group), "w") as f:
+            json.dump(compiled[group], f)
+    self.write_status()
+
+  def marker(self, sweep_name: str, group: str) -> str:
+    os.makedirs(self.path("jax_cache"), exist_ok=True)
+    return self.path("jax_cache", f".compiled-{sweep_name}-{group}.json")
+
+  def _warm_batch(self, sweep_name: str, items: list) -> dict[str, dict]:
+    """Runs each (group, job, cache kind) in a scratch folder until its first evaluation is logged."""
+    procs, out = {}, {}
+    for group, job, kind in items:
+      workdir = self.path("warm", sweep_name, f"{group}-{kind}")
+      shutil.rmtree(workdir, ignore_errors=True)
+      argv = [a for a in job.argv if not a.startswith(("--workdir=", "--config.log_every_steps=",
+                                                        "--config.eval_every_epochs=",
+                                                        "--config.checkpoint_every_steps="))]
+      argv += [f"--workdir={workdir}", "--config.log_every_steps=1", "--config.eval_every_epochs=1e-9",
+               "--config.checkpoint_every_steps=100000000"]
+      log = workdir + ".log"
+      env = {**self.env, "JAX_LOG_COMPILES": "1"}
+      say(f"compile alone ({kind} cache): {group}")
+      procs[group] = (self.start_proc(argv, log, env), time.time(), workdir, log)
+    times: dict[str, dict] = {g: {} for g in procs}
+    while self.left() > 0:
+      for group, (p, t0, workdir, _) in procs.items():
+        for row in jsonl.read(os.path.join(workdir, "metrics.jsonl")):
+          if "train/loss" in row:
+            times[group].setdefault("first_step_s", round(time.time() - t0, 1))
+          if "eval/top1" in row:
+            times[group].setdefault("first_eval_s", round(time.time() - t0, 1))
+      if all(p.poll() is not None or "first_eval_s" in times[g] for g, (p, *_) in procs.items()):
+        break
+      time.sleep(0.5)
+    for p, *_ in procs.values():  # a scratch run: its programs are in the cache, nothing to save
+      if p.poll() is None:
+        os.killpg(p.pid, signal.SIGKILL)
+      p.wait()
+    for group, (p, t0, _, log) in procs.items():
+      out[group] = {**times[group], "exit": p.returncode, "compile_s": compile_seconds(log)}
+      say(f"compiled {group}: {out[group]}")
+    return out
+
+  def run_sweep(self, step: SweepStep, run: bool = True) -> dict:
+    """Runs the step's unfinished runs (with `run`) and records every run's state."""
+    sw, jobs = self.jobs(step)
+    record = self.status["steps"].setdefault(sw.name, {"study": step.study})
+    todo = [j for j in jobs if run_state(j, step.study) not in ("done", "imported")]
+    if todo and run and self.left() > 0:
+      self.prepare(todo[0])
+      self.warm(step, sw, todo)
+      self.crowd(step, todo)
+    record["runs"] = {j.member.name: run_state(j, step.study) for j in jobs}
+    record["unfinished"] = [n for n, s in record["runs"].items() if s not in ("done", "imported")]
+    self.write_status()
+    return record
+
+  def crowd(self, step: SweepStep, todo: list[sweep_lib.Job]) -> None:
+    queue, live = list(todo), {}
+    while (queue or live) and self.left() > 0:
+      while queue and len(live) < step.parallel and self.left() > 0:
+        job = queue.pop(0)
+        say(f"{job.member.name}: {run_state(job, step.study)} → start")
+        log = os.path.join(os.path.dirname(job.workdir), "logs", f"{job.member.name}.log")
+        live[job.member.name] = (job, self.start_proc(list(job.argv), log), time.time())
+      for name, (job, p, t0) in list(live.items()):
+        if p.poll() is not None:
+          self.record_process(job, p.returncode, time.time() - t0, t0)
+          say(f"{name}: exit {p.returncode}, {run_state(job, step.study)}, {time.time() - t0:.0f} s")
+          del live[name]
+      time.sleep(0.5)
+    if live:
+      say(f"deadline: stopping {len(live)} run(s)")
+      self.stop([p for _, p, _ in live.values()])
+      for job, p, t0 in live.values():
+        self.record_process(job, p.returncode, time.time() - t0, t0)
+
+  def record_process(self, job: sweep_lib.Job, rc: int | None, wall: float, t0: float) -> None:
+    """Adds this process (start, wall seconds, exit) to the run's machine.json, with its command."""
+    path = os.path.join(job.workdir, "machine.json")
+    own = campaign._read_json(path)  # noqa: SLF001 - the same reader as the bundle's
+    procs = own.get("processes", []) + [{"started": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t0)),
+                                         "wall_s": round(wall, 1), "exit": rc}]
+    os.makedirs(job.workdir, exist_ok=True)
+    with open(path, "w") as f:
+      json.dump({"command": campaign.public(job.command), "processes": procs,
+                 "wall_s": round(sum(p["wall_s"] for p in procs), 1)}, f, indent=2)
+
+  def write_status(self) -> None:
+    self.status["elapsed_s"] = round(time.time() - self.start, 1)
+    os.makedirs(self.root, exist_ok=True)
+    with open(self.path("status.json"), "w") as f:
+      json.dump(self.status, f, indent=2)
+
+
+def compile_seconds(log: str) -> dict[str, float]:
+  """XLA's compile (or cache load) seconds per jitted program, from a JAX_LOG_COMPILES log; ≥ 0.5 s only."""
+  totals: dict[str, float] = {}
+  try:
+    with open(log, errors="replace") as f:
+      for name, secs in _COMPILED.findall(f.read()):
+        totals[name] = round(totals.get(name, 0.0) + float(secs), 2)
+  except OSError:
+    pass
+  return {k: v for k, v in totals.items() if v >= 0.5}
+
+
+def run_state(job: sweep_lib.Job, study: str) -> str:
+  """done | imported (its record is already in experiments/results/) | partial | new."""
+  state = sweep_lib.member_state(job.workdir)
+  if state != "done":
+    committed = os.path.join(REPO, campaign.PREFIX, study, "runs", job.member.name)
+    if (sweep_lib.read_summary(committed) or {}).get("done"):
+      return "imported"
+  return state
+
+
+def child_env(root: str) -> dict[str, str]:
+  """Runs share one GPU, one compilation cache and one store folder; packages brought in .pydeps
+  (docs/GPU.md) are used only when the machine lacks them."""
+  env = dict(os.environ)
+  env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+  env.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.abspath(os.path.join(root, "jax_cache")))
+  env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+  env.setdefault("ALEXNET_JAX_DATA", os.path.abspath(os.path.join(root, "stores")))
+  env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  if os.path.isdir(gpu_pack.PYDEPS) and gpu_pack.missing_modules():
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [env.get("PYTHONPATH", ""), gpu_pack.PYDEPS]))
+  return env
+
+
+def steps_of(plans: list[str]) -> list:
+  return [step for name in plans for step in PLANS[name]]
+
+
+def show_status(session: Session, plans: list[str]) -> None:
+  """Every run of the plans and its state; nothing is run."""
+  for step in steps_of(plans):
+    if isinstance(step, CommandStep):
+      there = all(os.path.isfile(session.path(p)) for _, p in step.outputs)
+      print(f"{step.name}: {'done' if there else 'not done'}")
+      continue
+    record = session.run_sweep(step, run=False)
+    runs, left = record["runs"], record["unfinished"]
+    print(f"{step.study}: {len(runs) - len(left)} of {len(runs)} runs done; unfinished: {', '.join(left) or 'none'}")
+    for name, state in runs.items():
+      print(f"  {name}: {state}")
+
+
+def finish(session: Session, plans: list[str], out: str) -> str:
+  """status.json, the compile record and the records archive, copied into `out`."""
+  tag = "-".join(plans)
+  session.status.update(plans=plans, deadline_hit=time.time() >= session.deadline,
+                        unfinished={k: v.get("unfinished", []) if "runs" in v else ([] if v.get("state") == "done" else [k])
+                                    for k, v in session.status["steps"].items()})
+  session.write_status()
+  machine = campaign.machine_record(shlex.join(["python", "-m", "experiments.gpu_session", *sys.argv[1:]]))
+  extra = {arc: session.path(p) for step in steps_of(plans) if isinstance(step, CommandStep) for arc, p in step.outputs}
+  if session.status["compile"]:
+    record = session.path("benchmarks", f"compile_cache_{tag}.json")
+    os.makedirs(os.path.dirname(record), exist_ok=True)
+    with open(record, "w") as f:
+      json.dump({"machine": machine, "what": "seconds from process start to the first logged step and to the "
+                 "first evaluation, and XLA's compile (or cache load) seconds per program, of one run alone on a "
+                 "cold and then a warm persistent compilation cache", "programs": session.status["compile"]},
+                f, indent=2)
+    extra[f"benchmarks/compile_cache_{tag}.json"] = record
+  studies = {os.path.splitext(os.path.basename(s.sweep))[0]: s.study for s in steps_of(plans) if isinstance(s, SweepStep)}
+  os.makedirs(out, exist_ok=True)
+  archive = os.path.join(out, f"records-{tag}.tar.gz")
+  campaign.bundle(session.path("runs"), archive, machine, studies, extra)
+  shutil.copyfile(session.path("status.json"), os.path.join(out, f"status-{tag}.json"))
+  return archive
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(prog="python -m experiments.gpu_session", description=__doc__.split("\n")[0])
+  p.add_argument("--plan", default="leaderboard", help=f"comma-separated, run in order: {', '.join(PLANS)}")
+  p.add_argument("--budget_s", type=float, default=540.0,
+                 help="wall seconds for this call, stopping and bundling included (one device command may run 600)")
+  p.add_argument("--out", default=os.environ.get("OUT", ""), help="where the records archive and status go "
+                 "(default $OUT, else <root>/out)")
+  p.add_argument("--root", default="runs/gpu", help="runs, compilation cache, stores and logs (git-ignored)")
+  p.add_argument("--data", default=".data", help="the folder holding imagenette/ (docs/GPU.md)")
+  p.add_argument("--status", action="store_true", help="print every run's state and what is unfinished; run nothing")
+  p.add_argument("--main", default="main.py", help=argparse.SUPPRESS)  # the entry point (tests use a fake)
+  a = p.parse_args(argv)
+  plans = [x for x in a.plan.split(",") if x]
+  unknown = [x for x in plans if x not in PLANS]
+  if unknown or not plans:
+    print(f"error: unknown plan(s) {unknown}; choose from {', '.join(PLANS)}.", file=sys.stderr)
+    return 2
+  if a.budget_s < RESERVE_S + GRACE_S + 10:
+    print(f"error: --budget_s={a.budget_s:g} leaves no time to run; give at least {RESERVE_S + GRACE_S + 10:g}.",
+          file=sys.stderr)
+    return 2
+  root = os.path.abspath(a.root)
+  session = Session(root, a.data, a.budget_s, main=a.main)
+  try:
+    if a.status:
+      show_status(session, plans)
+      return 0
+    if os.path.isfile(session.path("status.json")):
+      previous = campaign._read_json(session.path("status.json"))  # noqa: SLF001
+      session.status["compile"] = previous.get("compile", {})
+    for step in steps_of(plans):  # a step the deadline does not reach still lists its runs
+      if isinstance(step, CommandStep):
+        session.run_command(step)
+      else:
+        session.run_sweep(step, run=session.left() > 0)
+    archive = finish(session, plans, os.path.abspath(a.out or session.path("out")))
+  except (sweep_lib.SweepError, campaign.RecordsError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  left = {k: v for k, v in session.status["unfinished"].items() if v}
+  say(f"session done in {time.time() - session.start:.0f} s; records {campaign.public(archive)}; "
+      + ("unfinished: " + "; ".join(f"{k}: {len(v)}" for k, v in left.items()) + " (run the same command again)"
+         if left else "nothing unfinished"))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

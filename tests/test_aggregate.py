@@ -237,6 +237,8 @@ def test_seed_table_names_the_recorded_machine_and_margin(seed_study, tmp_path):
   assert (out / "seeds.md").read_text() == md and any(p.endswith("effects_seeds.png") for p in written)
   assert (out / "seeds.csv").read_bytes().decode() == aggregate.render_seeds_csv(str(seed_study))
   assert (out / "results.md").read_text() == aggregate.render_results_md(str(seed_study))
+  assert aggregate.main([str(seed_study), f"--out={out}", "--margin=1.5"]) == 0
+  assert "| equivalent within ±1.5 |" in (out / "seeds.md").read_text()
 
 
 def test_seed_counting_rule_and_bad_options(tmp_path, capsys):
@@ -274,3 +276,44 @@ def test_figure1_grid_chooses_each_nets_rate(tmp_path):
   assert entry["speedup"]["ratio"] == pytest.approx(1.5)
   assert (root / "figure1.png").exists() and "speed-up 1.5x (3 vs 2 epochs)" in (root / "figure1.md").read_text()
   assert figure1.main([str(root)]) == 0
+
+
+def test_provenance_is_read_from_the_records(tmp_path):
+  folder = tmp_path / "s"
+  _seed_member(folder, "baseline-seed=0", 0.7, machine={"description": "one H200, 16 CPU cores", "date": "2026-11-27"})
+  _seed_member(folder, "up-seed=0", 0.72, machine=dict(H200, device_count=8))
+  _seed_member(folder, "old-seed=0", 0.71)
+  members, _ = aggregate.load_members(str(folder))
+  assert aggregate.recorded_provenance(members) == (
+      "Machine: 8× NVIDIA H200, AMD EPYC 9654; one H200, 16 CPU cores (1 run(s) without machine.json). "
+      "Date: 2026-11-27.")
+  assert aggregate.recorded_provenance([m for m in members if m.name == "old-seed=0"]).startswith(
+      "Machine and date: not recorded")
+  assert aggregate.recorded_provenance([m for m in members if m.name == "up-seed=0"]) == (
+      "Machine: 8× NVIDIA H200, AMD EPYC 9654. Date: 2026-11-27.")
+
+
+def test_records_fall_back_to_logs_and_compressed_metrics(seed_study):
+  members, _ = aggregate.load_members(str(seed_study))
+  pca = next(m for m in members if m.name == "pca_off-seed=0")
+  assert not (seed_study / "runs" / pca.name / "metrics.jsonl").exists()
+  assert pca.eval_curve == [(2.0, 0.71)] and pca.lr_curve == [(2.0, 0.1)]
+  bare = aggregate.MemberResult("x", "", {"epoch": 3.0}, [(1.0, 2.5), (3.0, 1.25)], [(3.0, 0.5)])
+  assert bare.finished == ("epoch", 3.0) and bare.train_loss == 1.25
+  assert aggregate.MemberResult("y", "", None, [], [(4.0, 0.5)]).finished == ("epoch", 4.0)
+  assert aggregate.MemberResult("z", "", None, [], []).finished is None
+
+
+def test_sign_against_the_paper_only_when_resolved(tmp_path):
+  folder = tmp_path / "s"
+  for seed, (b, up, down) in enumerate([(70, 72, 69), (72, 74, 72.5), (71, 73, 70), (73, 75.5, 73)]):
+    for name, v in (("baseline", b), ("up", up), ("down", down)):
+      _seed_member(folder, f"{name}-seed={seed}", v / 100)
+  (folder / "sweep.json").write_text(json.dumps({"baseline": "baseline", "members": [
+      {"name": f"{n}-seed={s}", "paper": {"top1": -0.4}} for s in range(4) for n in ("baseline", "up", "down")]}))
+  rows = {r["member"]: r for r in csv.DictReader(io.StringIO(aggregate.render_seeds_csv(str(folder))))}
+  assert rows["up"]["verdict"] == "resolved" and rows["up"]["sign"] == "opposite"
+  assert rows["down"]["verdict"] == "unresolved" and rows["down"]["sign"] == ""
+  _seed_member(tmp_path / "plain", "baseline", 0.7)
+  with pytest.raises(FileNotFoundError, match="no seed table"):
+    aggregate.render_seeds_md(str(tmp_path / "plain"))

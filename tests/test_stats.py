@@ -169,3 +169,38 @@ def test_compare_family_excludes_members_without_a_verdict():
   assert big.mde == pytest.approx(stats.min_detectable_effect(big.pairs.sd, 5, 0.025))
   assert null.pairs.mean == pytest.approx(-0.08) and null.status == "equivalent" and null.equivalence.equivalent
   assert stats.compare(pairs, {"dead": "did not train"})["null"].status == "unresolved"
+
+
+def test_boundaries_and_bad_arguments():
+  # Holm rejects only below the level: p equal to alpha/(m − i + 1) is kept.
+  assert not stats.holm({"z": 0.05})["z"].rejected
+  h = stats.holm({"a": 0.05, "b": 0.001})
+  assert h["b"].rejected and not h["a"].rejected and h["a"].p_adjusted == 0.05 and h["a"].level == 0.05
+  h = stats.holm({"a": 0.0125, "b": 0.3, "c": 0.3, "d": 0.4})
+  assert not h["a"].rejected and h["a"].p_adjusted == pytest.approx(0.05)
+  assert h["a"].level == h["b"].level == h["d"].level == pytest.approx(0.0125)
+  # A higher power needs a larger effect; the bracket grows past sd when it must.
+  mde90 = stats.min_detectable_effect(1.0, 3, target=0.9)
+  assert mde90 > stats.min_detectable_effect(1.0, 3) and stats.power(mde90, 1.0, 3) == pytest.approx(0.9, abs=1e-8)
+  assert stats.min_detectable_effect(1.0, 2) > 8  # one degree of freedom: about 9.9 sd
+  with pytest.raises(ValueError, match="target power"):
+    stats.min_detectable_effect(1.0, 5, target=0.04)
+  with pytest.raises(ValueError, match="more than 3 seeds"):
+    stats.seeds_needed(0.1, 1.0, most=3)
+  for bad in (lambda: stats.t_test_p(1.0, 1.0, 1), lambda: stats.power(1.0, 0.0, 5),
+              lambda: stats.power(1.0, 1.0, 1), lambda: stats.tost(0.0, 1.0, 1, 1.0)):
+    with pytest.raises(ValueError):
+      bad()
+  assert not stats.did_not_train(0.0, 1)
+  # sd of the differences uses n − 1: (1, 3) has sd √2, not 1.
+  assert stats.paired({0: 1.0, 1: 3.0}, {0: 0.0, 1: 0.0}).sd == pytest.approx(math.sqrt(2), abs=1e-12)
+
+
+def test_compare_without_variation_and_not_comparable():
+  base = {s: 70.0 for s in range(3)}
+  pairs = {"flat": stats.paired({s: 71.0 for s in range(3)}, base),
+           "moved": stats.paired({s: 60.0 + s for s in range(3)}, base)}
+  out = stats.compare(pairs, {"moved": "not comparable"})
+  assert out["flat"].p == 0.0 and out["flat"].corrected == (1.0, 1.0) and out["flat"].status == "resolved"
+  assert out["flat"].mde is None and out["flat"].holm.level == 0.05
+  assert out["moved"].status == "not comparable" and out["moved"].holm is None

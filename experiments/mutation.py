@@ -1,0 +1,233 @@
+"""Mutation testing of the core modules, one module at a time, with mutmut 3 (on demand, not in CI).
+
+  pip install -r requirements-mutation.txt
+  nice -n 15 python -m experiments.mutation                      # every module in MODULES (about an hour on 2 cores)
+  nice -n 15 python -m experiments.mutation --modules=scoring,views
+  python -m experiments.mutation --report                        # docs/MUTATION.md from the records only
+
+Each module runs in its own copy of the tree (.mutation/<module>/, ignored by git): the copy's
+setup.cfg is the repository's [mutmut] section plus `only_mutate` (the module) and the test files
+that cover it (MODULES). mutmut runs those tests once to learn which test reaches which function,
+then runs, for each mutant, only the tests that reach the mutated function. The raw result of a
+module (every mutant's status) is written to experiments/results/mutation/<module>.json;
+docs/MUTATION.md is rendered from those records and EQUIVALENT.
+
+Score: killed (a test failed, or the mutant hung and timed out) over the mutants that are not
+judged equivalent. A mutant no listed test reaches counts as surviving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RECORDS = os.path.join("experiments", "results", "mutation")
+REPORT = os.path.join("docs", "MUTATION.md")
+WORK = ".mutation"
+COPIED = ("alexnet_jax", "experiments", "tests", "configs", "main.py", "pytest.ini", "pyproject.toml")
+
+# name → (module, test files that cover it). Files that do not exist (yet) are left out.
+MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "scoring": ("alexnet_jax/eval/scoring.py", ("tests/test_eval_scoring.py", "tests/test_sharp_scoring.py")),
+    "views": ("alexnet_jax/eval/views.py", ("tests/test_eval_views.py", "tests/test_sharp_views.py")),
+    "validate": ("alexnet_jax/configs/validate.py", ("tests/test_configs.py", "tests/test_sharp_validate.py")),
+    "store": ("alexnet_jax/data/store.py", ("tests/test_store.py", "tests/test_sharp_store.py")),
+    "optim": ("alexnet_jax/optim.py", ("tests/test_optim.py", "tests/test_sharp_optim.py")),
+    "layers": ("alexnet_jax/models/layers.py", ("tests/test_alexnet_model.py", "tests/test_sharp_layers.py")),
+    "alexnet": ("alexnet_jax/models/alexnet.py", ("tests/test_alexnet_model.py", "tests/test_sharp_alexnet.py")),
+    "device_augment": ("alexnet_jax/data/device_augment.py",
+                       ("tests/test_device_augment.py", "tests/test_sharp_device_augment.py")),
+    "checkpoint": ("alexnet_jax/checkpoint.py", ("tests/test_checkpoint.py", "tests/test_sharp_checkpoint.py")),
+    "aggregate": ("experiments/aggregate.py", ("tests/test_aggregate.py", "tests/test_sharp_aggregate.py")),
+}
+
+# Surviving mutants judged equivalent (no input can tell them from the original): name → why.
+EQUIVALENT: dict[str, str] = {}
+
+KILLED = {1, 3}  # a test failed (3: pytest's internal error, also a failure the mutant caused)
+TIMEOUT = {36, 24, -24, 152, 255}
+STATUS = {0: "survived", 5: "no tests", 33: "no tests", 34: "skipped", None: "not checked"}
+
+
+def _status(code) -> str:
+  if code in KILLED:
+    return "killed"
+  if code in TIMEOUT:
+    return "timeout"
+  return STATUS.get(code, "suspicious")
+
+
+def _tests(name: str) -> list[str]:
+  return [t for t in MODULES[name][1] if os.path.exists(os.path.join(REPO, t))]
+
+
+def _copy_tree(dest: str) -> None:
+  """The working tree's files (tracked and new, not ignored) that the tests need."""
+  if os.path.exists(dest):
+    shutil.rmtree(dest)
+  listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "--", *COPIED], cwd=REPO,
+                          capture_output=True, text=True, check=True).stdout.split("\n")
+  for rel in filter(None, listed):
+    src = os.path.join(REPO, rel)
+    if os.path.isfile(src):
+      os.makedirs(os.path.dirname(os.path.join(dest, rel)) or dest, exist_ok=True)
+      shutil.copy2(src, os.path.join(dest, rel))
+
+
+def _write_setup_cfg(dest: str, name: str) -> None:
+  parser = configparser.ConfigParser()
+  parser.read(os.path.join(REPO, "setup.cfg"))
+  section = parser["mutmut"]
+  section["only_mutate"] = MODULES[name][0]
+  section["pytest_add_cli_args_test_selection"] = "\n" + "\n".join(_tests(name))
+  with open(os.path.join(dest, "setup.cfg"), "w") as f:
+    parser.write(f)
+
+
+def _tool_version() -> str:
+  from importlib import metadata
+  return metadata.version("mutmut")
+
+
+def run_module(name: str, max_children: int) -> dict:
+  """Runs mutmut on one module in its own copy; returns (and writes) the module's raw record."""
+  work = os.path.join(REPO, WORK, name)
+  _copy_tree(work)
+  _write_setup_cfg(work, name)
+  command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)]
+  started = datetime.datetime.now(datetime.timezone.utc)
+  with open(os.path.join(work, "mutmut.log"), "w") as log:
+    proc = subprocess.run(command, cwd=work, stdout=log, stderr=subprocess.STDOUT,
+                          env=dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=""))
+  elapsed = (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds()
+  module = MODULES[name][0]
+  meta = os.path.join(work, "mutants", module + ".meta")
+  if proc.returncode != 0 or not os.path.exists(meta):
+    tail = open(os.path.join(work, "mutmut.log"), errors="replace").read()[-3000:]
+    raise RuntimeError(f"mutmut failed on {module} (exit {proc.returncode}):\n{tail}")
+  with open(meta) as f:
+    codes = json.load(f)["exit_code_by_key"]
+  record = {
+      "module": module, "tests": _tests(name), "tool": f"mutmut {_tool_version()}",
+      "date": started.strftime("%Y-%m-%d"), "wall_s": round(elapsed),
+      "command": f"python -m experiments.mutation --modules={name}",
+      "machine": {"host": platform.node(), "cpu_count": os.cpu_count(), "python": platform.python_version()},
+      "status": {k: _status(v) for k, v in sorted(codes.items())},
+  }
+  os.makedirs(os.path.join(REPO, RECORDS), exist_ok=True)
+  with open(os.path.join(REPO, RECORDS, f"{name}.json"), "w") as f:
+    json.dump(record, f, indent=1, sort_keys=True)
+    f.write("\n")
+  return record
+
+
+def score(record: dict, equivalent: dict[str, str] = EQUIVALENT) -> dict:
+  """Counts of one module's record: killed (timeouts included), equivalent, survivors, score."""
+  status = record["status"]
+  eq = sorted(k for k, v in status.items() if v != "killed" and v != "timeout" and k in equivalent)
+  killed = sum(v in ("killed", "timeout") for v in status.values())
+  timeouts = sum(v == "timeout" for v in status.values())
+  survivors = sorted(k for k, v in status.items() if v not in ("killed", "timeout") and k not in equivalent)
+  counted = len(status) - len(eq)
+  return {"total": len(status), "killed": killed, "timeout": timeouts, "equivalent": eq,
+          "survivors": survivors, "score": killed / counted if counted else 1.0}
+
+
+def _short(mutant: str) -> str:
+  return re.sub(r"^(alexnet_jax|experiments)\.", "", mutant)
+
+
+def render_mutation(folder: str = RECORDS, equivalent: dict[str, str] = EQUIVALENT) -> str:
+  """docs/MUTATION.md from the records in `folder` (one JSON file a module)."""
+  records = {}
+  for name in MODULES:
+    path = os.path.join(folder, f"{name}.json")
+    if os.path.exists(path):
+      with open(path) as f:
+        records[name] = json.load(f)
+  lines = [
+      "# Mutation testing", "",
+      "How strong the tests are where a silent change would corrupt a result: mutmut changes the code",
+      "in small ways (an operator, a constant, a call's argument) and counts how many changes some",
+      "test catches. Run on demand, not in CI (it takes about an hour on 2 cores):", "",
+      "```", "pip install -r requirements-mutation.txt",
+      "nice -n 15 python -m experiments.mutation                  # every module below, one at a time",
+      "nice -n 15 python -m experiments.mutation --modules=store   # one module",
+      "python -m experiments.mutation --report                    # this page from the records", "```", "",
+      "Each module runs in its own copy of the tree with the test files mapped to it below; for each",
+      "mutant mutmut runs only the tests that reach the mutated function. Killed counts a test failure",
+      "or a time-out; the score is killed over the mutants not judged equivalent (a mutant no mapped",
+      "test reaches counts as surviving). Raw records (every mutant's status, date, tool version,",
+      "machine): `experiments/results/mutation/<module>.json`.", "",
+      "| module | tests | mutants | killed | equivalent | surviving | score | date | tool |",
+      "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+  ]
+  for name, (module, tests) in MODULES.items():
+    if name not in records:
+      lines.append(f"| `{module}` | {', '.join(os.path.basename(t) for t in tests)} | not run | | | | | | |")
+      continue
+    r, s = records[name], score(records[name], equivalent)
+    lines.append(f"| `{module}` | {', '.join(os.path.basename(t) for t in r['tests'])} | {s['total']} | "
+                 f"{s['killed']} | {len(s['equivalent'])} | {len(s['survivors'])} | {100 * s['score']:.1f}% | "
+                 f"{r['date']} | {r['tool']} |")
+  lines += ["", "## Surviving mutants judged equivalent", ""]
+  listed = [(m, equivalent[m]) for n in records for m in score(records[n], equivalent)["equivalent"]]
+  lines += [f"- `{_short(m)}`: {why}" for m, why in listed] or ["None."]
+  lines += ["", "## Surviving mutants not yet killed", ""]
+  rest = [m for n in records for m in score(records[n], equivalent)["survivors"]]
+  lines += [f"- `{_short(m)}` ({records_status(records, m)})" for m in rest] or ["None."]
+  lines += ["", "`mutmut show <name>` in the module's copy (.mutation/<module>/) prints a mutant's diff.", ""]
+  return "\n".join(lines)
+
+
+def records_status(records: dict, mutant: str) -> str:
+  for r in records.values():
+    if mutant in r["status"]:
+      return r["status"][mutant]
+  return "?"
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--modules", default=",".join(MODULES), help="comma-separated names: " + ",".join(MODULES))
+  parser.add_argument("--max_children", type=int, default=2, help="mutants tested at once")
+  parser.add_argument("--report", action="store_true", help="only render docs/MUTATION.md from the records")
+  parser.add_argument("--check", action="store_true", help="with --report: exit 1 when the file differs")
+  args = parser.parse_args(argv)
+  names = [n.strip() for n in args.modules.split(",") if n.strip()]
+  unknown = [n for n in names if n not in MODULES]
+  if unknown or args.max_children < 1:
+    print(f"error: unknown module {', '.join(unknown)} (known: {', '.join(MODULES)})" if unknown
+          else "error: --max_children must be at least 1", file=sys.stderr)
+    return 2
+  if not args.report:
+    try:
+      _tool_version()
+    except Exception:  # noqa: BLE001 - PackageNotFoundError
+      print("error: mutmut is not installed: pip install -r requirements-mutation.txt", file=sys.stderr)
+      return 2
+    for name in names:
+      s = score(run_module(name, args.max_children))
+      print(f"{name}: {s['killed']}/{s['total']} killed, {len(s['survivors'])} surviving, "
+            f"score {100 * s['score']:.1f}%", flush=True)
+  text = render_mutation(os.path.join(REPO, RECORDS))
+  path = os.path.join(REPO, REPORT)
+  if args.check:
+    same = os.path.exists(path) and open(path).read() == text
+    return 0 if same else 1
+  with open(path, "w") as f:
+    f.write(text)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,10 +1,10 @@
 """Where a CPU train step spends its time: XLA's ops by kind, next to PyTorch's profiler.
 
   python -m experiments.profile_step --model=resnet50
-  python -m experiments.profile_step --model=cifar_cnn --before --torch
+  python -m experiments.profile_step --model=cifar_cnn --torch
 
-Builds the benchmark's train step (`experiments.benchmark.build_jax`, same model, batch and
-size), runs it under `jax.profiler` with XLA:CPU's per-operation trace events turned on
+Builds the benchmark's train step (`experiments.benchmark.jax_step`: the model's config and the
+trainer's own step, at the benchmark's batch and size), runs it under `jax.profiler` with XLA:CPU's per-operation trace events turned on
 (`--xla_cpu_enable_xprof_traceme`), and prints the time of each compiled operation summed by
 kind (`ynn_fusion` are XNNPACK/YNNPACK convolutions, dots and reductions, `transpose_copy_fusion`
 layout changes, `wrapped_reduce-window` and `wrapped_iota` JAX's max-pool gradient, ...), then
@@ -31,7 +31,6 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 
 from alexnet_jax import host_memory  # noqa: E402
 from experiments import benchmark  # noqa: E402
@@ -66,30 +65,26 @@ def main(argv=None) -> dict:
   p.add_argument("--res", type=int, default=0, help="input size (default: the benchmark's CPU size)")
   p.add_argument("--steps", type=int, default=3, help="profiled steps")
   p.add_argument("--top", type=int, default=12, help="how many kinds and single operations to print")
-  p.add_argument("--before", action="store_true", help="the step as formulated before the CPU work")
   p.add_argument("--torch", action="store_true", help="also PyTorch eager's profile of the same network")
   p.add_argument("--keep_host_memory", action="store_true",
                  help="make glibc's malloc keep freed memory first, as training does (alexnet_jax.host_memory)")
   args = p.parse_args(argv)
   if args.keep_host_memory:
     host_memory.keep_freed_memory_on_cpu()
-  spec = benchmark.SPECS[args.model]
-  batch, res = spec.batch or args.batch, args.res or spec.cpu_res
-  bench = benchmark.build_jax(args.model, batch, res, jnp.float32, before=args.before)
-  for _ in range(2):
-    bench.step()
+  batch, res = benchmark.row_sizes(args.model, args, on_gpu=False)
+  config = benchmark.bench_config(args.model, batch=batch, res=res)
+  bench = benchmark.jax_step(config, benchmark.num_classes(args.model))
+  bench.run(2)
   t = time.perf_counter()
-  for _ in range(args.steps):
-    bench.step()
+  bench.run(args.steps)
   step_ms = (time.perf_counter() - t) / args.steps * 1e3
   with tempfile.TemporaryDirectory(prefix="alexnet_jax_profile_") as d:
     with jax.profiler.trace(d):
-      for _ in range(args.steps):
-        bench.step()
+      bench.run(args.steps)
     times = op_times(d, args.steps)
   kinds = by_kind(times)
   total = sum(kinds.values())
-  print(f"# {args.model}, batch {batch}, {res} px, {'before' if args.before else 'current'} formulation: "
+  print(f"# {args.model}, batch {batch}, {res} px, current formulation: "
         f"{step_ms:.1f} ms per step (untraced), {total:.1f} ms of operations per step")
   print(f"{'ms/step':>9s} {'share':>6s}  kind")
   for kind, ms in kinds.most_common(args.top):
@@ -102,12 +97,12 @@ def main(argv=None) -> dict:
     import torch
     from torch.profiler import ProfilerActivity, profile
     torch.set_num_threads(os.cpu_count() or 1)
-    step = benchmark.build_torch(args.model, batch, res, on_gpu=False)
-    for _ in range(2):
-      step()
+    from experiments import torch_twins
+    step = torch_twins.train_step(benchmark.SPECS[args.model].twin, config, benchmark.num_classes(args.model),
+                                  batch, res, on_gpu=False, tuned=False)
+    step(2)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-      for _ in range(args.steps):
-        step()
+      step(args.steps)
     print(f"# PyTorch eager, the same network ({args.steps} steps)")
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.top))
   return out

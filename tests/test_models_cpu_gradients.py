@@ -40,14 +40,18 @@ def test_max_pool_values_and_gradient_are_xla_select_and_scatter_bit_for_bit(sha
   np.testing.assert_array_equal(jax.jit(lambda g: vjp(g)[0])(g), vjp_ref(g)[0])
 
 
-def test_xla_gradients_switches_back_to_jax_derivatives_while_tracing():
+def _off_cpu(monkeypatch):
+  """Traces as on a GPU: `_active` is what every formulation asks, and it looks at the backend only."""
+  monkeypatch.setattr(cpu_gradients, "_active", lambda: False)
+
+
+def test_max_pool_gradient_is_ours_on_cpu_and_jax_elsewhere(monkeypatch):
   x = _ties((1, 9, 9, 2))
-  with cpu_gradients.xla_gradients():
-    plain = jax.make_jaxpr(jax.grad(lambda x: layers.max_pool(x, 3, 2).sum()))(x)
   ours = jax.make_jaxpr(jax.grad(lambda x: layers.max_pool(x, 3, 2).sum()))(x)
+  _off_cpu(monkeypatch)
+  plain = jax.make_jaxpr(jax.grad(lambda x: layers.max_pool(x, 3, 2).sum()))(x)
   assert "select_and_scatter_add" in str(plain) or "select_and_gather_add" in str(plain)
   assert "custom_vjp" in str(ours) and "select_and" not in str(ours)
-  assert cpu_gradients._OWN_GRADIENTS  # restored on exit
 
 
 @pytest.mark.parametrize("stride,padding", [(1, "VALID"), (2, ((0, 0), (0, 0))), (2, "SAME")])
@@ -72,14 +76,14 @@ def test_pointwise_conv_gradients_are_matrix_products_equal_to_jax(stride, paddi
   np.testing.assert_allclose(dv["params"]["kernel"], want, rtol=1e-5, atol=1e-6 * float(jnp.abs(want).max()))
 
 
-def test_stored_is_a_barrier_on_cpu_only_outside_xla_gradients():
+def test_stored_is_a_barrier_on_cpu_only(monkeypatch):
   x = jnp.arange(6.0).reshape(2, 3) - 0.5
   f = lambda x: cpu_gradients.stored(jnp.maximum(x, 1.0)) * 2  # noqa: E731
   assert "optimization_barrier" in str(jax.make_jaxpr(f)(x))
   np.testing.assert_array_equal(jax.jit(f)(x), jnp.maximum(x, 1.0) * 2)
   np.testing.assert_array_equal(jax.grad(lambda x: f(x).sum())(x), (x > 1.0) * 2.0)
-  with cpu_gradients.xla_gradients():  # a new function: traces are cached per function
-    assert "optimization_barrier" not in str(jax.make_jaxpr(lambda x: cpu_gradients.stored(x) * 2)(x))
+  _off_cpu(monkeypatch)  # a new function: traces are cached per function
+  assert "optimization_barrier" not in str(jax.make_jaxpr(lambda x: cpu_gradients.stored(x) * 2)(x))
 
 
 @pytest.mark.parametrize("shape,kernel,stride,padding", [
@@ -110,7 +114,7 @@ def test_patch_convolutions_equal_jax_values_and_gradients(shape, kernel, stride
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=2e-6 * float(jnp.abs(b).max()))
 
 
-def test_large_maps_and_other_convolutions_keep_jax_convolution():
+def test_large_maps_and_other_convolutions_keep_jax_convolution(monkeypatch):
   big = jnp.ones((8, 16, 16, 8))  # 2,048 output positions, stride 1: YNNPACK's convolution is faster
   small = jnp.ones((1, 6, 6, 4))
   strided = jnp.ones((8, 32, 32, 8))  # strided, but with few input channels and 2,048 positions
@@ -122,13 +126,13 @@ def test_large_maps_and_other_convolutions_keep_jax_convolution():
     jaxpr = str(jax.make_jaxpr(jax.grad(lambda k: cpu_gradients.conv_general_dilated(
         x, k, strides, "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"), **kwargs).sum()))(k))
     assert "conv_general_dilated" in jaxpr and "custom_vjp" not in jaxpr
-  with cpu_gradients.xla_gradients():  # every formulation off: JAX's own convolution
-    jaxpr = str(jax.make_jaxpr(lambda x, k: cpu_gradients.conv_general_dilated(
-        x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")))(small, jnp.ones((3, 3, 4, 2))))
+  _off_cpu(monkeypatch)  # every formulation off: JAX's own convolution
+  jaxpr = str(jax.make_jaxpr(lambda x, k: cpu_gradients.conv_general_dilated(
+      x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")))(small, jnp.ones((3, 3, 4, 2))))
   assert "conv_general_dilated" in jaxpr and "dot_general" not in jaxpr
 
 
-def test_whole_model_gradients_equal_with_and_without_the_cpu_formulations():
+def test_whole_model_gradients_equal_with_and_without_the_cpu_formulations(monkeypatch):
   config = resnet_config.get_config("depth=50,smoke")  # the stem pool, 1×1 kernels with strides, BatchNorm
   model = build_model(config.model, 10, jnp.float32)
   size = config.input.image_size
@@ -143,7 +147,7 @@ def test_whole_model_gradients_equal_with_and_without_the_cpu_formulations():
     return jax.jit(jax.grad(loss))(variables["params"])
 
   ours = grads()
-  with cpu_gradients.xla_gradients():
-    theirs = grads()
+  _off_cpu(monkeypatch)
+  theirs = grads()
   for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
     np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5 * float(jnp.abs(b).max()))

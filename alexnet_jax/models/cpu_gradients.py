@@ -9,13 +9,12 @@ with a stride (YNNPACK is slow on few positions and does not take a strided conv
 input gradient). `max_pool` and `conv_general_dilated` compute the same functions with custom
 VJPs or as matrix products, on CPU only; `layers` uses them in every model.
 `stored` keeps XLA from recomputing a residual block's output inside each of its consumers.
-`xla_gradients()` switches back to JAX's own convolutions, derivatives (and XLA's fusion)
-while a model is traced, for tests and `experiments.benchmark --before`.
+Which formulation is traced depends on the backend only, so a compiled step never depends on
+state that jit's cache key does not see.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from typing import Any, Optional, Sequence
 
@@ -23,23 +22,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-_OWN_GRADIENTS = True
-
-
-@contextlib.contextmanager
-def xla_gradients():
-  """Within this block, models traced use JAX's own derivatives of pooling and convolution."""
-  global _OWN_GRADIENTS
-  saved, _OWN_GRADIENTS = _OWN_GRADIENTS, False
-  try:
-    yield
-  finally:
-    _OWN_GRADIENTS = saved
-
-
 def _active() -> bool:
-  """Whether the formulations here apply: on CPU, outside `xla_gradients()`."""
-  return _OWN_GRADIENTS and jax.default_backend() == "cpu"
+  """Whether the formulations here apply: on CPU."""
+  return jax.default_backend() == "cpu"
 
 
 def _window_pads(x: jax.Array, window: int, stride: int, padding: Any) -> tuple[tuple[int, int], ...]:
@@ -115,7 +100,7 @@ def stored(x: jax.Array) -> jax.Array:
   XLA fuses elementwise work into every consumer, so an activation read by the next layer's
   convolution and by the transpose that its kernel gradient needs is computed twice, and
   with residual connections the whole chain of batch norms, additions and ReLUs behind it is
-  recomputed inside each consumer. Same values; no-op off CPU and under `xla_gradients()`.
+  recomputed inside each consumer. Same values; no-op off CPU.
   """
   if not _active():
     return x
@@ -205,8 +190,7 @@ def conv_general_dilated(lhs: jax.Array, rhs: jax.Array, window_strides: Sequenc
   as matrix products: a 1×1 one always (`_pointwise_conv`, with the gradients of
   `_pointwise_conv_bwd`), a k×k one on small maps or when strided (`_patch_conv`, see
   `_PATCH_MAX_ROWS`). The same function, equal to XLA's convolution up to float rounding
-  (sums in another order). Anything else, and every convolution off CPU or under
-  `xla_gradients()`, is XLA's own.
+  (sums in another order). Anything else, and every convolution off CPU, is XLA's own.
   """
   args = (window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers, feature_group_count,
           batch_group_count, precision, preferred_element_type)

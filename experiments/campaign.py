@@ -30,6 +30,7 @@ import json
 import os
 import platform
 import posixpath
+import re
 import shlex
 import shutil
 import subprocess
@@ -44,6 +45,7 @@ PREFIX = "experiments/results/"
 RUN_FILES = ("config.json", "summary.json", "metrics.jsonl")
 GZIP_ABOVE = 1 << 20          # metrics.jsonl larger than this goes in gzipped
 ARCHIVE_LIMIT = 16 << 20      # what one returned file may weigh
+_COMPILED = re.compile(r"Finished XLA compilation of jit\(([\w.<>-]+)\) in ([0-9.]+) sec")
 VERSIONS = ("jax", "jaxlib", "jax-cuda13-plugin", "jax-cuda12-plugin", "flax", "optax", "orbax-checkpoint",
             "numpy", "torch", "torchvision", "ml-collections", "clu")
 
@@ -239,6 +241,18 @@ def render_imported(files: list[str]) -> str:
       runs.add(parts[2])
   return "\n".join(f"{study}: {len(runs)} run(s), {sum(f.startswith(study + '/') for f in files)} file(s)"
                    for study, runs in sorted(studies.items()))
+
+
+def compile_seconds(log: str) -> dict[str, float]:
+  """XLA's compile (or cache load) seconds per jitted program, from a JAX_LOG_COMPILES log; ≥ 0.5 s only."""
+  totals: dict[str, float] = {}
+  try:
+    with open(log, errors="replace") as f:
+      for name, secs in _COMPILED.findall(f.read()):
+        totals[name] = round(totals.get(name, 0.0) + float(secs), 2)
+  except OSError:
+    pass
+  return {k: v for k, v in totals.items() if v >= 0.5}
 
 
 def main(argv=None) -> int:

@@ -43,6 +43,21 @@ def missing_modules(names=PACKAGES) -> list[str]:
   return [n for n in names if importlib.util.find_spec(n) is None]
 
 
+def child_env(root: str) -> dict[str, str]:
+  """Runs share one GPU, one compilation cache and one store folder; packages brought in .pydeps
+  (docs/GPU.md) are used only when the machine lacks them."""
+  env = dict(os.environ)
+  env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+  env.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.abspath(os.path.join(root, "jax_cache")))
+  env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+  env.setdefault("ALEXNET_JAX_DATA", os.path.abspath(os.path.join(root, "stores")))
+  env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  env.setdefault("JAX_LOG_COMPILES", "1")  # each program's compile or cache-load seconds, in the run's log
+  if os.path.isdir(PYDEPS) and missing_modules():
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [env.get("PYTHONPATH", ""), PYDEPS]))
+  return env
+
+
 def _reencode(data: bytes, quality: int) -> bytes:
   from PIL import Image
   with Image.open(io.BytesIO(data)) as im:

@@ -34,7 +34,6 @@ import argparse
 import dataclasses
 import json
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -50,7 +49,6 @@ from experiments import sweep as sweep_lib
 REPO = campaign.REPO
 GRACE_S = 30.0       # a stopped run's time to save its checkpoint before it is killed
 RESERVE_S = 20.0     # kept after the grace period for status and bundling
-_COMPILED = re.compile(r"Finished XLA compilation of jit\(([\w.<>-]+)\) in ([0-9.]+) sec")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,13 +93,14 @@ def say(*parts) -> None:
 class Session:
   """The runs root, the deadline, the children's environment and the status of every step."""
 
-  def __init__(self, root: str, data: str, budget_s: float, main: str = "main.py"):
+  def __init__(self, root: str, data: str, budget_s: float, main: str = "main.py", results: str = ""):
     self.root, self.data, self.main = root, data, main
+    self.results = results or os.path.join(REPO, campaign.PREFIX)  # records already imported
     self.start = time.time()
     self.end = self.start + budget_s - RESERVE_S
     self.deadline = self.end - GRACE_S  # when running work is asked to stop
     self.status: dict = {"steps": {}, "compile": {}}
-    self.env = child_env(root)
+    self.env = gpu_pack.child_env(root)
 
   def left(self) -> float:
     return self.deadline - time.time()
@@ -109,12 +108,12 @@ class Session:
   def path(self, *parts: str) -> str:
     return os.path.join(self.root, *parts)
 
-  def start_proc(self, argv: list[str], log: str, env: dict | None = None) -> subprocess.Popen:
+  def start_proc(self, argv: list[str], log: str) -> subprocess.Popen:
     os.makedirs(os.path.dirname(log), exist_ok=True)
     with open(log, "a") as f:
       f.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} {campaign.public(shlex.join(argv))}\n")
       f.flush()
-      return subprocess.Popen(argv, cwd=REPO, stdout=f, stderr=subprocess.STDOUT, env=env or self.env,
+      return subprocess.Popen(argv, cwd=REPO, stdout=f, stderr=subprocess.STDOUT, env=self.env,
                               start_new_session=True)
 
   def stop(self, procs: list[subprocess.Popen]) -> None:
@@ -213,9 +212,8 @@ class Session:
       argv += [f"--workdir={workdir}", "--config.log_every_steps=1", "--config.eval_every_epochs=1e-9",
                "--config.checkpoint_every_steps=100000000"]
       log = workdir + ".log"
-      env = {**self.env, "JAX_LOG_COMPILES": "1"}
       say(f"compile alone ({kind} cache): {group}")
-      procs[group] = (self.start_proc(argv, log, env), time.time(), workdir, log)
+      procs[group] = (self.start_proc(argv, log), time.time(), workdir, log)
     times: dict[str, dict] = {g: {} for g in procs}
     while self.left() > 0:
       for group, (p, t0, workdir, _) in procs.items():
@@ -232,7 +230,7 @@ class Session:
         os.killpg(p.pid, signal.SIGKILL)
       p.wait()
     for group, (p, t0, _, log) in procs.items():
-      out[group] = {**times[group], "exit": p.returncode, "compile_s": compile_seconds(log)}
+      out[group] = {**times[group], "exit": p.returncode, "compile_s": campaign.compile_seconds(log)}
       say(f"compiled {group}: {out[group]}")
     return out
 
@@ -240,12 +238,12 @@ class Session:
     """Runs the step's unfinished runs (with `run`) and records every run's state."""
     sw, jobs = self.jobs(step)
     record = self.status["steps"].setdefault(sw.name, {"study": step.study})
-    todo = [j for j in jobs if run_state(j, step.study) not in ("done", "imported")]
+    todo = [j for j in jobs if self.state(j, step.study) not in ("done", "imported")]
     if todo and run and self.left() > 0:
       self.prepare(todo[0])
       self.warm(step, sw, todo)
       self.crowd(step, todo)
-    record["runs"] = {j.member.name: run_state(j, step.study) for j in jobs}
+    record["runs"] = {j.member.name: self.state(j, step.study) for j in jobs}
     record["unfinished"] = [n for n, s in record["runs"].items() if s not in ("done", "imported")]
     self.write_status()
     return record
@@ -255,23 +253,23 @@ class Session:
     while (queue or live) and self.left() > 0:
       while queue and len(live) < step.parallel and self.left() > 0:
         job = queue.pop(0)
-        say(f"{job.member.name}: {run_state(job, step.study)} → start")
-        log = os.path.join(os.path.dirname(job.workdir), "logs", f"{job.member.name}.log")
-        live[job.member.name] = (job, self.start_proc(list(job.argv), log), time.time())
+        say(f"{job.member.name}: {self.state(job, step.study)} → start")
+        live[job.member.name] = (job, self.start_proc(list(job.argv), log_of(job)), time.time())
       for name, (job, p, t0) in list(live.items()):
         if p.poll() is not None:
-          self.record_process(job, p.returncode, time.time() - t0, t0)
-          say(f"{name}: exit {p.returncode}, {run_state(job, step.study)}, {time.time() - t0:.0f} s")
+          self.record_process(job, p.returncode, time.time() - t0, t0, log_of(job))
+          say(f"{name}: exit {p.returncode}, {self.state(job, step.study)}, {time.time() - t0:.0f} s")
           del live[name]
       time.sleep(0.5)
     if live:
       say(f"deadline: stopping {len(live)} run(s)")
       self.stop([p for _, p, _ in live.values()])
       for job, p, t0 in live.values():
-        self.record_process(job, p.returncode, time.time() - t0, t0)
+        self.record_process(job, p.returncode, time.time() - t0, t0, log_of(job))
 
-  def record_process(self, job: sweep_lib.Job, rc: int | None, wall: float, t0: float) -> None:
-    """Adds this process (start, wall seconds, exit) to the run's machine.json, with its command."""
+  def record_process(self, job: sweep_lib.Job, rc: int | None, wall: float, t0: float, log: str) -> None:
+    """Adds this process (start, wall seconds, exit) to the run's machine.json, with its command and
+    the compile (or cache-load) seconds of its programs over all its processes."""
     path = os.path.join(job.workdir, "machine.json")
     own = campaign._read_json(path)  # noqa: SLF001 - the same reader as the bundle's
     procs = own.get("processes", []) + [{"started": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t0)),
@@ -279,7 +277,15 @@ class Session:
     os.makedirs(job.workdir, exist_ok=True)
     with open(path, "w") as f:
       json.dump({"command": campaign.public(job.command), "processes": procs,
-                 "wall_s": round(sum(p["wall_s"] for p in procs), 1)}, f, indent=2)
+                 "wall_s": round(sum(p["wall_s"] for p in procs), 1), "compile_s": campaign.compile_seconds(log)}, f, indent=2)
+
+  def state(self, job: sweep_lib.Job, study: str) -> str:
+    """done | imported (its record is already in experiments/results/) | partial | new."""
+    state = sweep_lib.member_state(job.workdir)
+    if state != "done" and (sweep_lib.read_summary(os.path.join(self.results, study, "runs", job.member.name))
+                            or {}).get("done"):
+      return "imported"
+    return state
 
   def write_status(self) -> None:
     self.status["elapsed_s"] = round(time.time() - self.start, 1)
@@ -288,40 +294,8 @@ class Session:
       json.dump(self.status, f, indent=2)
 
 
-def compile_seconds(log: str) -> dict[str, float]:
-  """XLA's compile (or cache load) seconds per jitted program, from a JAX_LOG_COMPILES log; ≥ 0.5 s only."""
-  totals: dict[str, float] = {}
-  try:
-    with open(log, errors="replace") as f:
-      for name, secs in _COMPILED.findall(f.read()):
-        totals[name] = round(totals.get(name, 0.0) + float(secs), 2)
-  except OSError:
-    pass
-  return {k: v for k, v in totals.items() if v >= 0.5}
-
-
-def run_state(job: sweep_lib.Job, study: str) -> str:
-  """done | imported (its record is already in experiments/results/) | partial | new."""
-  state = sweep_lib.member_state(job.workdir)
-  if state != "done":
-    committed = os.path.join(REPO, campaign.PREFIX, study, "runs", job.member.name)
-    if (sweep_lib.read_summary(committed) or {}).get("done"):
-      return "imported"
-  return state
-
-
-def child_env(root: str) -> dict[str, str]:
-  """Runs share one GPU, one compilation cache and one store folder; packages brought in .pydeps
-  (docs/GPU.md) are used only when the machine lacks them."""
-  env = dict(os.environ)
-  env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-  env.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.abspath(os.path.join(root, "jax_cache")))
-  env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
-  env.setdefault("ALEXNET_JAX_DATA", os.path.abspath(os.path.join(root, "stores")))
-  env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  if os.path.isdir(gpu_pack.PYDEPS) and gpu_pack.missing_modules():
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [env.get("PYTHONPATH", ""), gpu_pack.PYDEPS]))
-  return env
+def log_of(job: sweep_lib.Job) -> str:
+  return os.path.join(os.path.dirname(job.workdir), "logs", f"{job.member.name}.log")
 
 
 def steps_of(plans: list[str]) -> list:
@@ -379,6 +353,7 @@ def main(argv=None) -> int:
   p.add_argument("--data", default=".data", help="the folder holding imagenette/ (docs/GPU.md)")
   p.add_argument("--status", action="store_true", help="print every run's state and what is unfinished; run nothing")
   p.add_argument("--main", default="main.py", help=argparse.SUPPRESS)  # the entry point (tests use a fake)
+  p.add_argument("--results", default="", help=argparse.SUPPRESS)  # experiments/results/ (tests use another)
   a = p.parse_args(argv)
   plans = [x for x in a.plan.split(",") if x]
   unknown = [x for x in plans if x not in PLANS]
@@ -390,7 +365,7 @@ def main(argv=None) -> int:
           file=sys.stderr)
     return 2
   root = os.path.abspath(a.root)
-  session = Session(root, a.data, a.budget_s, main=a.main)
+  session = Session(root, a.data, a.budget_s, main=a.main, results=a.results)
   try:
     if a.status:
       show_status(session, plans)

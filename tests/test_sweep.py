@@ -305,6 +305,6 @@ def test_converged_results_definitions_load():
   assert {"baseline", "lrn_off", "fp32", "paper_init"} <= {m.name for m in abl.members}
   assert abl.paper["lrn_off"]["top1"] == -1.4
   lb = sweep.load_sweep("experiments/sweeps/imagenette_leaderboard.py")
-  assert [m.args.get("lr") for m in lb.members] == [0.05, 0.1, 0.2, 0.1]
+  assert [m.args.get("epochs") for m in lb.members] == [5, 20]
   fig = sweep.load_sweep("experiments/sweeps/figure1_lr.py")
   assert len(fig.members) == 16 and {m.args["norm"] for m in fig.members} == {"std", "mean"}

@@ -1,15 +1,12 @@
 """A sweep small enough for a CPU in seconds: what CI runs through experiments/gpu_session.py (plan `tiny`).
 
-Two members of the quick-mode CIFAR net on a small embedded set, three steps each; it checks the
-session's machinery (compile first, the crowd, the deadline, the records), not a result.
+The quick-mode CIFAR net on a small embedded set, three steps per run (two seeds in the plan); it
+checks the session's machinery (compile first, the crowd, the records), not a result.
 """
 
 from experiments.sweep import member
 
-BASE = ("configs/cifar_cnn.py:smoke")
+BASE = "configs/cifar_cnn.py:smoke"
 OVERRIDES = {"embedded_train_size": 64, "embedded_eval_size": 32, "batch_size": 16, "eval_batch_size": 32,
              "num_train_steps": 3, "log_every_steps": 1, "input.pipeline": "store", "async_checkpoints": False}
-MEMBERS = [
-    member("baseline", overrides=OVERRIDES),
-    member("lr=0.02", overrides={**OVERRIDES, "schedule.base_lr": 0.02}),
-]
+MEMBERS = [member("baseline", overrides=OVERRIDES)]

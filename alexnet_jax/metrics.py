@@ -1,4 +1,8 @@
-"""clu metric collections for training and evaluation, and a JSON-lines metric writer."""
+"""Training metrics (a clu collection) and the metric writers: clu's default one and metrics.jsonl.
+
+Evaluation is scored on the host (`eval/scoring.Tally`); clu's writers are imported only when a
+writer is made, so importing this module loads neither TensorFlow nor TensorBoard.
+"""
 
 # No `from __future__ import annotations`: clu reads the metric classes from the annotations.
 
@@ -10,40 +14,16 @@ import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import logging
 from clu import metrics
 
+from alexnet_jax import atomic
 from alexnet_jax import jsonl
 
 
-def _import_writers():
-  """clu's metric writers; without TensorFlow, all of them but TensorBoard's (see default_writer)."""
-  import sys
-  import types
-  try:
-    from clu import metric_writers as writers
-    return writers, True
-  except ImportError:
-    for name in [n for n in sys.modules if n.startswith("clu.metric_writers")]:
-      del sys.modules[name]
-    stub = types.ModuleType("clu.metric_writers.summary_writer")
-    stub.SummaryWriter = None  # the one clu writer that needs TensorFlow
-    sys.modules[stub.__name__] = stub
-    from clu import metric_writers as writers
-    return writers, False
-
-
-metric_writers, HAVE_TENSORBOARD = _import_writers()
-
-
-def default_writer(workdir: str, *, just_logging: bool, asynchronous: bool) -> metric_writers.MetricWriter:
-  """clu's default writer (console + TensorBoard); the console alone, with one warning, without TensorFlow."""
-  if HAVE_TENSORBOARD or just_logging:
-    return metric_writers.create_default_writer(workdir, just_logging=just_logging, asynchronous=asynchronous)
-  logging.warning("TensorBoard's writer needs TensorFlow, which cannot be imported; metrics go to the "
-                  "console and metrics.jsonl only.")
-  writer = metric_writers.LoggingWriter()
-  return metric_writers.AsyncWriter(writer) if asynchronous else writer
+def default_writer(workdir: str, *, just_logging: bool, asynchronous: bool):
+  """clu's default writer: the console, and TensorBoard unless `just_logging`."""
+  from clu import metric_writers  # imports TensorFlow: only a training run loads it
+  return metric_writers.create_default_writer(workdir, just_logging=just_logging, asynchronous=asynchronous)
 
 
 def topk_correct(logits: jax.Array, labels: jax.Array, k: int) -> jax.Array:
@@ -62,19 +42,13 @@ class TrainMetrics(metrics.Collection):
   learning_rate: metrics.LastValue.from_output("learning_rate")
 
 
-@flax.struct.dataclass
-class EvalMetrics(metrics.Collection):
-  loss: metrics.Average.from_output("loss")
-  top1: metrics.Average.from_output("top1")
-  top5: metrics.Average.from_output("top5")
-
-
 def to_floats(values: Mapping[str, Any]) -> dict[str, float]:
   return {k: float(np.asarray(v)) for k, v in values.items()}
 
 
-class JsonlWriter(metric_writers.MetricWriter):
-  """Appends one JSON object per `write_scalars` call: {"step": s, "<name>": value, ...}.
+class JsonlWriter:
+  """A clu metric writer (its interface, by duck typing) that appends one JSON object per
+  `write_scalars` call: {"step": s, "<name>": value, ...}.
 
   Tools read `metrics.jsonl` without TensorBoard. On resume the writer first drops lines
   logged after the restored step (they belong to work that was lost with the process),
@@ -85,10 +59,8 @@ class JsonlWriter(metric_writers.MetricWriter):
     self._path = path
     if resume_step is not None and os.path.exists(path):
       kept = [row for row in jsonl.read(path) if row.get("step", 0) <= resume_step]
-      tmp = path + ".tmp"
-      with open(tmp, "w") as f:
+      with atomic.write(path) as f:
         f.writelines(json.dumps(row) + "\n" for row in kept)
-      os.replace(tmp, path)
     self._file = open(path, "a", buffering=1)
 
   def write_scalars(self, step: int, scalars: Mapping[str, Any]):

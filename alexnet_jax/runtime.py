@@ -1,10 +1,10 @@
-"""The model at run time: mesh, model, shardings, TrainState, the jitted train and eval steps, restore.
+"""The model at run time: mesh, model, shardings, TrainState, the jitted train step, restore.
 
 Training, evaluation, prediction and pretrained import all start here; none of them
 imports the training loop (train.py). The train step is a plain function of
 (state, batch, key): everything a step needs besides the batch comes from the config.
-Batches from a prepared store hold uint8 images; the steps augment (train) or crop (eval)
-them on the device first (`data/device_augment.py`).
+Batches from a prepared store hold uint8 images; the train step augments them on the device
+first (`data/device_augment.py`). Evaluation, during training and after, is `eval/run.Evaluator`.
 """
 
 from __future__ import annotations
@@ -85,8 +85,8 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], base_key: jax.Arr
 
   `augment` (store batches) turns the uint8 images into augmented, normalised ones first,
   with per-example keys from (base_key, step). A step whose loss or gradient is not finite
-  leaves the state untouched (no NaN ever reaches the parameters or a checkpoint); the host
-  checks the flag at the next log.
+  leaves the state untouched; one whose update overflows is applied and flagged
+  (`optim.guarded_update`). The host checks the flags before it logs, evaluates or saves.
   """
   batch = augment(batch, base_key, state.step) if augment is not None else batch
   key = jax.random.fold_in(base_key, state.step)
@@ -116,20 +116,8 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], base_key: jax.Arr
   return new_state, m, finite
 
 
-def eval_step(state: TrainState, batch: dict[str, jax.Array], input_cfg=None) -> metrics_lib.EvalMetrics:
-  """Metrics of one evaluation batch; padded examples (mask 0) do not count. With `input_cfg`
-  (store batches) the uint8 images are centre-cropped and normalised on the device first."""
-  batch = device_augment.eval_batch(input_cfg, batch) if input_cfg is not None else batch
-  logits = state.apply_fn(model_variables(state), batch["image"], train=False)
-  labels = batch["label"]
-  return metrics_lib.EvalMetrics.single_from_model_output(
-      loss=optax.softmax_cross_entropy_with_integer_labels(logits, labels),
-      top1=metrics_lib.topk_correct(logits, labels, 1), top5=metrics_lib.topk_correct(logits, labels, 5),
-      mask=batch["mask"])
-
-
 class Runtime:
-  """What training and inference share for one config: mesh, model, schedule, shardings, jitted steps."""
+  """What training and inference share for one config: mesh, model, schedule, shardings, the train step."""
 
   def __init__(self, config: ml_collections.ConfigDict, info=None):
     self.config = config
@@ -157,13 +145,10 @@ class Runtime:
     self.augment = device_augment.train_batch(config.input) if uses_store(config) else None
     step = functools.partial(train_step, schedule=self.schedule, label_smoothing=config.label_smoothing,
                              aux_weight=config.aux_loss_weight, augment=self.augment)
-    options = xla_cpu.compiler_options(config.cpu_onednn)
+    self.compiler_options = xla_cpu.compiler_options(config.cpu_onednn)  # every step of this model
     self.train_step = jax.jit(step, in_shardings=(self.state_sharding, self.data_sharding, self.repl),
                               out_shardings=(self.state_sharding, self.repl, self.repl), donate_argnums=0,
-                              compiler_options=options)
-    self.eval_step = jax.jit(functools.partial(eval_step, input_cfg=config.input if uses_store(config) else None),
-                             in_shardings=(self.state_sharding, self.data_sharding), out_shardings=self.repl,
-                             compiler_options=options)
+                              compiler_options=self.compiler_options)
 
   def init_state(self) -> TrainState:
     return self._init(jax.random.fold_in(self.base_key, -1 % 2**31))
@@ -196,20 +181,6 @@ class Runtime:
       if len(queue) > prefetch:
         yield queue.pop(0)
     yield from queue
-
-  def evaluate(self, state: TrainState, split: str | None = None) -> dict[str, float]:
-    """Loss, top-1 and top-5 over every example of the split (remainders padded and masked)."""
-    cfg = self.config
-    batches = batch_source(cfg).eval_batches(cfg, split=split, process_index=jax.process_index(),
-                                             process_count=jax.process_count())
-    acc = metrics_lib.EvalMetrics.empty()
-    n = 0.0
-    for batch in self.device_batches(batches, cfg.input.prefetch):
-      acc = acc.merge(self.eval_step(state, batch))
-      n += batch["mask"].sum()
-    out = metrics_lib.to_floats(acc.compute())
-    out["num_examples"] = float(n)
-    return out
 
 
 def restore_for_inference(config, workdir: str, step: int | None = None, info=None

@@ -26,29 +26,24 @@ import jax
 import ml_collections
 import numpy as np
 from absl import logging
+from clu import metric_writers
 from clu import parameter_overview
+from clu import periodic_actions
 from flax import traverse_util
 
 from alexnet_jax import checkpoint
 from alexnet_jax import jsonl
-from alexnet_jax import metrics as metrics_lib  # before clu.periodic_actions: clu's writers without TF
+from alexnet_jax import metrics as metrics_lib
 from alexnet_jax import models
 from alexnet_jax import optim
 from alexnet_jax import parallel
 from alexnet_jax import runtime
 from alexnet_jax import workdir as workdir_lib
 from alexnet_jax.errors import UserError
-from clu import periodic_actions  # noqa: E402,I001  (after metrics_lib, see there)
-
-metric_writers = metrics_lib.metric_writers
+from alexnet_jax.eval import run as eval_run
 
 # Augmented training images shown in TensorBoard at the start of a run.
 _IMAGES_SHOWN = 8
-
-
-def _data(config):
-  """The batch source: a prepared store (no TensorFlow) or the tf.data stream, imported on first use."""
-  return runtime.batch_source(config)
 
 
 class TrainingError(UserError):
@@ -201,8 +196,10 @@ def _train_locked(config, workdir, preempt: _Preemption):
   report = periodic_actions.ReportProgress(num_train_steps=rt.total_steps, writer=writer,
                                            every_steps=cfg.log_every_steps)
   eval_every = max(1, int(round(cfg.eval_every_epochs * rt.steps_per_epoch)))
-  host_batches = _data(cfg).train_batches(cfg, start_step=start_step, process_index=jax.process_index(),
-                                          process_count=jax.process_count())
+  evaluate = eval_run.training_evaluation(rt)  # config.eval.in_training: protocols × sets
+  host_batches = runtime.batch_source(cfg).train_batches(cfg, start_step=start_step,
+                                                         process_index=jax.process_index(),
+                                                         process_count=jax.process_count())
   batches = rt.device_batches(host_batches, cfg.input.prefetch)
 
   def meta(step, done=False):
@@ -256,7 +253,7 @@ def _train_locked(config, workdir, preempt: _Preemption):
                                   "train/img_per_s": img_s, "epoch": step / rt.steps_per_epoch})
     if step % eval_every == 0 or is_last:
       with report.timed("eval"):
-        last_eval = rt.evaluate(state)
+        last_eval = evaluate(state)
       state = state.replace(plateau=optim.plateau_update(cfg.schedule, state.plateau, 1.0 - last_eval["top1"]))
       writer.write_scalars(step, {**{f"eval/{k}": v for k, v in last_eval.items()},
                                   "epoch": step / rt.steps_per_epoch,
@@ -280,7 +277,7 @@ def _train_locked(config, workdir, preempt: _Preemption):
     # completes the record (metrics of the last step, re-evaluated if they were not logged).
     last_train, last_eval = _logged_metrics(workdir, step)
     if not last_eval:
-      last_eval = rt.evaluate(state)
+      last_eval = evaluate(state)
   summary = {
       "done": done, "step": step, "total_steps": rt.total_steps, "epoch": step / rt.steps_per_epoch,
       "eval": last_eval, "train": last_train, "wall_s": wall, "config_name": cfg.name,

@@ -49,6 +49,7 @@ BAD_FIELDS = {
     "async_checkpoints": "nope", "nan_guard": "nah", "keep_host_memory": "maybe", "cpu_onednn": "sure",
     "mesh.data": "0", "mesh.model": "0",
     "mesh.strategy": "pipeline", "eval.protocols": "('center','5crop')", "eval.sets": "()",
+    "eval.in_training.protocols": "('dense',)", "eval.in_training.sets": "('test',)",
     "eval.scales": "(256,-384)", "eval.googlenet_scales": "(0,)", "eval.batch_size": "-1",
     "eval.real_json": None, "eval.v2_dir": None, "eval.minival_size": "0", "eval.top_confusions": "-1",
 }

@@ -1,4 +1,4 @@
-"""Metrics (alexnet_jax/metrics.py): top-k correctness, the clu collections, and the metrics.jsonl writer."""
+"""Metrics (alexnet_jax/metrics.py): top-k correctness, the training collection, and the metrics.jsonl writer."""
 
 import json
 
@@ -20,16 +20,6 @@ def test_topk_correct_k1_k5_ties_and_few_classes():
   assert top5([1, 4]) == [1.0, 1.0]  # rank 5 of row 0; row 1's five are 0, 2, then 1, 3, 4 (ties by index)
   assert top5([0, 6]) == [0.0, 0.0]  # rank 6 is not top-5
   assert metrics.topk_correct(logits[:, :3], np.array([1, 1]), 5).tolist() == [1.0, 1.0]  # k clipped to 3
-
-
-def test_eval_metrics_leave_padded_examples_out():
-  m = metrics.EvalMetrics.single_from_model_output(
-      loss=np.array([1.0, 2.0, 9.0]), top1=np.array([1.0, 0.0, 1.0]), top5=np.array([1.0, 1.0, 0.0]),
-      mask=np.array([1.0, 1.0, 0.0]))
-  m = m.merge(metrics.EvalMetrics.single_from_model_output(
-      loss=np.array([3.0]), top1=np.array([1.0]), top5=np.array([1.0]), mask=np.array([1.0])))
-  out = metrics.to_floats(m.compute())
-  assert out == pytest.approx({"loss": 2.0, "top1": 2 / 3, "top5": 1.0})
 
 
 def test_train_metrics_average_and_keep_the_last_learning_rate():

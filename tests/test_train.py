@@ -15,9 +15,9 @@ import pytest
 
 from alexnet_jax import jsonl
 from alexnet_jax import main_lib
-from alexnet_jax import runtime
 from alexnet_jax import train
 from alexnet_jax import workdir as workdir_lib
+from alexnet_jax.eval import run as eval_run
 
 from tests.conftest import TRAINED_STEPS as STEPS
 from tests.conftest import tiny_train_config as tiny_config
@@ -82,12 +82,26 @@ def test_finished_run_does_not_train_again(trained_run, tmp_path):
 
 
 def test_eval_only_restores_the_trained_state(trained_run):
+  """The eval command's centre crop on validation repeats what training logged: one evaluator."""
   wd, _, summary = trained_run
-  rt, state, step = runtime.restore_for_inference(tiny_config(), str(wd))
-  result = rt.evaluate(state)
-  assert step == STEPS
+  out = eval_run.evaluate_checkpoint(tiny_config(), str(wd), protocols=["center"], sets=["validation"],
+                                     write=False)
+  assert out["step"] == STEPS
+  result = out["results"]["center"]["validation"]
   for k in ("top1", "top5", "loss", "num_examples"):
     assert result[k] == pytest.approx(summary["eval"][k], abs=1e-6), k
+
+
+def test_training_evaluates_every_protocol_and_set_the_config_declares(tmp_path):
+  """config.eval.in_training: 10-crop beside the centre crop while training, on every image."""
+  over = {"num_train_steps": 2, "log_every_steps": 1, "eval.in_training.protocols": ("center", "10crop")}
+  _, summary = train.train_and_evaluate(tiny_config(**over), str(tmp_path / "run"))
+  rows = [r for r in jsonl.read(str(tmp_path / "run" / "metrics.jsonl")) if "eval/top1" in r]
+  assert [r["step"] for r in rows] == [2]
+  for key in ("top1", "top5", "loss", "num_examples"):
+    assert f"eval/{key}" in rows[0] and f"eval/10crop/validation/{key}" in rows[0], rows[0]
+  assert rows[0]["eval/10crop/validation/num_examples"] == rows[0]["eval/num_examples"] == 256
+  assert summary["eval"]["10crop/validation/top1"] == rows[0]["eval/10crop/validation/top1"]
 
 
 def test_save_and_resume_gives_identical_state(tmp_path):

@@ -1,4 +1,4 @@
-"""xla_cpu: the train and eval steps compile with oneDNN for what YNNPACK leaves, with the same values."""
+"""xla_cpu: the train and evaluation steps compile with oneDNN for what YNNPACK leaves, with the same values."""
 
 import types
 
@@ -49,6 +49,7 @@ def test_few_channel_convolution_runs_on_onednn_with_the_same_values(no_persiste
 
 def test_runtime_compiles_both_steps_with_onednn_by_default(no_persistent_cache):
   from alexnet_jax.configs import resnet
+  from alexnet_jax.eval.run import Evaluator
   from alexnet_jax.runtime import Runtime
   config = resnet.get_config("depth=18,smoke")  # 8-channel first stages: not YNNPACK's
   assert config.cpu_onednn
@@ -57,4 +58,5 @@ def test_runtime_compiles_both_steps_with_onednn_by_default(no_persistent_cache)
   n, size = config.batch_size, config.input.image_size
   batch = {"image": jnp.zeros((n, size, size, 3)), "label": jnp.zeros((n,), jnp.int32), "mask": jnp.ones((n,))}
   assert "__onednn$" in rt.train_step.lower(state, batch, rt.base_key).compile().as_text()
-  assert "__onednn$" in rt.eval_step.lower(state, batch).compile().as_text()
+  views = {**batch, "image": batch["image"][:, None]}  # one view per image
+  assert "__onednn$" in Evaluator(rt).step.lower(state, views).compile().as_text()

@@ -343,7 +343,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.dtype = "float32"            # compute dtype: float32 | bfloat16
 
   c.log_every_steps = 50
-  c.eval_every_epochs = 1.0
+  c.eval_every_epochs = 1.0      # how often training runs config.eval.in_training
   c.checkpoint_every_steps = 1000
   c.keep_checkpoints = 3
   c.async_checkpoints = True
@@ -360,10 +360,15 @@ def base_config() -> ml_collections.ConfigDict:
   c.mesh.model = 1               # >1 splits towers / FC layers across devices (see parallel.py)
   c.mesh.strategy = "data"       # data | towers | fc  (the 2012 split, or Krizhevsky 2014)
 
-  # Evaluation protocols and sets (alexnet_jax/eval/; `--mode=eval`).
+  # Evaluation protocols and sets (alexnet_jax/eval/), one evaluator for both uses: what
+  # `--mode=eval` runs by default, and what training runs every eval_every_epochs (the first
+  # protocol on the first set is logged as eval/top1 etc. and drives the plateau schedule).
   c.eval = ml_collections.ConfigDict()
   c.eval.protocols = ("center",)   # center | 10crop | multiscale | 144crop
   c.eval.sets = ("validation",)    # validation | real | v2 | minival
+  c.eval.in_training = ml_collections.ConfigDict()
+  c.eval.in_training.protocols = ("center",)  # the others log as eval/<protocol>/<set>/top1 etc.
+  c.eval.in_training.sets = ("validation",)
   c.eval.scales = (256, 384, 512)  # multiscale: test scales Q for a 224 crop (scaled with image_size)
   c.eval.googlenet_scales = (256, 288, 320, 352)  # 144crop: short sides for a 224 crop (scaled likewise)
   c.eval.batch_size = 0            # images per eval batch (global); 0: eval_batch_size // views per image

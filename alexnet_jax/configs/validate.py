@@ -19,6 +19,8 @@ import ml_collections
 
 from alexnet_jax.configs import common
 from alexnet_jax.errors import ConfigError
+from alexnet_jax.eval import sets as eval_sets
+from alexnet_jax.eval import views
 
 Rule = Callable[[Any], "str | None"]  # the value's problem ("must be ..."), or None
 
@@ -166,8 +168,10 @@ RULES: dict[str, Rule] = {
     "mesh.data": count_or_unset,
     "mesh.model": positive_int,
     "mesh.strategy": one_of("data", "towers", "fc"),
-    "eval.protocols": subset("center", "10crop", "multiscale", "144crop"),
-    "eval.sets": subset("validation", "real", "v2", "minival"),
+    "eval.protocols": subset(*views.PROTOCOLS),
+    "eval.sets": subset(*eval_sets.SETS),
+    "eval.in_training.protocols": subset(*views.PROTOCOLS),
+    "eval.in_training.sets": subset(*eval_sets.SETS),
     "eval.scales": seq(positive_int),
     "eval.googlenet_scales": seq(positive_int),
     "eval.batch_size": nonneg_int,

@@ -1,13 +1,18 @@
-"""Running an evaluation: the multi-view device step, the Evaluator, and the eval command.
+"""Running an evaluation: the multi-view device step, the Evaluator, and the two commands that
+use it: evaluation while training (`training_evaluation`) and the eval command.
 
-The step averages the softmax over each image's V views on the device and returns the
-top-k classes; the host scores them (`scoring.Tally`) and logs progress with an ETA.
+What to evaluate is declared once, in the config: `config.eval.in_training` (protocols × sets
+evaluated every `config.eval_every_epochs` during training) and `config.eval.protocols` /
+`config.eval.sets` (what `--mode=eval` runs by default). Both go through `Evaluator.run`: the
+step averages the softmax over each image's V views on the device and returns the top-k
+classes; the host scores them (`scoring.Tally`, the one top-k scorer of evaluation).
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any, Sequence
+import itertools
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -45,55 +50,72 @@ def views_step(state, batch: dict, *, k: int) -> dict:
 
 
 class Evaluator:
-  """A restored model plus a jitted multi-view step; evaluates protocols × sets."""
+  """A model's jitted multi-view steps; evaluates protocols × sets for a given state (the
+  restored one by default, or the current one of a training run)."""
 
-  def __init__(self, rt: runtime.Runtime, state, k: int = 5):
+  def __init__(self, rt: runtime.Runtime, state=None, k: int = 5):
     self.runtime, self.state, self.config = rt, state, rt.config
     self.k = min(k, rt.info.num_classes)
     self.multiple = jax.device_count()
-    self._step = jax.jit(functools.partial(views_step, k=self.k),
-                         in_shardings=(rt.state_sharding, rt.data_sharding), out_shardings=rt.repl)
+    self.step = self._jit(functools.partial(views_step, k=self.k))
+    self._store_steps: dict[str, Callable] = {}
     self._to_global = functools.partial(parallel.to_global, sharding=rt.data_sharding)
 
-  def predict_batch(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return jax.device_get(self._step(self.state, self._to_global(batch)))
+  def _jit(self, fn):
+    rt = self.runtime
+    return jax.jit(fn, in_shardings=(rt.state_sharding, rt.data_sharding), out_shardings=rt.repl,
+                   compiler_options=rt.compiler_options)
 
-  def run(self, protocol: str, eval_set: sets_lib.EvalSet) -> tuple[dict[str, Any], scoring.Tally]:
+  def predict_batch(self, batch: dict[str, np.ndarray], state=None) -> dict[str, np.ndarray]:
+    return jax.device_get(self.step(self.state if state is None else state, self._to_global(batch)))
+
+  def run(self, protocol: str, eval_set: sets_lib.EvalSet, state=None) -> tuple[dict[str, Any], scoring.Tally]:
     """Evaluates one protocol on one set; every image counted once (padding is masked).
 
     `center` and `10crop` on the validation set of a prepared store cut their views on the
     device from the stored uint8 images; every other protocol and set streams full-size images.
     """
-    global_batch = views.images_per_batch(self.config, protocol, self.multiple)
-    if _from_store(self.config, protocol, eval_set):
+    state = self.state if state is None else state
+    cfg = self.config
+    global_batch = views.images_per_batch(cfg, protocol, self.multiple)
+    if _from_store(cfg, protocol, eval_set):
       from alexnet_jax.data import store
-      batches = store.eval_batches(self.config, split=self.config.eval_split, batch_size=global_batch,
+      batches = store.eval_batches(cfg, split=cfg.eval_split, batch_size=global_batch,
                                    process_index=jax.process_index(), process_count=jax.process_count())
-      predict = self._store_step(protocol)
+      step = self._store_step(protocol)
     else:
-      batches = eval_set.batches(views.make_preprocess(protocol, self.config), global_batch)
-      predict = self.predict_batch
+      batches = eval_set.batches(views.make_preprocess(protocol, cfg), global_batch)
+      step = self.step
     tally = scoring.Tally(self.runtime.info.num_classes)
     bar = progress.Progress(eval_set.size or None, f"{protocol} × {eval_set.name}", unit="images",
                             every_s=PROGRESS_EVERY_S)
-    for batch in batches:
-      out = predict(batch)
+
+    def add(out):
+      out = jax.device_get(out)
       tally.add(out["topk"], out["nll"], out["label"], out["mask"], out.get("real"))
       bar.advance(int(np.asarray(out["mask"]).sum()))
-    result = {**tally.result(), "views": views.num_views(protocol, self.config.eval), **eval_set.notes}
+
+    pending = None  # one batch in flight while the host scores the previous one
+    for batch in self.runtime.device_batches(batches, cfg.input.prefetch):
+      out = step(state, batch)
+      if pending is not None:
+        add(pending)
+      pending = out
+    if pending is not None:
+      add(pending)
+    result = {**tally.result(), "views": views.num_views(protocol, cfg.eval), **eval_set.notes}
     return result, tally
 
-
   def _store_step(self, protocol: str):
-    """batch of uint8 store images → predictions of `protocol`'s views, cut on the device."""
-    rt, cfg = self.runtime, self.config
+    """The jitted step for a batch of uint8 store images: `protocol`'s views cut on the device."""
+    if protocol not in self._store_steps:
+      input_cfg, k = self.config.input, self.k
 
-    def step(state, batch):
-      return views_step(state, {**batch, "image": device_augment.eval_views(cfg.input, protocol, batch["image"])},
-                        k=self.k)
-
-    fn = jax.jit(step, in_shardings=(rt.state_sharding, rt.data_sharding), out_shardings=rt.repl)
-    return lambda batch: jax.device_get(fn(self.state, self._to_global(batch)))
+      def step(state, batch):
+        return views_step(state, {**batch, "image": device_augment.eval_views(input_cfg, protocol, batch["image"])},
+                          k=k)
+      self._store_steps[protocol] = self._jit(step)
+    return self._store_steps[protocol]
 
 
 def _from_store(config, protocol: str, eval_set: sets_lib.EvalSet) -> bool:
@@ -102,7 +124,7 @@ def _from_store(config, protocol: str, eval_set: sets_lib.EvalSet) -> bool:
           and protocol in device_augment.store_protocols())
 
 
-def run_all(evaluator: Evaluator, protocols: Sequence[str], sets: Sequence[str], *,
+def run_all(evaluator: Evaluator, protocols: Sequence[str], sets: Sequence[str], *, state=None,
             process_index: int = 0, process_count: int = 1) -> tuple[dict, dict]:
   """results[protocol][set] and the tallies; a missing set fails before any compute."""
   config, info = evaluator.config, evaluator.runtime.info
@@ -112,10 +134,38 @@ def run_all(evaluator: Evaluator, protocols: Sequence[str], sets: Sequence[str],
   tallies: dict[tuple[str, str], scoring.Tally] = {}
   for protocol in views.check_protocols(protocols):
     for es in eval_sets:
-      res, tally = evaluator.run(protocol, es)
+      res, tally = evaluator.run(protocol, es, state=state)
       results.setdefault(protocol, {})[es.name] = res
       tallies[(protocol, es.name)] = tally
   return results, tallies
+
+
+def metric_name(protocol: str, set_name: str, key: str, first: bool) -> str:
+  """The metrics.jsonl name (after 'eval/') of one evaluation's number: the first declared
+  protocol × set keeps the plain name (top1, loss, ...), the others '<protocol>/<set>/<key>'."""
+  return key if first else f"{protocol}/{set_name}/{key}"
+
+
+def training_evaluation(rt: runtime.Runtime) -> Callable[[Any], dict[str, float]]:
+  """state → {metric: value} for the protocols × sets of `config.eval.in_training` (see `metric_name`).
+
+  The sets are opened here, so a missing one fails before the first step. The first protocol
+  on the first set is the headline: its top-1 drives the plateau schedule.
+  """
+  cfg = rt.config
+  protocols = views.check_protocols(cfg.eval.in_training.protocols)
+  evaluator = Evaluator(rt)
+  eval_sets = [sets_lib.make_set(s, cfg, rt.info, jax.process_index(), jax.process_count())
+               for s in sets_lib.check_sets(cfg.eval.in_training.sets)]
+
+  def evaluate(state) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for i, (protocol, es) in enumerate(itertools.product(protocols, eval_sets)):
+      _, tally = evaluator.run(protocol, es, state=state)
+      out.update({metric_name(protocol, es.name, k, i == 0): float(v) for k, v in tally.result().items()})
+    return out
+
+  return evaluate
 
 
 def evaluate_checkpoint(config, workdir: str, step: int | None = None, *,

@@ -1,6 +1,6 @@
-"""A GPU session's raw records: one archive in the records layout, and its import into the checkout.
+"""The raw records of a block of GPU time: one archive in the records layout, and its import into the checkout.
 
-  python -m experiments.campaign bundle <runs root> --out=<records.tar.gz>   # what a session writes
+  python -m experiments.campaign bundle <runs root> --out=<records.tar.gz>   # what the GPU run writes
   python -m experiments.campaign import <records.tar.gz>                  # back in the checkout
 
 Every archive holds only the files the project publishes from (see experiments/results/README.md):
@@ -209,7 +209,7 @@ def import_records(archive: str, dest: str | None = None) -> list[str]:
   """
   dest = os.path.abspath(dest or os.path.join(REPO, PREFIX))
   if not os.path.isfile(archive):
-    raise RecordsError(f"{archive}: no such file; pass the records archive a GPU session wrote.")
+    raise RecordsError(f"{archive}: no such file; pass the records archive a GPU run wrote (records-<plan>.tar.gz).")
   os.makedirs(dest, exist_ok=True)
   scratch = tempfile.mkdtemp(prefix=".import-", dir=os.path.dirname(dest))
   try:
@@ -270,7 +270,7 @@ def main(argv=None) -> int:
   try:
     if a.command == "bundle":
       if not os.path.isdir(a.root):
-        raise RecordsError(f"{a.root}: no such folder; pass the runs root of a session.")
+        raise RecordsError(f"{a.root}: no such folder; pass the runs root of experiments.gpu_session (--root).")
       studies = dict(s.split("=", 1) for s in a.study if "=" in s)
       bundle(a.root, a.out, machine_record(shlex.join(["python", "-m", "experiments.campaign", *sys.argv[1:]])),
              studies)

@@ -1,4 +1,4 @@
-"""What a GPU session brings in the working tree: the images, and the packages the GPU machine lacks.
+"""What a block of GPU time brings in the working tree: the images, and the packages the GPU machine lacks.
 
   python -m experiments.gpu_pack --imagenette=<imagenette-128 .tar or folder> [--quality=70]
   python -m experiments.gpu_pack --check        # sizes only
@@ -121,7 +121,8 @@ def pack_packages(dest: str = PYDEPS) -> list[str]:
     if spec is None or not spec.submodule_search_locations:
       raise PackError(f"{name} is not installed here; install requirements.txt first.")
     folder = list(spec.submodule_search_locations)[0]
-    shutil.copytree(folder, os.path.join(dest, name), ignore=shutil.ignore_patterns("__pycache__", "tests", "*_test.py"))
+    shutil.copytree(folder, os.path.join(dest, name),
+                    ignore=shutil.ignore_patterns("__pycache__", "tests", "*_test.py"))
     copied.append(name)
   return copied
 

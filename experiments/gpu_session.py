@@ -1,4 +1,4 @@
-"""One GPU session, prepared: a plan's runs in priority order inside a wall-clock budget, resumable.
+"""One block of GPU time, prepared: a plan's runs in priority order inside a wall-clock budget, resumable.
 
   python -m experiments.gpu_session --plan=leaderboard --out=$OUT --budget_s=540
   python -m experiments.gpu_session --plan=leaderboard --status     # what is done and what is left
@@ -277,7 +277,8 @@ class Session:
     os.makedirs(job.workdir, exist_ok=True)
     with open(path, "w") as f:
       json.dump({"command": campaign.public(job.command), "processes": procs,
-                 "wall_s": round(sum(p["wall_s"] for p in procs), 1), "compile_s": campaign.compile_seconds(log)}, f, indent=2)
+                 "wall_s": round(sum(p["wall_s"] for p in procs), 1), "compile_s": campaign.compile_seconds(log)},
+                f, indent=2)
 
   def state(self, job: sweep_lib.Job, study: str) -> str:
     """done | imported (its record is already in experiments/results/) | partial | new."""
@@ -320,7 +321,7 @@ def finish(session: Session, plans: list[str], out: str) -> str:
   """status.json, the compile record and the records archive, copied into `out`."""
   tag = "-".join(plans)
   session.status.update(plans=plans, deadline_hit=time.time() >= session.deadline,
-                        unfinished={k: v.get("unfinished", []) if "runs" in v else ([] if v.get("state") == "done" else [k])
+                        unfinished={k: v["unfinished"] if "runs" in v else ([] if v.get("state") == "done" else [k])
                                     for k, v in session.status["steps"].items()})
   session.write_status()
   machine = campaign.machine_record(shlex.join(["python", "-m", "experiments.gpu_session", *sys.argv[1:]]))
@@ -334,7 +335,8 @@ def finish(session: Session, plans: list[str], out: str) -> str:
                  "cold and then a warm persistent compilation cache", "programs": session.status["compile"]},
                 f, indent=2)
     extra[f"benchmarks/compile_cache_{tag}.json"] = record
-  studies = {os.path.splitext(os.path.basename(s.sweep))[0]: s.study for s in steps_of(plans) if isinstance(s, SweepStep)}
+  studies = {os.path.splitext(os.path.basename(s.sweep))[0]: s.study
+             for s in steps_of(plans) if isinstance(s, SweepStep)}
   os.makedirs(out, exist_ok=True)
   archive = os.path.join(out, f"records-{tag}.tar.gz")
   campaign.bundle(session.path("runs"), archive, machine, studies, extra)

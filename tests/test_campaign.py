@@ -24,7 +24,8 @@ def _runs_root(tmp_path):
   (run / "events.out.tfevents.1").write_bytes(b"e")
   (run / "machine.json").write_text(json.dumps({"command": "python main.py", "wall_s": 12.5}))
   (root / "mysweep" / "no_record").mkdir()  # never started: no config.json, not bundled
-  (root / "mysweep" / "sweep.json").write_text(json.dumps({"members": [{"command": f"python {campaign.REPO}/main.py"}]}))
+  plan = {"members": [{"command": f"python {campaign.REPO}/main.py"}]}
+  (root / "mysweep" / "sweep.json").write_text(json.dumps(plan))
   (tmp_path / "bench.json").write_text("{}")
   return root
 

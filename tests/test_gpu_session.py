@@ -151,6 +151,9 @@ def test_every_plan_names_existing_sweeps_and_a_benchmark_that_takes_its_flags()
         assert os.path.isfile(os.path.join(gpu_session.REPO, step.sweep)), (name, step.sweep)
   bench = gpu_session.PLANS["speed"][0]
   assert bench.argv[:2] == ("-m", "experiments.gpu_bench")
+  from experiments import gpu_bench
+  args = gpu_bench.parse([a.format(budget_s=300, root="r") for a in bench.argv[2:]])
+  assert args.budget_s == 300 and args.json == "r/" + dict(bench.outputs)["benchmarks/gpu_step.json"]
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@
 128 px, the official imagenette2 split, random initialisation, no test-time augmentation. The
 learning rate (0.1 at batch 64) was fixed before any run and is not tuned here: Imagenette has no
 test split apart from the validation images the leaderboard reports, so a rate chosen on them
-would flatter the result. The session runs every 5-epoch seed before the 20-epoch ones.
+would flatter the result. experiments/gpu_session.py runs every 5-epoch seed before the 20-epoch ones.
 
 `render_leaderboard(runs folder)` gives the table: per epoch budget, the runs finished, top-1 mean
 ± sd over seeds (sample sd), and the wall time per run from process start to its last result,

@@ -1,7 +1,7 @@
 """A sweep small enough for a CPU in seconds: what CI runs through experiments/gpu_session.py (plan `tiny`).
 
 The quick-mode CIFAR net on a small embedded set, three steps per run (two seeds in the plan); it
-checks the session's machinery (compile first, the crowd, the records), not a result.
+checks the machinery of experiments/gpu_session.py (compile first, the crowd, the records), not a result.
 """
 
 from experiments.sweep import member

@@ -220,7 +220,7 @@ class Session:
         for row in jsonl.read(os.path.join(workdir, "metrics.jsonl")):
           if "train/loss" in row:
             times[group].setdefault("first_step_s", round(time.time() - t0, 1))
-          if "eval/top1" in row:
+          if any(k.startswith("eval/") for k in row):
             times[group].setdefault("first_eval_s", round(time.time() - t0, 1))
       if all(p.poll() is not None or "first_eval_s" in times[g] for g, (p, *_) in procs.items()):
         break

@@ -160,11 +160,11 @@ def test_param_spec_keeps_indivisible_axes_replicated():
   assert parallel.param_spec((4096, 999), 2) == P()
 
 
-def test_benchmark_imports_no_tensorflow_clu_or_ml_collections():
-  # The GPU machine has JAX and PyTorch only: the benchmark's train-step path must not need TF.
+def test_benchmarks_import_no_tensorflow():
+  # The GPU machine has no TensorFlow: the benchmarks' modules load none (tests/test_gpu_bench.py runs them).
   from tests.conftest import subprocess_env
-  code = ("import sys, experiments.benchmark as b; "
-          "print([m for m in ('tensorflow', 'clu', 'ml_collections') if m in sys.modules]); "
+  code = ("import sys, experiments.benchmark as b, experiments.gpu_bench; "
+          "print([m for m in ('tensorflow', 'tensorflow_datasets') if m in sys.modules]); "
           "print(sorted(b.SPECS))")
   proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
                         env=subprocess_env())

@@ -1,4 +1,4 @@
-"""The train step of `alexnet_jax.runtime`: bf16 compute, the families' steps, the loss terms, the benchmark's copy."""
+"""The train step of `alexnet_jax.runtime`: bf16 compute, the families' steps, the loss terms."""
 
 import functools
 
@@ -25,7 +25,7 @@ _train_step = jax.jit(runtime.train_step, static_argnames=("schedule", "label_sm
 
 
 def _benchmark_optimizer(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Sets config.optimizer to what experiments/benchmark.py hard-codes (its learning rate is LR)."""
+  """Sets config.optimizer to the update rule experiments/benchmark.py uses (learning rate LR)."""
   c.optimizer.update(name="sgd", momentum=0.9, nesterov=False, weight_decay=5e-4, decay_biases_and_norms=True,
                      grad_clip_norm=0.0)
   return c
@@ -161,25 +161,3 @@ def test_aux_weight_scales_the_googlenet_aux_term(googlenet):
   _assert_took_a_step(new, state, loss3, finite)  # GoogLeNet, with its aux heads, trains
   np.testing.assert_allclose(loss0, _ce(logits, batch["label"]), rtol=1e-4)
   np.testing.assert_allclose(loss3 - loss0, 0.3 * aux_ce, rtol=1e-3)
-
-
-@pytest.mark.parametrize("family", ["alexnet"])  # the same code path for every model; AlexNet compiles fastest
-def test_benchmark_step_equals_runtime_step(family, request):
-  from experiments import benchmark
-  if family == "alexnet":
-    config = _alexnet_config()
-    state, batch = _state(config), _batch(config, 10.0)
-  else:
-    _, state, batch = request.getfixturevalue("googlenet")
-  assert LR == 0.01  # benchmark.make_optimizer's learning rate
-  new, loss, _ = _step(state, batch, aux_weight=benchmark.AUX_WEIGHT)
-
-  tx = benchmark.make_optimizer()
-  bench_state = {"params": state.params, "opt_state": tx.init(state.params), "batch_stats": state.batch_stats,
-                 "step": jnp.zeros((), jnp.int32)}
-  bench_step = jax.jit(functools.partial(benchmark.train_step, apply_fn=state.apply_fn, tx=tx))
-  bench_new, bench_loss = bench_step(bench_state, batch["image"], batch["label"], jax.random.key(1))
-  np.testing.assert_allclose(float(bench_loss), loss, rtol=1e-5)
-  assert _max_abs_diff(new.params, state.params) > 0
-  assert _max_abs_diff(bench_new["params"], new.params) < 1e-6
-  assert _max_abs_diff(bench_new["batch_stats"], new.batch_stats) < 1e-5 if new.batch_stats else True

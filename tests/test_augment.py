@@ -1,5 +1,6 @@
 """Augmentation ops: shapes, ranges, geometry, lighting statistics, stateless determinism."""
 
+import dataclasses
 import io
 
 import ml_collections
@@ -8,8 +9,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from alexnet_jax.data import augment
-from alexnet_jax.configs import common
+from alexnet_jax.configs import common, validate
+from alexnet_jax.data import augment, augmentation
 
 
 def _jpeg(arr: np.ndarray) -> bytes:
@@ -202,8 +203,24 @@ def test_eval_preprocess_center():
   np.testing.assert_allclose(out, 1.0, atol=1e-3)
 
 
-def test_bad_input_config_errors():
-  with pytest.raises(ValueError, match="resize_size"):
-    augment.train_preprocess(_input_cfg(resize_size=16))
-  with pytest.raises(ValueError, match="train_crop"):
-    augment.train_preprocess(_input_cfg(train_crop="diagonal"))
+def test_augmentation_is_read_once_from_the_config():
+  cfg = _input_cfg(train_crop="inception", inception_min_area=0.3, inception_aspect_range=(0.5, 2.0))
+  aug = augmentation.TrainAugment.from_config(cfg)
+  assert (aug.crop, aug.min_area, aug.aspect_range, aug.region) == ("inception", 0.3, (0.5, 2.0), "full")
+  assert aug.lighting and not augmentation.TrainAugment.from_config(_input_cfg(pca_lighting=0.0)).lighting
+  # The description is frozen: a path cannot change what the other reads.
+  with pytest.raises(dataclasses.FrozenInstanceError):
+    aug.crop = "center"  # type: ignore[misc]
+
+
+def test_bad_input_configs_are_refused_by_the_one_check():
+  c = common.base_config()
+  c.dataset = "embedded"
+  c.input.resize_size = 16
+  c.input.inception_aspect_range = (2.0, 0.5)
+  found = validate.problems(c, check_data=False, geometry=False)
+  assert any("config.input.resize_size=16" in p for p in found), found
+  assert any("config.input.inception_aspect_range" in p for p in found), found
+  c.input.train_crop = "diagonal"
+  assert any("config.input.train_crop='diagonal'" in p for p in validate.problems(c, check_data=False,
+                                                                                 geometry=False))

@@ -246,6 +246,7 @@ def quick_mode(c: ml_collections.ConfigDict) -> None:
   c.input.resize_size = 72
   c.input.shuffle_buffer = 8192
   c.input.pipeline = "store"  # a 72² store of the embedded set (~100 MB at 6000 train images)
+  c.input.crop_region = "center_square"  # all a store holds (its square images: the whole image)
   # Families' quick modes use He-style init, which expects unit-scale inputs; families with
   # LRN keep the paper's pixel scale instead (see their `smoke`).
   c.input.std_rgb = IMAGENET_STD_RGB
@@ -287,9 +288,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.input.train_crop = "random"  # random | inception | center
   # Where `random` crops may lie: `center_square` (the 2012 paper, Sec. 2 and 4.1: the central
   # resize_size² square of the short-side-resized image, random image_size patches inside it) or
-  # `full` (anywhere in the short-side-resized image).
+  # `full` (anywhere in the short-side-resized image; the stream pipeline only, as a store keeps
+  # the central square alone). Both input paths read these fields through
+  # data/augmentation.TrainAugment; their defaults are stated here only.
   c.input.crop_region = "full"
   c.input.inception_min_area = 0.08  # random-resized crop: smallest area fraction
+  c.input.inception_aspect_range = (3 / 4, 4 / 3)  # random-resized crop: width/height range
   c.input.flip = True
   c.input.pca_lighting = 0.1    # σ of the PCA lighting noise; 0 turns it off
   c.input.pca_eigval = IMAGENET_PCA_EIGVAL
@@ -305,7 +309,6 @@ def base_config() -> ml_collections.ConfigDict:
   c.input.pipeline = "stream"
   c.input.store_dir = ""         # folder of prepared stores; '' → $ALEXNET_JAX_DATA or ~/alexnet_jax_data
   c.input.store_size = 0         # stored square side S (short side → S, central S²); 0 → resize_size
-  c.input.inception_aspect_range = (3 / 4, 4 / 3)  # random-resized crop: width/height range
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "alexnet"

@@ -244,6 +244,24 @@ def _model_problems(m: ml_collections.ConfigDict) -> list[str]:
   return out
 
 
+def _augment_problems(inp: ml_collections.ConfigDict) -> list[str]:
+  """The train augmentation's checks across fields: the only place they are made (the input paths
+  read `data.augmentation.TrainAugment` and re-check nothing)."""
+  out = []
+  if inp.resize_size < inp.image_size:
+    out.append(f"config.input.resize_size={inp.resize_size}: must be >= config.input.image_size={inp.image_size}")
+  low, high = inp.inception_aspect_range
+  if low > high:
+    out.append(f"config.input.inception_aspect_range={inp.inception_aspect_range!r}: must be (low, high) "
+               "with low <= high")
+  # A store keeps only the central square of each image (data/store.py), so a crop cannot reach outside it.
+  if inp.pipeline == "store" and inp.train_crop == "random" and inp.crop_region == "full":
+    out.append("config.input.crop_region='full': random crops anywhere in the image need the whole image, and "
+               "config.input.pipeline='store' keeps only its central square; set "
+               "config.input.crop_region=center_square or config.input.pipeline=stream")
+  return out
+
+
 def _dataset_problem(dataset: Any) -> str | None:
   if not isinstance(dataset, str) or not dataset.strip():
     return f"config.dataset={_fmt(dataset)}: set 'embedded', a TFDS name or an image-folder path"
@@ -309,8 +327,8 @@ def problems(c: ml_collections.ConfigDict, *, check_data: bool = True, geometry:
     if problem:
       out.append(f"config.{path}={_fmt(value)}: must be {problem}")
   inp = c.input
-  if not out and inp.resize_size < inp.image_size:
-    out.append(f"config.input.resize_size={inp.resize_size}: must be >= config.input.image_size={inp.image_size}")
+  if not out:
+    out += _augment_problems(inp)
   if check_data:
     problem = _dataset_problem(c.get("dataset"))
     if problem:

@@ -12,6 +12,9 @@ same scale, before normalisation.
 Crops are expressed as *windows in the original image* (top, left, height, width), so a
 JPEG can be decoded only inside the window (`tf.image.decode_and_crop_jpeg`), which is
 much cheaper than decoding a full ImageNet photo and then throwing most of it away.
+
+Settings: `augmentation.TrainAugment`, the one reading of the config's augmentation fields
+(checked once, by configs/validate.py, before anything runs).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Callable, Sequence
 
 import tensorflow as tf
 
-from alexnet_jax.errors import ConfigError
+from alexnet_jax.data.augmentation import TrainAugment
 
 Window = tf.Tensor  # int32 [4]: top, left, height, width
 
@@ -98,7 +101,7 @@ def center_crop_window(shape: tf.Tensor, image_size: int, resize_size: int) -> W
 
 
 def random_crop_window(shape: tf.Tensor, image_size: int, resize_size: int,
-                       seed: tf.Tensor, region: str = "full") -> Window:
+                       seed: tf.Tensor, region: str) -> Window:
   """A uniformly placed `image_size` square of the short-side-resized image.
 
   `region='center_square'` is the paper's geometry (Krizhevsky 2012, Sec. 2 and 4.1): the
@@ -106,8 +109,6 @@ def random_crop_window(shape: tf.Tensor, image_size: int, resize_size: int,
   square of the original); `region='full'` lets it lie anywhere in the resized image.
   Returned as the equivalent square in original pixels (side short·image_size/resize_size).
   """
-  if region not in ("full", "center_square"):
-    raise ConfigError(f"config.input.crop_region={region!r}: choose full or center_square.")
   h, w = shape[0], shape[1]
   short = tf.minimum(h, w)
   side = tf.cast(tf.round(tf.cast(short, tf.float32) * image_size / resize_size), tf.int32)
@@ -123,7 +124,7 @@ def random_crop_window(shape: tf.Tensor, image_size: int, resize_size: int,
 
 
 def inception_crop_window(shape: tf.Tensor, min_area: float, seed: tf.Tensor,
-                          aspect_range: tuple[float, float] = (3 / 4, 4 / 3)) -> Window:
+                          aspect_range: tuple[float, float]) -> Window:
   """Random-resized crop (Szegedy et al. 2015): area in [min_area, 1], aspect in `aspect_range`.
 
   When no valid box is found in 10 tries the whole image is used (TF's fallback).
@@ -194,57 +195,33 @@ def normalize(image: tf.Tensor, mean_rgb: Sequence[float], std_rgb: Sequence[flo
 # ----------------------------------------------------------------------------- recipes
 
 
-def _check_input_config(input_cfg) -> None:
-  """Catches nonsensical sizes before they turn into an obscure TF shape error."""
-  if input_cfg.image_size <= 0 or input_cfg.resize_size < input_cfg.image_size:
-    raise ConfigError(
-        f"config.input.image_size={input_cfg.image_size} must be positive and not larger than "
-        f"config.input.resize_size={input_cfg.resize_size}; set resize_size ≥ image_size.")
-  if input_cfg.train_crop not in ("random", "inception", "center"):
-    raise ConfigError(f"config.input.train_crop={input_cfg.train_crop!r}: choose random, "
-                     "inception or center.")
-  if len(input_cfg.mean_rgb) != 3 or len(input_cfg.std_rgb) != 3 or min(input_cfg.std_rgb) <= 0:
-    raise ConfigError("config.input.mean_rgb and std_rgb need 3 values each, std_rgb positive.")
-
-
 def train_preprocess(input_cfg) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
-  """Returns f(image_bytes, seed) -> float32 [S, S, 3]: crop, flip, lighting, normalise."""
-  _check_input_config(input_cfg)
-  size = int(input_cfg.image_size)
-  resize_size = int(input_cfg.resize_size)
-  crop = input_cfg.train_crop
-  region = input_cfg.get("crop_region", "full")
-  do_flip = bool(input_cfg.flip)
-  sigma = float(input_cfg.pca_lighting)
-  min_area = float(input_cfg.get("inception_min_area", 0.08))
-  aspect_range = tuple(map(float, input_cfg.get("inception_aspect_range", (3 / 4, 4 / 3))))
-  eigval, eigvec = tuple(input_cfg.pca_eigval), tuple(map(tuple, input_cfg.pca_eigvec))
-  mean, std = tuple(input_cfg.mean_rgb), tuple(input_cfg.std_rgb)
+  """Returns f(image_bytes, seed) -> float32 [I, I, 3]: crop, flip, lighting, normalise."""
+  aug = TrainAugment.from_config(input_cfg)
+  size = aug.image_size
 
   def fn(image_bytes: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     crop_seed, flip_seed, light_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
     shape = image_shape(image_bytes)
-    if crop == "random":
-      window = random_crop_window(shape, size, resize_size, crop_seed, region)
-    elif crop == "inception":
-      window = inception_crop_window(shape, min_area, crop_seed, aspect_range)
+    if aug.crop == "random":
+      window = random_crop_window(shape, size, aug.resize_size, crop_seed, aug.region)
+    elif aug.crop == "inception":
+      window = inception_crop_window(shape, aug.min_area, crop_seed, aug.aspect_range)
     else:
-      window = center_crop_window(shape, size, resize_size)
+      window = center_crop_window(shape, size, aug.resize_size)
     image = resize(decode_window(image_bytes, window), [size, size])
-    if do_flip:
+    if aug.flip:
       image = flip(image, flip_seed)
-    if sigma > 0:
-      image = pca_lighting(image, light_seed, sigma, eigval, eigvec)
-    return tf.ensure_shape(normalize(image, mean, std), [size, size, 3])
+    if aug.lighting:
+      image = pca_lighting(image, light_seed, aug.pca_sigma, aug.pca_eigval, aug.pca_eigvec)
+    return tf.ensure_shape(normalize(image, aug.mean_rgb, aug.std_rgb), [size, size, 3])
 
   return fn
 
 
 def eval_preprocess(input_cfg) -> Callable[[tf.Tensor], tf.Tensor]:
-  """Returns f(uint8 [H, W, 3]) -> float32 [S, S, 3]: resize short side, centre crop, normalise."""
-  _check_input_config(input_cfg)
-  size = int(input_cfg.image_size)
-  resize_size = int(input_cfg.resize_size)
+  """Returns f(uint8 [H, W, 3]) -> float32 [I, I, 3]: resize short side, centre crop, normalise."""
+  size, resize_size = int(input_cfg.image_size), int(input_cfg.resize_size)
   mean, std = tuple(input_cfg.mean_rgb), tuple(input_cfg.std_rgb)
 
   def fn(image: tf.Tensor) -> tf.Tensor:

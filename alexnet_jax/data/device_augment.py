@@ -10,9 +10,12 @@ Geometry: the streaming path (augment.py) resizes the short side to R = resize_s
 cuts image_size (I) crops. In stored pixels the same crop has side c = round(S·I/R), so
 with S = R the paper's crops are plain slices (no resampling) and for S ≠ R each crop is
 resampled to I with antialiased bilinear weights (`jax.image.scale_and_translate`).
-Because the store keeps only the central square, `crop_region='full'` crops stay inside
-that square too: identical to `center_square` for square sources (the embedded set), the
-paper's protocol for ImageNet.
+The store keeps only the central square, so random crops lie inside it: the
+`crop_region='center_square'` geometry (the paper's protocol for ImageNet). `full` cannot be
+honoured here and is refused when the config is checked (configs/validate.py). Inception crops
+are drawn over the stored square (the whole image for square sources).
+
+Settings: `augmentation.TrainAugment`, the one reading of the config's augmentation fields.
 
 Randomness: the key of example i at step k is fold_in(fold_in(fold_in(key(seed), TAG), k), i)
 over the global batch, so a run resumed at step k draws exactly the crops, flips and
@@ -26,6 +29,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from alexnet_jax.data.augmentation import TrainAugment
 
 # Mixed into the run's key so augmentation never shares random bits with dropout.
 _AUG_TAG = 0x0A06
@@ -57,21 +62,38 @@ def center_window(stored: int, side: int) -> Window:
 
 def inception_window(key: jax.Array, stored: int, min_area: float,
                      aspect_range: tuple[float, float]) -> Window:
-  """Random-resized crop (Szegedy et al. 2015): area fraction in [min_area, 1], aspect (w/h) in
-  `aspect_range`, both uniform, up to 10 tries; the whole image when no try fits (as in TF)."""
-  ka, kr, ky, kx = jax.random.split(key, 4)
-  n = _INCEPTION_TRIES
-  area = jax.random.uniform(ka, (n,), minval=min_area, maxval=1.0) * stored * stored
-  ratio = jax.random.uniform(kr, (n,), minval=aspect_range[0], maxval=aspect_range[1])
-  w = jnp.round(jnp.sqrt(area * ratio)).astype(jnp.int32)
-  h = jnp.round(jnp.sqrt(area / ratio)).astype(jnp.int32)
-  ok = (w >= 1) & (h >= 1) & (w <= stored) & (h <= stored)
+  """Random-resized crop (Szegedy et al. 2015), drawn as the stream path's
+  `tf.image.sample_distorted_bounding_box` draws it, so both paths crop alike: per try an aspect
+  ratio r (w/h) uniform in `aspect_range`, then an integer height uniform between the heights whose
+  r-shaped box has area fraction `min_area` and 1 (capped to fit), width round(h·r), one-pixel fixes
+  for rounding; up to 10 tries, the whole image when none fits. The offset is uniform over
+  [0, S − side − 1] (TF's range; 0 when the side is S)."""
+  ka, kh, ky, kx = jax.random.split(key, 4)
+  n, total = _INCEPTION_TRIES, float(stored * stored)
+  low, high = min_area * total, total
+  ratio = jax.random.uniform(ka, (n,), minval=aspect_range[0], maxval=aspect_range[1])
+
+  def width_of(h):
+    return jnp.round(h * ratio).astype(jnp.int32)
+
+  h_min = jnp.round(jnp.sqrt(low / ratio)).astype(jnp.int32)
+  h_max = jnp.round(jnp.sqrt(high / ratio)).astype(jnp.int32)
+  fit = jnp.floor((stored + 0.5 - 1e-7) / ratio).astype(jnp.int32)  # the tallest box whose width fits
+  fit = jnp.where(width_of(fit) > stored, fit - 1, fit)
+  h_max = jnp.minimum(jnp.where(width_of(h_max) > stored, fit, h_max), stored)
+  h_min = jnp.minimum(h_min, h_max)
+  h = h_min + jnp.floor(jax.random.uniform(kh, (n,)) * (h_max - h_min + 1)).astype(jnp.int32)
+  h = jnp.where(h * width_of(h) < low, h + 1, h)
+  h = jnp.where(h * width_of(h) > high, h - 1, h)
+  w = width_of(h)
+  area = h * w
+  ok = (area >= low) & (area <= high) & (w >= 1) & (h >= 1) & (w <= stored) & (h <= stored)
   first = jnp.argmax(ok)
   found = ok.any()
   h = jnp.where(found, h[first], stored)
   w = jnp.where(found, w[first], stored)
-  top = jnp.floor(jax.random.uniform(ky, ()) * (stored - h + 1)).astype(jnp.int32)
-  left = jnp.floor(jax.random.uniform(kx, ()) * (stored - w + 1)).astype(jnp.int32)
+  top = jnp.floor(jax.random.uniform(ky, ()) * (stored - h)).astype(jnp.int32)
+  left = jnp.floor(jax.random.uniform(kx, ()) * (stored - w)).astype(jnp.int32)
   return jnp.stack([top, left, h, w]).astype(jnp.int32)
 
 
@@ -111,9 +133,10 @@ def normalize(image: jax.Array, mean_rgb, std_rgb) -> jax.Array:
 # ----------------------------------------------------------------------------- recipes
 
 
-def _geometry(input_cfg, stored: int) -> tuple[int, int, int]:
+def _geometry(input_cfg, stored: int) -> tuple[int, int]:
+  """(crop fed to the network, crop side in stored pixels); `input_cfg` a config.input or a TrainAugment."""
   size, resize = int(input_cfg.image_size), int(input_cfg.resize_size)
-  return size, resize, crop_side(stored, size, resize)
+  return size, crop_side(stored, size, resize)
 
 
 def example_keys(base_key: jax.Array, step: jax.Array, batch: int) -> jax.Array:
@@ -124,30 +147,23 @@ def example_keys(base_key: jax.Array, step: jax.Array, batch: int) -> jax.Array:
 
 def train_fn(input_cfg) -> Callable[[jax.Array, jax.Array], jax.Array]:
   """f(key, uint8 [S, S, 3]) → float32 [I, I, 3]: crop, flip, PCA lighting, normalise."""
-  mode = input_cfg.train_crop
-  if mode not in ("random", "inception", "center"):
-    raise ValueError(f"config.input.train_crop={mode!r}: choose random, inception or center.")
-  do_flip, sigma = bool(input_cfg.flip), float(input_cfg.pca_lighting)
-  eigval, eigvec = tuple(input_cfg.pca_eigval), tuple(map(tuple, input_cfg.pca_eigvec))
-  mean, std = tuple(input_cfg.mean_rgb), tuple(input_cfg.std_rgb)
-  min_area = float(input_cfg.get("inception_min_area", 0.08))
-  aspect = tuple(input_cfg.get("inception_aspect_range", (3 / 4, 4 / 3)))
+  aug = TrainAugment.from_config(input_cfg)
 
   def fn(key: jax.Array, image: jax.Array) -> jax.Array:
     stored = image.shape[0]
-    size, _, side = _geometry(input_cfg, stored)
+    size, side = _geometry(aug, stored)
     k_crop, k_flip, k_light = jax.random.split(key, 3)
-    if mode == "random":
+    if aug.crop == "random":
       out = crop(image, random_window(k_crop, stored, side), size, side)
-    elif mode == "inception":
-      out = crop(image, inception_window(k_crop, stored, min_area, aspect), size)
+    elif aug.crop == "inception":
+      out = crop(image, inception_window(k_crop, stored, aug.min_area, aug.aspect_range), size)
     else:
       out = crop(image, center_window(stored, side), size, side)
-    if do_flip:
+    if aug.flip:
       out = flip(k_flip, out)
-    if sigma > 0:
-      out = out + lighting_shift(k_light, sigma, eigval, eigvec)
-    return normalize(out, mean, std)
+    if aug.lighting:
+      out = out + lighting_shift(k_light, aug.pca_sigma, aug.pca_eigval, aug.pca_eigvec)
+    return normalize(out, aug.mean_rgb, aug.std_rgb)
 
   return fn
 
@@ -173,7 +189,7 @@ def eval_views(input_cfg, protocol: str, images: jax.Array) -> jax.Array:
   stored square, plus their mirror images.
   """
   stored = images.shape[1]
-  size, _, side = _geometry(input_cfg, stored)
+  size, side = _geometry(input_cfg, stored)
   if protocol == "center":
     windows = [center_window(stored, side)]
   elif protocol == "10crop":

@@ -17,13 +17,14 @@ table, with the machine, the date and the command).
 A learning-rate sweep (experiments/sweeps/figure1_lr.py: members `<setup>-<act>-lr=<rate>`) is
 read the paper's way: per setup and activation, the rate that reaches the threshold in the fewest
 epochs (ties: the lower final error) is that net's rate, and the speed-up compares the two chosen
-nets. figure1.png then has one panel per setup, the chosen curves bold and the other rates thin.
+nets. Where a net's fastest rate is the lowest or highest of its grid, a rate outside the grid may
+be faster, so the ratio is only a bound (an upper one for tanh, a lower one for ReLU). `finish_grid`
+recomputes all of this from a figure1.json's per-rate epoch errors. figure1.png then has one panel per setup, the chosen curves bold and the other rates thin.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
 import os
@@ -91,6 +92,18 @@ def speedup(relu: int | None, tanh: int | None, tanh_epochs_run: int) -> dict[st
   return {"ratio": tanh / relu, "bound": "exact", "text": f"speed-up {tanh / relu:.1f}x ({tanh} vs {relu} epochs)"}
 
 
+def recorded_machine(workdirs: Sequence[str]) -> dict[str, str]:
+  """{'machine', 'date'} from the runs' own machine.json records, never from the machine reading them."""
+  members = [aggregate.MemberResult(os.path.basename(w), "", None, [], [],
+                                    machine=aggregate._read_json(os.path.join(w, "machine.json"))) for w in workdirs]
+  records = [m.machine for m in members if isinstance(m.machine, Mapping)]
+  if not records:
+    return {"machine": "not recorded with these runs (no machine.json)", "date": "not recorded"}
+  text = aggregate.recorded_provenance(members)  # "Machine: …. Date: …."
+  machine, date = text[len("Machine: "):].rsplit(". Date: ", 1)
+  return {"machine": machine, "date": date.rstrip(".")}
+
+
 def plot(errors: Mapping[str, Sequence[float]], threshold: float, title: str, path: str) -> None:
   import matplotlib
   matplotlib.use("Agg")
@@ -149,7 +162,7 @@ def figure1(folder: str, out_dir: str | None = None, threshold: float = 0.25,
   result = {"threshold": threshold, "epoch_errors": errors, "epochs_to_threshold": reach,
             "epochs_run": {k: len(v) for k, v in errors.items()},
             "speedup": speedup(reach["relu"], reach["tanh"], len(errors["tanh"])),
-            "machine": aggregate.machine_description(), "date": datetime.date.today().isoformat()}
+            **recorded_machine([os.path.join(folder, name) for name in ("relu", "tanh")])}
   out_dir = out_dir or folder
   os.makedirs(out_dir, exist_ok=True)
   plot(errors, threshold, f"CIFAR-10, four-layer CNN: {result['speedup']['text']}", os.path.join(out_dir, "figure1.png"))
@@ -188,23 +201,18 @@ def figure1_grid(folder: str, out_dir: str | None = None, threshold: float = 0.2
   grid = _grid_members(folder)
   if not grid:
     raise FileNotFoundError(f"{folder} holds neither relu/ and tanh/ runs nor `<setup>-<act>-lr=<rate>` members.")
-  result: dict[str, Any] = {"threshold": threshold, "machine": aggregate.machine_description(),
-                            "date": datetime.date.today().isoformat(), "setups": {}}
+  result: dict[str, Any] = {"threshold": threshold, **recorded_machine(
+      [p for acts in grid.values() for runs in acts.values() for p in runs.values()]), "setups": {}}
   for setup, acts in grid.items():
-    entry: dict[str, Any] = {"rates": {}, "chosen": {}}
+    entry: dict[str, Any] = {"rates": {}}
     for act in ("relu", "tanh"):
       errs = {lr: epoch_errors(jsonl.read(os.path.join(path, "metrics.jsonl"))) for lr, path in acts.get(act, {}).items()}
       errs = {lr: e for lr, e in errs.items() if e}
       if not errs:
         continue
-      entry["rates"][act] = {f"{lr:g}": {"epoch_errors": e, "epochs_to_threshold": epochs_to(e, threshold)}
-                             for lr, e in sorted(errs.items())}
-      entry["chosen"][act] = f"{choose(errs, threshold):g}"
-    if set(entry["chosen"]) == {"relu", "tanh"}:
-      relu = entry["rates"]["relu"][entry["chosen"]["relu"]]
-      tanh = entry["rates"]["tanh"][entry["chosen"]["tanh"]]
-      entry["speedup"] = speedup(relu["epochs_to_threshold"], tanh["epochs_to_threshold"], len(tanh["epoch_errors"]))
+      entry["rates"][act] = {f"{lr:g}": {"epoch_errors": e} for lr, e in sorted(errs.items())}
     result["setups"][setup] = entry
+  finish_grid(result)
   out_dir = out_dir or folder
   os.makedirs(out_dir, exist_ok=True)
   plot_grid(result, os.path.join(out_dir, "figure1.png"))
@@ -213,6 +221,53 @@ def figure1_grid(folder: str, out_dir: str | None = None, threshold: float = 0.2
   with open(os.path.join(out_dir, "figure1.md"), "w") as f:
     f.write(grid_markdown(result, command))
   return result
+
+
+def finish_grid(result: dict[str, Any]) -> dict[str, Any]:
+  """Fills each setup's chosen rates and speed-up from its per-rate epoch errors (the raw values)."""
+  for entry in result["setups"].values():
+    rates = entry["rates"]
+    entry["chosen"] = {}
+    for act in ("relu", "tanh"):
+      for r in rates.get(act, {}).values():
+        r["epochs_to_threshold"] = epochs_to(r["epoch_errors"], result["threshold"])
+      errs = {float(lr): r["epoch_errors"] for lr, r in rates.get(act, {}).items()}
+      if errs:
+        entry["chosen"][act] = next(lr for lr in rates[act] if float(lr) == choose(errs, result["threshold"]))
+    entry.pop("speedup", None)
+    if set(entry["chosen"]) == {"relu", "tanh"}:
+      relu = rates["relu"][entry["chosen"]["relu"]]
+      tanh = rates["tanh"][entry["chosen"]["tanh"]]
+      entry["speedup"] = grid_bound(speedup(relu["epochs_to_threshold"], tanh["epochs_to_threshold"],
+                                            len(tanh["epoch_errors"])),
+                                    {act: _edge(rates[act]) for act in ("relu", "tanh")})
+  return result
+
+
+def _edge(by_rate: Mapping[str, Mapping[str, Any]]) -> str:
+  """'' when the grid brackets the fastest rate (its lowest and highest rates are both slower than the
+  best), else the edge that is as fast as the best: 'lowest', 'highest' (or both; 'all' when none reached)."""
+  reach = {float(lr): r["epochs_to_threshold"] for lr, r in by_rate.items()}
+  best = min((n for n in reach.values() if n is not None), default=None)
+  if best is None:
+    return "all"
+  edges = [name for name, lr in (("lowest", min(reach)), ("highest", max(reach))) if reach[lr] == best]
+  return " and ".join(edges)
+
+
+def grid_bound(result: dict[str, Any], edges: Mapping[str, str]) -> dict[str, Any]:
+  """The speed-up qualified by the rate grid: where a net's fastest rate lies at the edge of its grid,
+  a rate beyond the grid may be faster still. Unbracketed tanh makes the ratio an upper bound, unbracketed
+  ReLU a lower bound; both (or a lower bound already, with tanh unbracketed) leave it undetermined."""
+  if result["ratio"] is None or not any(edges.values()):
+    return result
+  note = "; ".join(f"{'ReLU' if act == 'relu' else 'tanh'}'s fastest rate is the {edges[act]} of its grid"
+                   for act in ("relu", "tanh") if edges[act])
+  lower = result["bound"] == "lower" or bool(edges["relu"])
+  upper = bool(edges["tanh"])
+  bound = "undetermined" if lower and upper else "lower" if lower else "upper"
+  word = {"undetermined": "neither bound", "lower": "a lower bound", "upper": "an upper bound"}[bound]
+  return {**result, "bound": bound, "text": f"{result['text']}, {word} ({note})"}
 
 
 SETUP_TITLES = {"ours": "unit-scale inputs, LeCun init", "2012": "2012: 0..255 inputs, N(0, 0.01) init"}

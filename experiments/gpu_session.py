@@ -10,22 +10,21 @@ docs/GPU.md says which plan to run first, the exact command, and what data to br
   ablations    the paper's comparisons (experiments/sweeps/alexnet_paper.py), seeds 0-4
   tiny         a few steps of a small net on the embedded data: what CI runs on the CPU
 
-What one call does, until its deadline (start + --budget_s, less the time to stop and bundle):
+One call, until its deadline (start + --budget_s, less the time to stop and bundle):
  1. prepares each sweep's store once (`main.py --mode=prepare`);
- 2. compiles first: each program that more than one run of the first wave would compile (a
-    sweep member; its seeds share one program) is compiled by one run alone, which stops after
-    its first step and its first evaluation, so the crowd loads it from JAX's persistent
-    compilation cache. For the first such program the run is made twice, on a cold and on a warm
-    cache, and XLA's compile seconds of each are written to compile_cache.json;
+ 2. compiles first: a program that several runs of the first wave would compile (one sweep
+    member: its seeds share it) is compiled by one run alone, stopped at its first evaluation, so
+    the crowd loads it from JAX's persistent compilation cache; the first one is compiled on a
+    cold and then a warm cache, and XLA's seconds of each go to compile_cache_<plan>.json;
  3. runs the crowd (`parallel` at once), highest priority first;
- 4. at the deadline asks every run still going to stop (it saves a checkpoint), kills any left
+ 4. at the deadline (or on SIGTERM) asks every run still going to save and stop, kills any left
     after a grace period;
- 5. writes status.json (every run: done / partial / not started) and bundles the raw records
-    (experiments/campaign.py) into <out>/records-<plans>.tar.gz, with status.json and the log.
+ 5. writes status.json (every run: done / imported / partial / new) and the records archive
+    (experiments/campaign.py) into <out>: records-<plans>.tar.gz and status-<plans>.json.
 
 Running it again resumes: a run whose record says done, in the runs root or already imported into
 experiments/results/, is skipped; a stopped one resumes from its checkpoint; a program already
-compiled into the cache is not compiled alone again.
+compiled alone is not compiled alone again.
 """
 
 from __future__ import annotations
@@ -49,6 +48,9 @@ from experiments import sweep as sweep_lib
 REPO = campaign.REPO
 GRACE_S = 30.0       # a stopped run's time to save its checkpoint before it is killed
 RESERVE_S = 20.0     # kept after the grace period for status and bundling
+say = campaign.say
+COMPILE_RECORD = ("seconds from process start to the first logged step and to the first evaluation, and XLA's "
+                  "compile (or cache load) seconds per program, of one run alone on a cold, then a warm cache")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,13 +83,9 @@ PLANS: dict[str, tuple] = {
     "ablations": (SweepStep("experiments/sweeps/alexnet_paper.py", "alexnet_paper", (0, 1, 2, 3, 4),
                             "res=112,bf16,data={data}/imagenette", ("input.pipeline=store",), parallel=12,
                             warm_parallel=4),),
-    "tiny": (SweepStep("experiments/sweeps/tiny.py", "tiny_session", (0, 1), "data=embedded", parallel=2,
+    "tiny": (SweepStep("experiments/sweeps/tiny.py", "tiny", (0, 1), "data=embedded", parallel=2,
                        probe=False, member_major=True),),
 }
-
-
-def say(*parts) -> None:
-  print(time.strftime("%H:%M:%S"), *parts, flush=True)
 
 
 class Session:
@@ -143,10 +141,9 @@ class Session:
     sw = sweep_lib.with_seeds(sweep_lib.load_sweep(os.path.join(REPO, step.sweep)), step.seeds)
     jobs = sweep_lib.expand(sw, self.path("runs"), step.args.format(data=self.data), main=self.main,
                             extra_overrides=step.sets)
-    if step.member_major:
-      order = [m.name for m in sweep_lib.load_sweep(os.path.join(REPO, step.sweep)).members]
-      jobs.sort(key=lambda j: (order.index(sweep_lib.member_group(j.member.name)[0]),
-                               sweep_lib.member_group(j.member.name)[1]))
+    if step.member_major:  # with_seeds lists the members in order for every seed
+      order = [sweep_lib.member_group(j.member.name)[0] for j in jobs]
+      jobs.sort(key=lambda j: (order.index(sweep_lib.member_group(j.member.name)[0]), j.member.args["seed"]))
     sweep_lib.write_plan(sw, self.path("runs"), jobs)
     return sw, jobs
 
@@ -257,7 +254,7 @@ class Session:
         live[job.member.name] = (job, self.start_proc(list(job.argv), log_of(job)), time.time())
       for name, (job, p, t0) in list(live.items()):
         if p.poll() is not None:
-          self.record_process(job, p.returncode, time.time() - t0, t0, log_of(job))
+          self.record_process(job, p.returncode, t0)
           say(f"{name}: exit {p.returncode}, {self.state(job, step.study)}, {time.time() - t0:.0f} s")
           del live[name]
       time.sleep(0.5)
@@ -265,15 +262,15 @@ class Session:
       say(f"deadline: stopping {len(live)} run(s)")
       self.stop([p for _, p, _ in live.values()])
       for job, p, t0 in live.values():
-        self.record_process(job, p.returncode, time.time() - t0, t0, log_of(job))
+        self.record_process(job, p.returncode, t0)
 
-  def record_process(self, job: sweep_lib.Job, rc: int | None, wall: float, t0: float, log: str) -> None:
+  def record_process(self, job: sweep_lib.Job, rc: int | None, t0: float) -> None:
     """Adds this process (start, wall seconds, exit) to the run's machine.json, with its command and
     the compile (or cache-load) seconds of its programs over all its processes."""
-    path = os.path.join(job.workdir, "machine.json")
-    own = campaign._read_json(path)  # noqa: SLF001 - the same reader as the bundle's
-    procs = own.get("processes", []) + [{"started": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t0)),
-                                         "wall_s": round(wall, 1), "exit": rc}]
+    path, log = os.path.join(job.workdir, "machine.json"), log_of(job)
+    procs = campaign._read_json(path).get("processes", []) + [  # noqa: SLF001 - the bundle's reader
+        {"started": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t0)), "wall_s": round(time.time() - t0, 1),
+         "exit": rc}]
     os.makedirs(job.workdir, exist_ok=True)
     with open(path, "w") as f:
       json.dump({"command": campaign.public(job.command), "processes": procs,
@@ -312,9 +309,8 @@ def show_status(session: Session, plans: list[str]) -> None:
       continue
     record = session.run_sweep(step, run=False)
     runs, left = record["runs"], record["unfinished"]
-    print(f"{step.study}: {len(runs) - len(left)} of {len(runs)} runs done; unfinished: {', '.join(left) or 'none'}")
-    for name, state in runs.items():
-      print(f"  {name}: {state}")
+    print(f"{step.study}: {len(runs) - len(left)} of {len(runs)} runs done; unfinished: {', '.join(left) or 'none'}\n"
+          + "\n".join(f"  {name}: {state}" for name, state in runs.items()))
 
 
 def finish(session: Session, plans: list[str], out: str) -> str:
@@ -330,10 +326,7 @@ def finish(session: Session, plans: list[str], out: str) -> str:
     record = session.path("benchmarks", f"compile_cache_{tag}.json")
     os.makedirs(os.path.dirname(record), exist_ok=True)
     with open(record, "w") as f:
-      json.dump({"machine": machine, "what": "seconds from process start to the first logged step and to the "
-                 "first evaluation, and XLA's compile (or cache load) seconds per program, of one run alone on a "
-                 "cold and then a warm persistent compilation cache", "programs": session.status["compile"]},
-                f, indent=2)
+      json.dump({"machine": machine, "what": COMPILE_RECORD, "programs": session.status["compile"]}, f, indent=2)
     extra[f"benchmarks/compile_cache_{tag}.json"] = record
   studies = {os.path.splitext(os.path.basename(s.sweep))[0]: s.study
              for s in steps_of(plans) if isinstance(s, SweepStep)}
@@ -368,28 +361,40 @@ def main(argv=None) -> int:
     return 2
   root = os.path.abspath(a.root)
   session = Session(root, a.data, a.budget_s, main=a.main, results=a.results)
-  try:
-    if a.status:
+  if a.status:
+    try:
       show_status(session, plans)
-      return 0
-    if os.path.isfile(session.path("status.json")):
-      previous = campaign._read_json(session.path("status.json"))  # noqa: SLF001
-      session.status["compile"] = previous.get("compile", {})
+    except sweep_lib.SweepError as e:
+      print(f"error: {e}", file=sys.stderr)
+      return 2
+    return 0
+
+  def hurry(signum, frame):  # stopped from outside: stop the runs now and bundle what finished
+    session.deadline = session.end = time.time()
+  signal.signal(signal.SIGTERM, hurry)
+  session.status["compile"] = campaign._read_json(session.path("status.json")).get("compile", {})  # noqa: SLF001
+  failed = []
+  try:
     for step in steps_of(plans):  # a step the deadline does not reach still lists its runs
-      if isinstance(step, CommandStep):
-        session.run_command(step)
-      else:
-        session.run_sweep(step, run=session.left() > 0)
-    archive = finish(session, plans, os.path.abspath(a.out or session.path("out")))
-  except (sweep_lib.SweepError, campaign.RecordsError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+      try:
+        if isinstance(step, CommandStep):
+          session.run_command(step)
+        else:
+          session.run_sweep(step, run=session.left() > 0)
+      except sweep_lib.SweepError as e:  # a broken sweep file: the other steps still run
+        failed.append(str(e))
+        print(f"error: {e}", file=sys.stderr)
+  finally:  # whatever happened, what finished is bundled
+    try:
+      archive = finish(session, plans, os.path.abspath(a.out or session.path("out")))
+    except campaign.RecordsError as e:
+      print(f"error: {e}", file=sys.stderr)
+      return 2
   left = {k: v for k, v in session.status["unfinished"].items() if v}
-  say(f"session done in {time.time() - session.start:.0f} s; records {campaign.public(archive)}; "
+  say(f"done in {time.time() - session.start:.0f} s; records {campaign.public(archive)}; "
       + ("unfinished: " + "; ".join(f"{k}: {len(v)}" for k, v in left.items()) + " (run the same command again)"
          if left else "nothing unfinished"))
-  return 0
-
+  return 2 if failed else 0
 
 if __name__ == "__main__":
   sys.exit(main())

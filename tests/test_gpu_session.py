@@ -166,7 +166,7 @@ def test_tiny_plan_through_the_real_trainer(tmp_path):
   assert "train_step" in status["compile"]["tiny"]["baseline"]["cold"]["compile_s"]
   dest = tmp_path / "results"
   files = campaign.import_records(str(tmp_path / "out" / "records-tiny.tar.gz"), str(dest))
-  run = dest / "tiny_session" / "runs" / "baseline-seed=1"
+  run = dest / "tiny" / "runs" / "baseline-seed=1"
   assert {"config.json", "metrics.jsonl", "summary.json", "machine.json"} <= {p.name for p in run.iterdir()}
   assert json.loads((run / "summary.json").read_text())["done"] and len(files) == 10
   # The second seed loaded the programs the first run compiled alone.

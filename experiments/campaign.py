@@ -231,6 +231,26 @@ def import_records(archive: str, dest: str | None = None) -> list[str]:
   return files
 
 
+def render_compile_cache(record: dict) -> str:
+  """A compile_cache_<plan>.json record (experiments/gpu_session.py) as a markdown table: per program
+  compiled alone, on a cold and on a warm cache, the seconds to the first step and the first
+  evaluation, and XLA's compile (cold) or cache-load (warm) seconds per jitted program."""
+  lines = ["| sweep | member | cache | first step (s) | first evaluation (s) | XLA seconds per program |",
+           "|---|---|---|---:|---:|---|"]
+  for sweep_name, groups in sorted(record.get("programs", {}).items()):
+    for group, kinds in sorted(groups.items()):
+      for kind in ("cold", "warm"):
+        r = kinds.get(kind)
+        if r is not None:
+          per = ", ".join(f"{k} {v:.1f}" for k, v in sorted(r.get("compile_s", {}).items(), key=lambda kv: -kv[1]))
+          lines.append(f"| {sweep_name} | {group} | {kind} | {r.get('first_step_s', 'not reached')} | "
+                       f"{r.get('first_eval_s', 'not reached')} | {per} |")
+  m = record.get("machine", {})
+  versions = ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items())
+  return "\n".join(lines) + f"\n\n{m.get('gpu', '?')} (driver {m.get('driver', '?')}), {m.get('cores', '?')} cores, " \
+      f"{m.get('date', '?')}; {versions}\n"
+
+
 def render_imported(files: list[str]) -> str:
   """One line per study: how many runs and files an import added."""
   studies: dict[str, set[str]] = {}

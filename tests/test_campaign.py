@@ -111,3 +111,15 @@ def test_compile_seconds_are_read_from_a_compile_log(tmp_path):
                  "W dispatch.py:236] Finished XLA compilation of jit(eval_step) in 12.0 sec\n")
   assert campaign.compile_seconds(str(log)) == {"train_step": 51.3, "eval_step": 12.0}
   assert campaign.compile_seconds(str(tmp_path / "none.log")) == {}
+
+
+def test_compile_cache_record_renders_cold_and_warm_rows():
+  record = {"machine": {"gpu": "NVIDIA H200", "driver": "580", "cores": 16, "date": "2026-12-05 10:00 UTC",
+                        "versions": {"jax": "0.11.2"}},
+            "programs": {"imagenette_leaderboard": {"epochs=5": {
+                "cold": {"first_step_s": 80.0, "first_eval_s": 101.5,
+                         "compile_s": {"train_step": 55.0, "eval_step": 9.0}},
+                "warm": {"first_step_s": 14.0, "compile_s": {"train_step": 1.2}}}}}}
+  text = campaign.render_compile_cache(record)
+  assert "| imagenette_leaderboard | epochs=5 | cold | 80.0 | 101.5 | train_step 55.0, eval_step 9.0 |" in text
+  assert "| warm | 14.0 | not reached | train_step 1.2 |" in text and "NVIDIA H200 (driver 580)" in text

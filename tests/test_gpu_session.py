@@ -173,3 +173,19 @@ def test_tiny_plan_through_the_real_trainer(tmp_path):
   machine = json.loads((run / "machine.json").read_text())
   assert machine["compile_s"].get("train_step", 0) < status["compile"]["tiny"]["baseline"]["cold"]["compile_s"][
       "train_step"] and sys.executable not in json.dumps(machine)
+
+
+def test_leaderboard_table_from_run_records(tmp_path):
+  from experiments.sweeps import imagenette_leaderboard as lb
+  for epochs, seed, top1, wall, done in [(5, 0, 0.86, 100.0, True), (5, 1, 0.88, 110.0, True),
+                                         (5, 2, 0.10, 20.0, False), (20, 0, 0.91, 400.0, True)]:
+    run = tmp_path / f"epochs={epochs}-seed={seed}"
+    run.mkdir()
+    (run / "summary.json").write_text(json.dumps({"done": done, "eval": {"top1": top1}}))
+    (run / "machine.json").write_text(json.dumps({"gpu": "NVIDIA H200", "wall_s": wall}))
+  rows = lb.leaderboard_rows(str(tmp_path))
+  assert [(r["epochs"], r["runs"]) for r in rows] == [(5, 2), (20, 1)]  # the stopped run does not count
+  assert rows[0]["top1_mean"] == pytest.approx(87.0) and rows[0]["top1_sd"] == pytest.approx(1.41421, abs=1e-4)
+  text = lb.render_leaderboard(str(tmp_path))
+  assert "| 5 | 2 (only 2 of 5) | 87.00 ± 1.41 | 87.43 | 105 s (100-110) | NVIDIA H200 |" in text
+  assert "| 20 | 1 (only 1 of 5) | 91.00 (one run) | 91.57 |" in text

@@ -91,6 +91,12 @@ def render_store_read(record: dict[str, Any]) -> str:
            *_read_rows(read)]
   if "end_to_end" in record:
     lines += ["", *_e2e_table([{**record["end_to_end"], "model": record["settings"]["e2e_model"]}])]
+  if "decode" in record:
+    d = record["decode"]
+    lines += ["", f"Decode + augmentation of `{d['folder']}` (batch {d['batch']}, {d['cores']} cores; the DataLoader "
+              f"with {d['cores']} workers), interleaved rounds:", "",
+              "| tf.data img/s | DataLoader img/s | tf.data ÷ DataLoader |", "|---|---|---|",
+              f"| {_spread(d['tf_data'])} | {_spread(d['torch_dataloader'])} | {_ratio(d['ratio'])} |"]
   return "\n".join(lines) + "\n"
 
 

@@ -15,6 +15,14 @@ End to end (--e2e_model): that model's training step (`alexnet_jax.runtime.Runti
 pipeline: uint8 batches staged by a thread, augmentation on the device) reading every batch from a
 synthetic store, against the same step repeating one batch already on the device, in interleaved
 rounds; with the host CPU time the process used per second of end-to-end training.
+
+Decode and augment (--pipeline_dir, an image folder <split>/<class>/<image>, needs TensorFlow):
+JPEG decode plus the paper's augmentation (short side 256, random 224 crop, flip, PCA lighting,
+mean subtraction), our tf.data pipeline against torchvision's ImageFolder + DataLoader doing the
+same with PIL and one worker per core, --pipeline_batches batches of 64 each per round, interleaved.
+Both keep filling their bounded prefetch buffers while the other runs, so a round's first batches
+may come from a buffer: rounds many times longer than the buffers (the default 16 batches) keep
+that small, and the record says so.
 `experiments.bench_report.render_store_read` renders the record.
 """
 
@@ -162,6 +170,55 @@ def end_to_end(config, classes: int, rounds: int, steps: int, num_train: int = 0
   return out
 
 
+def _split_dir(root: str) -> str:
+  return next((s for s in ("train", "val", "validation") if os.path.isdir(os.path.join(root, s))), "")
+
+
+def _ours(root: str, batch: int):
+  from alexnet_jax.configs import alexnet as alexnet_config
+  from alexnet_jax.data import input_pipeline
+  config = alexnet_config.get_config(f"data={root},res=224")
+  config.unlock()
+  config.train_split = config.eval_split = _split_dir(root)
+  config.batch_size = batch
+  return input_pipeline.train_batches(config)
+
+
+def _torch(root: str, batch: int, workers: int):
+  import torch
+  from torchvision import datasets, transforms
+  eigval = torch.tensor([0.2175, 0.0188, 0.0045])
+  eigvec = torch.tensor([[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140], [-0.5836, -0.6948, 0.4203]])
+  mean = torch.tensor([123.68, 116.779, 103.939]).view(3, 1, 1)
+
+  def lighting_and_mean(img):
+    shift = (eigvec @ (torch.randn(3) * 0.1 * eigval)) * 255.0
+    return img.float() + shift.view(3, 1, 1) - mean
+
+  tf = transforms.Compose([transforms.Resize(256), transforms.RandomCrop(224), transforms.RandomHorizontalFlip(),
+                           transforms.PILToTensor(), transforms.Lambda(lighting_and_mean)])
+  ds = datasets.ImageFolder(os.path.join(root, _split_dir(root)), transform=tf)
+  loader = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
+                                       persistent_workers=True)
+
+  def forever():
+    while True:
+      yield from loader
+  return forever()
+
+
+def decode_pipelines(root: str, batches: int, rounds: int, batch: int = 64) -> dict[str, Any]:
+  """Images/s of tf.data and of torchvision's DataLoader decoding and augmenting the same folder."""
+  cores = os.cpu_count() or 1
+  its = {"tf_data": _ours(root, batch), "torch_dataloader": _torch(root, batch, cores)}
+  peers = {k: (lambda n, it=it: [next(it) for _ in range(n)]) for k, it in its.items()}
+  times = timing.interleaved_rounds(peers, rounds, batches)
+  out = {k: timing.rate_stats(v, batches * batch) for k, v in times.items()}
+  return {"folder": os.path.basename(os.path.normpath(root)), "cores": cores, "batch": batch, **out,
+          "note": "both pipelines prefetch in the background during the other's turn (bounded buffers)",
+          "ratio": timing.ratio_stats(times["tf_data"], times["torch_dataloader"])}
+
+
 def parse(argv=None) -> argparse.Namespace:
   p = argparse.ArgumentParser(prog="python -m experiments.store_bench", description=__doc__.split("\n")[0])
   p.add_argument("--images", type=int, default=4096, help="images in the synthetic store")
@@ -171,6 +228,8 @@ def parse(argv=None) -> argparse.Namespace:
   p.add_argument("--e2e_model", default="", help="also train this benchmark model from a store (e.g. alexnet_quick)")
   p.add_argument("--e2e_rounds", type=int, default=timing.MIN_ROUNDS)
   p.add_argument("--e2e_steps", type=int, default=2, help="steps of each peer per round")
+  p.add_argument("--pipeline_dir", default="", help="also time decode + augmentation of this image folder")
+  p.add_argument("--pipeline_batches", type=int, default=16, help="batches of 64 per peer per round")
   p.add_argument("--store_dir", default="", help="where the stores go (default: a temporary folder, removed)")
   p.add_argument("--json", default=os.path.join(RESULTS, "store_read.json"))
   args = p.parse_args(argv)
@@ -178,6 +237,8 @@ def parse(argv=None) -> argparse.Namespace:
     p.error("--images, --size and --batch must be positive, and --batch at most --images")
   if args.e2e_rounds < timing.MIN_ROUNDS or args.e2e_steps < 1:
     p.error(f"--e2e_rounds must be at least {timing.MIN_ROUNDS} and --e2e_steps at least 1")
+  if args.pipeline_dir and not _split_dir(args.pipeline_dir):
+    p.error(f"--pipeline_dir={args.pipeline_dir!r} must hold <split>/<class>/<image> (a train or val folder)")
   from experiments import benchmark
   if args.e2e_model and args.e2e_model not in benchmark.SPECS:
     p.error(f"--e2e_model={args.e2e_model!r}: choose from {', '.join(benchmark.SPECS)}")
@@ -218,6 +279,10 @@ def main(argv=None) -> dict[str, Any]:
       record["end_to_end"].pop("store_path")
       r = record["end_to_end"]["ratio"]
       print(f"# {args.e2e_model} end to end / step only: median {r['median']:.2f} ({r['min']:.2f}-{r['max']:.2f})")
+  if args.pipeline_dir:
+    record["decode"] = decode_pipelines(args.pipeline_dir, args.pipeline_batches, args.e2e_rounds)
+    r = record["decode"]["ratio"]
+    print(f"# decode + augment, tf.data / DataLoader: median {r['median']:.2f} ({r['min']:.2f}-{r['max']:.2f})")
   timing.write_record(args.json, record)
   return record
 

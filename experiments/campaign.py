@@ -101,7 +101,10 @@ def machine_record(command: str = "") -> dict:
       versions[name] = importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
       continue
-  return {"host": platform.node(), "cpu": _cpu(), "cores": os.cpu_count(), "memory_gib": _memory_gib(), **_gpu(),
+  gpu = _gpu()
+  device = ({"device_kind": gpu["gpu"], "device_count": gpu["gpu_count"]} if gpu["gpu"] != "none"
+            else {"device_kind": "cpu", "device_count": 1})  # the keys experiments.aggregate reads
+  return {"host": platform.node(), "cpu": _cpu(), "cores": os.cpu_count(), "memory_gib": _memory_gib(), **gpu, **device,
           "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
           "versions": versions, "command": public(command)}
 

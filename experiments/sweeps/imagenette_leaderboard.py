@@ -52,7 +52,7 @@ def leaderboard_rows(folder: str) -> list[dict]:
     epochs = int(name.split("-", 1)[0].split("=", 1)[1])
     machine = _load(os.path.join(folder, name, "machine.json"))
     runs.setdefault(epochs, []).append((100.0 * summary["eval"]["top1"], machine.get("wall_s"),
-                                        machine.get("gpu", "unknown")))
+                                        machine.get("device_kind") or machine.get("gpu") or "unknown"))
   rows = []
   for epochs, items in sorted(runs.items()):
     top1 = [t for t, _, _ in items]

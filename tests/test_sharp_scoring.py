@@ -47,3 +47,15 @@ def test_an_empty_tally_and_its_result_keys():
   assert t.class_total.dtype == np.int64 and t.confusion.shape == (2, 2)
   assert t.class_total.tolist() == [1, 0] and t.class_top1.tolist() == [1, 0]
   assert t.confusion.tolist() == [[1, 0], [0, 0]] and t.skipped == 0.0
+
+
+def test_confused_pairs_of_an_unsigned_matrix_and_ties_in_a_large_one():
+  small = np.array([[5, 1, 0], [3, 5, 0], [0, 2, 5]], np.uint16)  # negating unsigned counts would wrap
+  assert [(p["true"], p["predicted"], p["count"]) for p in scoring.confused_pairs(small, "abc", top=2)] == [
+      ("b", "a", 3), ("c", "b", 2)]
+  n = 40
+  tied = np.ones((n, n), np.int64)  # every off-diagonal count equal: row-major order, stably
+  names = [str(i) for i in range(n)]
+  pairs = scoring.confused_pairs(tied, names, top=200)
+  want = [(str(t), str(p)) for t in range(n) for p in range(n) if t != p][:200]
+  assert [(p["true"], p["predicted"]) for p in pairs] == want

@@ -7,7 +7,8 @@ Writes two git-ignored folders, which a device call carries beside the tree (doc
   .data/imagenette/{train,val}/<wnid>/<image>  every image re-encoded as JPEG at --quality, same pixels
                                                size (128²); the official imagenette2 split as given
   .pydeps/                                     ml_collections, clu and wrapt, copied from this Python
-                                               (experiments.gpu_session uses them only where missing)
+                                               (experiments.gpu_session uses them only where missing;
+                                               clu's TensorBoard writer without TensorFlow is None)
 and prints what the tree, .data and .pydeps weigh: together they must stay within the 64 MiB a
 device call carries. At quality 85 (the shared copy's) the 13,394 images are about 73 MB; quality
 70 brings them to about 50 MB.
@@ -33,6 +34,17 @@ PYDEPS = os.path.join(REPO, ".pydeps")
 PACKAGES = ("ml_collections", "clu", "wrapt")
 CARRY_LIMIT = 64 << 20
 IMAGE_EXT = (".jpeg", ".jpg", ".png")
+
+
+# clu's TensorBoard writer imports TensorFlow, which the GPU machine lacks; `from clu import
+# metric_writers` imports it. In the copy, a missing TensorFlow leaves SummaryWriter None (clu's
+# default writer then fails and the trainer falls back to the console and metrics.jsonl).
+SUMMARY_WRITER = '''"""clu's TensorBoard writer where TensorFlow can be imported; None where it cannot (gpu_pack)."""
+try:
+  from .tf.summary_writer import SummaryWriter
+except ImportError:
+  SummaryWriter = None
+'''
 
 
 class PackError(Exception):
@@ -124,6 +136,8 @@ def pack_packages(dest: str = PYDEPS) -> list[str]:
     shutil.copytree(folder, os.path.join(dest, name),
                     ignore=shutil.ignore_patterns("__pycache__", "tests", "*_test.py"))
     copied.append(name)
+  with open(os.path.join(dest, "clu", "metric_writers", "summary_writer.py"), "w") as f:
+    f.write(SUMMARY_WRITER)
   return copied
 
 

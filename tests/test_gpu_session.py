@@ -189,3 +189,19 @@ def test_leaderboard_table_from_run_records(tmp_path):
   text = lb.render_leaderboard(str(tmp_path))
   assert "| 5 | 2 (only 2 of 5) | 87.00 ± 1.41 | 87.43 | 105 s (100-110) | NVIDIA H200 |" in text
   assert "| 20 | 1 (only 1 of 5) | 91.00 (one run) | 91.57 |" in text
+
+
+def test_packages_brought_for_the_gpu_machine_import_without_tensorflow(tmp_path):
+  from experiments import gpu_pack
+  dest = tmp_path / "pydeps"
+  assert gpu_pack.pack_packages(str(dest)) == list(gpu_pack.PACKAGES)
+  assert not list(dest.rglob("__pycache__"))
+  block = tmp_path / "block" / "tensorflow"
+  block.mkdir(parents=True)
+  (block / "__init__.py").write_text('raise ImportError("no TensorFlow here")')
+  code = ("import clu, ml_collections; from clu import metric_writers, periodic_actions; "
+          "assert clu.__file__.startswith(%r) and metric_writers.summary_writer.SummaryWriter is None" % str(dest))
+  env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(dest), str(tmp_path / "block")])}
+  import subprocess
+  out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-2000:]

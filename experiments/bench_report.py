@@ -113,6 +113,12 @@ def _e2e_table(rows: list[dict[str, Any]]) -> list[str]:
   return lines
 
 
+def _xla_bytes(row: dict[str, Any]) -> int:
+  """The compiled step's arguments (the donated state, reused for its outputs) and temporaries."""
+  m = row.get("xla_memory_bytes") or {}
+  return m.get("argument", 0) + m.get("temp", 0)
+
+
 def render_gpu(record: dict[str, Any]) -> str:
   """The GPU tables: train steps with utilisation and memory, compile times, end to end, projections."""
   tiny = " (tiny CPU run: not a measurement)" if record.get("tiny") else ""
@@ -121,14 +127,15 @@ def render_gpu(record: dict[str, Any]) -> str:
            f"PyTorch: {record['torch_setup']}. Utilisation: XLA's FLOPs per step ÷ step time ÷ "
            + (f"{peak / 1e12:.0f} TFLOP/s (measured dense bf16 peak)." if peak else "n/a (no known peak)."), "",
            "| model | input, batch | JAX img/s median (min–max) | PyTorch img/s median (min–max) | "
-           "JAX/PyTorch median (min–max) | ≥ 1.0× every round | utilisation | peak memory JAX / PyTorch |",
+           "JAX/PyTorch median (min–max) | ≥ 1.0× every round | utilisation | memory: JAX step (XLA) / "
+           "JAX device peak so far / PyTorch peak |",
            "|---|---|---|---|---|---|---|---|"]
   for r in record["rows"]:
     torch = _spread(r["torch"]) if "torch" in r else "not run"
     util = f"{100 * r['mfu']:.1f}%" if r.get("mfu") is not None else "n/a"
     lines.append(f"| {r['model']} | {r['res']}² {r['dtype']}, {r['batch']} | {_spread(r['jax'])} | {torch} | "
                  f"{_ratio(r.get('ratio'))} | {_floor(r.get('ratio'))} | {util} | "
-                 f"{_gib(r.get('jax_device_peak_bytes'))} / {_gib(r.get('torch_peak_bytes'))} |")
+                 f"{_gib(_xla_bytes(r))} / {_gib(r.get('jax_device_peak_bytes'))} / {_gib(r.get('torch_peak_bytes'))} |")
   if record["compile"]:
     lines += ["", "| model | first step, empty cache (compile) | first step, warm cache (compile) |", "|---|---|---|"]
     for r in record["compile"]:

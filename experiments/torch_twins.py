@@ -157,6 +157,7 @@ def peak_memory(reset: bool = False) -> int | None:
   import torch
   if not torch.cuda.is_available():
     return None
+  torch.cuda.init()
   if reset:
     torch.cuda.reset_peak_memory_stats()
     return None

@@ -33,7 +33,7 @@ LOST = [
      "repository (the GPU's own centre-crop evaluation, 75.95 / 96.99, is in results.csv)",
      "`python main.py --config=... --mode=eval --protocols=center,10crop` on the run's checkpoint, its eval JSON "
      "committed under imagenette_alexnet/runs/"),
-    ("README.md, Prepared stores; BENCHMARKS.md, Prepared store",
+    ("BENCHMARKS.md, Prepared store",
      "27,140 images/s per core, 72×/71.8× the DataLoader, 5.3 GB/s, 96% end to end (347.0 vs 361.4 img/s), "
      "755.8 / 705.0 img/s of the decode pipelines",
      "one run's console output; the store was read right after it was written (page cache warm)",
@@ -45,8 +45,12 @@ LOST = [
      "`python -m experiments.benchmark` → benchmarks/cpu_step.json"),
     ("BENCHMARKS.md, GPU; gpu_campaign.md",
      "H200 train step: AlexNet 22,342 vs 17,166 img/s (1.30×), 22,302 vs 13,187 (1.69×), OWT 40,715 vs 39,302 "
-     "(1.04×); ten AlexNet runs in 287-308 s, about 2,800 img/s each",
-     "no benchmark JSON was kept", "`python -m experiments.gpu_bench` on the GPU → benchmarks/gpu_step.json"),
+     "(1.04×); a Figure 1 run in 115-117 s; the ResNet-D-50 runs' five minutes in their first step, 90 s to "
+     "compile their first evaluation and ~10 steps/s after",
+     "no benchmark JSON and no run log was kept", "`python -m experiments.gpu_bench` on the GPU → benchmarks/gpu_step.json"),
+    ("imagenette_alexnet/README.md, the recipe", "`paper_init`'s loss of 4.2 in its first 50 steps, then 2.303, and "
+     "its rate cuts at epochs 4, 7.5 and 10", "metrics.jsonl of the run (its final 9.10% top-1 is in results.csv)",
+     "the `paper_init` member of experiments/sweeps/alexnet_imagenette.py, its run bundled"),
     ("BENCHMARKS.md, 90-epoch projection", "1.4 hours on one H200, about 100 days on the 2-core CPU",
      "computed from the lost step rates above", "recomputed from gpu_step.json and cpu_step.json once they exist"),
     ("imagenette_leaderboard/README.md", "the 2-core CPU run: 14m53s for the first epoch, 0.20 steps/s, 29.4% / 77.5%",

@@ -123,3 +123,13 @@ def test_the_command_does_not_import_jax():
           "print('jax' in sys.modules)")
   out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
   assert out.stdout.strip() == "False"
+
+
+def test_every_document_with_the_mark_points_to_the_rerun_list():
+  docs = [os.path.join(REPO, "README.md"), os.path.join(REPO, "BENCHMARKS.md")]
+  for folder, _, files in os.walk(os.path.join(REPO, "experiments", "results")):
+    docs += [os.path.join(folder, f) for f in files if f.endswith(".md")]
+  marked = [d for d in docs if results_docs.MARK in open(d, encoding="utf-8").read()]
+  assert len(marked) >= 6
+  for d in marked:
+    assert "RERUN.md" in open(d, encoding="utf-8").read(), d

@@ -9,6 +9,11 @@ and only then accumulated into the momentum buffer. `sgd` below is exactly that 
 add_decayed_weights → scale by −ε → trace(momentum). (optax.sgd applies ε after the
 momentum, which differs from the paper whenever ε changes.)
 
+The reduce-on-plateau rule can count in training steps instead of evaluations
+(`schedule.patience_steps`, `schedule.first_cut_step`): on a small dataset an epoch is a few dozen
+steps, and a patience of a few epochs would cut the rate long before the net has had the
+thousands of steps it gets per epoch on ImageNet (configs/alexnet.py, `small`).
+
 The learning rate is an injected hyper-parameter (`optax.inject_hyperparams`): the train
 step writes `schedule(step) × plateau scale` into the optimizer state before each update,
 so schedules, the reduce-on-plateau state and the rate actually used are all in the
@@ -95,7 +100,7 @@ def guarded_update(tx: optax.GradientTransformation, grads, opt_state, params, l
 def make_schedule(cfg, steps_per_epoch: int, total_steps: int) -> Schedule:
   """`cfg` is config.schedule; returns step → learning rate (before any plateau scaling)."""
   base = cfg.base_lr
-  warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
+  warmup = cfg.warmup_steps or int(round(cfg.warmup_epochs * steps_per_epoch))
   if cfg.name in ("plateau", "constant"):
     main = optax.constant_schedule(base)
   elif cfg.name == "step":
@@ -113,11 +118,13 @@ def make_schedule(cfg, steps_per_epoch: int, total_steps: int) -> Schedule:
   return main
 
 
-def make_plateau(cfg) -> optax.GradientTransformationExtraArgs:
-  """Reduce-on-plateau on the validation error; at most `max_reductions` drops by `factor`."""
+def make_plateau(cfg, patience: int | None = None) -> optax.GradientTransformationExtraArgs:
+  """Reduce-on-plateau on the validation error; at most `max_reductions` drops by `factor`.
+
+  `patience` (evaluations without improvement before a drop) defaults to `cfg.patience`."""
   return optax.contrib.reduce_on_plateau(
       factor=cfg.factor,
-      patience=cfg.patience,
+      patience=cfg.patience if patience is None else patience,
       rtol=cfg.min_delta,
       atol=0.0,
       cooldown=cfg.cooldown,
@@ -130,12 +137,35 @@ def plateau_init(cfg):
   return make_plateau(cfg).init({"lr": jnp.zeros((), jnp.float32)})
 
 
-def plateau_update(cfg, plateau_state, val_error: float):
-  """Feeds one validation error to the plateau logic; returns the new state (scale inside)."""
+def plateau_patience(cfg, eval_every: int) -> int:
+  """Evaluations without improvement before a drop: `patience_steps` turned into evaluations of
+  `eval_every` steps each (rounded up), or `patience` (already in evaluations) when it is 0."""
+  if cfg.patience_steps > 0:
+    return max(1, -(-cfg.patience_steps // max(1, eval_every)))
+  return cfg.patience
+
+
+def plateau_watch_from(cfg, eval_every: int) -> int:
+  """The first step whose evaluation the rule reads. The first evaluation it reads sets its best
+  value and a drop needs `patience` more without improvement, so starting `patience` evaluations
+  before `first_cut_step` makes that step the earliest drop."""
+  return max(0, cfg.first_cut_step - plateau_patience(cfg, eval_every) * max(1, eval_every))
+
+
+def plateau_update(cfg, plateau_state, val_error: float, step: int | None = None, eval_every: int = 1):
+  """Feeds the validation error measured at `step` (evaluations every `eval_every` steps) to the
+  plateau logic; returns the new state (scale inside). Evaluations before `plateau_watch_from`
+  are not read; without `step` every evaluation is read and patience counts evaluations."""
   if cfg.name != "plateau":
     return plateau_state
-  _, new_state = make_plateau(cfg).update({"lr": jnp.zeros((), jnp.float32)}, plateau_state,
-                                          value=jnp.asarray(val_error, jnp.float32))
+  if step is None:
+    patience = cfg.patience
+  elif step < plateau_watch_from(cfg, eval_every):
+    return plateau_state
+  else:
+    patience = plateau_patience(cfg, eval_every)
+  _, new_state = make_plateau(cfg, patience).update({"lr": jnp.zeros((), jnp.float32)}, plateau_state,
+                                                    value=jnp.asarray(val_error, jnp.float32))
   return new_state
 
 

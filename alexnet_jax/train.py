@@ -254,7 +254,8 @@ def _train_locked(config, workdir, preempt: _Preemption):
     if step % eval_every == 0 or is_last:
       with report.timed("eval"):
         last_eval = evaluate(state)
-      state = state.replace(plateau=optim.plateau_update(cfg.schedule, state.plateau, 1.0 - last_eval["top1"]))
+      state = state.replace(plateau=optim.plateau_update(cfg.schedule, state.plateau, 1.0 - last_eval["top1"],
+                                                               step, eval_every))
       writer.write_scalars(step, {**{f"eval/{k}": v for k, v in last_eval.items()},
                                   "epoch": step / rt.steps_per_epoch,
                                   "lr_scale": float(state.plateau.scale)})

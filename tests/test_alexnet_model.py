@@ -8,6 +8,7 @@ from flax import traverse_util
 
 from alexnet_jax import models
 from alexnet_jax.configs import alexnet
+from alexnet_jax.errors import ConfigError
 
 
 def _model(arg: str = "", num_classes: int = 1000):
@@ -95,3 +96,28 @@ def test_overlapping_pool_is_3x3_stride_2_and_the_ablation_2x2():
   assert (alexnet.get_config("").model.pool_window, alexnet.get_config("").model.pool_stride) == (3, 2)
   cfg = alexnet.get_config("overlap=False").model
   assert (cfg.pool_window, cfg.pool_stride) == (2, 2)
+
+
+def test_one_gpu_net_halves_conv1_to_conv4_and_keeps_conv5_and_fc():
+  """The paper's one-GPU comparison net (Sec. 3.2 and its footnote): 48-128-192-192 kernels in one tower,
+  conv5 256 and the FC layers 4096, so it has about as many parameters as the two-tower net."""
+  shapes = _shapes("one_gpu")
+  assert shapes["conv1/kernel"] == (11, 11, 3, 48)
+  assert shapes["conv2/kernel"] == (5, 5, 48, 128)
+  assert shapes["conv3/kernel"] == (3, 3, 128, 192)
+  assert shapes["conv4/kernel"] == (3, 3, 192, 192)
+  assert shapes["conv5/kernel"] == (3, 3, 192, 256)
+  assert shapes["fc6/kernel"] == (9216, 4096) and shapes["fc7/kernel"] == (4096, 4096)
+  # Counted by hand: kernels + biases, layer by layer.
+  by_hand = [11 * 11 * 3 * 48 + 48, 5 * 5 * 48 * 128 + 128, 3 * 3 * 128 * 192 + 192, 3 * 3 * 192 * 192 + 192,
+             3 * 3 * 192 * 256 + 256, 9216 * 4096 + 4096, 4096 * 4096 + 4096, 4096 * 1000 + 1000]
+  total = sum(int(np.prod(s)) for s in shapes.values())
+  assert total == sum(by_hand) == 59_798_312
+  assert abs(total / 60_965_224 - 1) < 0.02  # within 2% of the two-tower net
+  c = alexnet.get_config("one_gpu").model
+  assert (c.towers, c.half_kernels) == (1, True)
+
+
+def test_one_gpu_with_two_towers_is_a_config_error():
+  with pytest.raises(ConfigError, match="one_gpu"):
+    alexnet.get_config("one_gpu,towers=2")

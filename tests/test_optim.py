@@ -180,3 +180,41 @@ def test_guarded_update_flags_a_non_finite_step(case):
   for new, old in ((new_params, params), (new_opt_state, opt_state)):  # not applied: the old state
     for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(old)):
       np.testing.assert_array_equal(a, b)
+
+
+def _plateau_cuts_in_steps(cfg, errors, eval_every):
+  """Feeds one error per evaluation (at steps eval_every, 2·eval_every, ...); the steps of each drop."""
+  state, cuts, scale = optim.plateau_init(cfg), [], 1.0
+  for i, e in enumerate(errors, start=1):
+    state = optim.plateau_update(cfg, state, e, step=i * eval_every, eval_every=eval_every)
+    if float(state.scale) < scale:
+      cuts.append(i * eval_every)
+      scale = float(state.scale)
+  return cuts
+
+
+def test_plateau_counts_patience_and_its_earliest_cut_in_steps():
+  """patience_steps turns into evaluations for any evaluation interval; no cut before first_cut_step."""
+  cfg = _schedule(name="plateau", patience_steps=1000, first_cut_step=2000, max_reductions=3)
+  stalled = [0.9] * 100
+  # Every 74 steps (one Imagenette epoch): patience 14 evaluations = 1036 steps; the rule reads from
+  # step 2000 − 1036 = 964 on (evaluation 14 at step 1036), so the first cut is 14 evaluations later.
+  assert optim.plateau_patience(cfg, 74) == 14 and optim.plateau_watch_from(cfg, 74) == 964
+  cuts = _plateau_cuts_in_steps(cfg, stalled, 74)
+  assert cuts[0] == 28 * 74 and cuts[0] >= 2000 and len(cuts) == 3
+  assert all(b - a == 14 * 74 for a, b in zip(cuts, cuts[1:]))
+  # Every 250 steps: patience 4 evaluations, the same 2000-step earliest cut.
+  cuts = _plateau_cuts_in_steps(cfg, stalled, 250)
+  assert cuts[0] == 2000 and all(b - a == 1000 for a, b in zip(cuts, cuts[1:]))
+  # Counted in evaluations of 74 steps (patience 3), the same stall is cut at step 4·74.
+  assert _plateau_cuts_in_steps(_schedule(name="plateau", patience=3), stalled, 74)[0] == 4 * 74
+
+
+def test_plateau_in_steps_does_not_cut_while_the_error_improves():
+  cfg = _schedule(name="plateau", patience_steps=300, first_cut_step=0)
+  assert _plateau_cuts_in_steps(cfg, np.linspace(0.9, 0.2, 60), 50) == []
+
+
+def test_warmup_steps_are_used_instead_of_warmup_epochs():
+  s = optim.make_schedule(_schedule(name="plateau", base_lr=0.01, warmup_steps=370, warmup_epochs=2.0), 73, 6570)
+  np.testing.assert_allclose(_values(s, [0, 185, 370, 5000]), [0.0, 0.005, 0.01, 0.01], rtol=1e-6, atol=1e-9)

@@ -11,6 +11,7 @@ import math
 import pytest
 
 from alexnet_jax import config_files, train
+from alexnet_jax.configs import common
 
 # The session's embedded data and its 72² store (tests/conftest.py's trained run uses them too),
 # so no test here renders or prepares data of its own.
@@ -61,3 +62,35 @@ def test_recipe_switches_are_what_the_sweeps_run():
   r = config_files.load("configs/resnet.py:depth=50,d,tricks,sched=step")
   assert r.model.stem == "deep" and r.model.avg_down and r.label_smoothing == 0.1
   assert r.schedule.name == "step"  # an explicit argument wins over `tricks`
+
+
+def test_small_data_recipe_keeps_the_paper_and_counts_warmup_and_plateau_in_steps():
+  """configs/alexnet.py:small (the recipe of experiments/sweeps/alexnet_paper.py): everything the paper
+  sets stays; only the warm-up and the plateau rule's patience and earliest cut are in steps."""
+  from alexnet_jax.configs import alexnet, validate
+  c = config_files.load("configs/alexnet.py:small,res=112,data=embedded")
+  validate.check(c)
+  m = c.model
+  assert (m.init_scheme, m.init_std, m.towers, m.half_kernels) == ("paper", 0.01, 2, False)
+  assert (m.lrn, m.lrn_size, m.lrn_k, m.lrn_alpha, m.lrn_beta) == (True, 5, 2.0, 1e-4, 0.75)
+  assert (m.pool_window, m.pool_stride, m.dropout, m.act) == (3, 2, 0.5, "relu")
+  # Mean-subtracted 0..255 inputs: the ImageNet mean, no division.
+  assert c.input.std_rgb == (1.0, 1.0, 1.0) and c.input.mean_rgb == common.IMAGENET_MEAN_RGB
+  assert (c.input.image_size, c.input.resize_size, c.input.pca_lighting) == (112, 128, 0.1)
+  o, s = c.optimizer, c.schedule
+  assert (o.name, o.momentum, o.weight_decay, o.nesterov) == ("sgd", 0.9, 5e-4, False)
+  assert (s.name, s.base_lr, s.factor, s.max_reductions) == ("plateau", 0.01, 0.1, 3)
+  assert (s.warmup_steps, s.patience_steps, s.first_cut_step) == (
+      alexnet.SMALL_WARMUP_STEPS, alexnet.SMALL_PATIENCE_STEPS, alexnet.SMALL_FIRST_CUT_STEP) == (370, 1000, 2000)
+  # Without `small` the recipe is the paper's epochs: no warm-up, patience in evaluations.
+  p = config_files.load("configs/alexnet.py")
+  assert (p.schedule.warmup_steps, p.schedule.patience_steps, p.schedule.first_cut_step) == (0, 0, 0)
+  assert p.to_dict()["model"] == {**c.to_dict()["model"]}
+  # The initial weights and biases the model draws (conv1 std 0.01; biases 1 in conv2, 4, 5, fc6, 7).
+  import jax
+  import numpy as np
+  from alexnet_jax import models
+  params = models.build_model(m, 10).init(jax.random.key(0), np.zeros((1, 112, 112, 3), np.float32))["params"]
+  assert abs(float(params["conv1"]["kernel"].std()) - 0.01) < 5e-4
+  assert {k for k, v in params.items() if float(v["bias"].mean()) == 1.0} == {"conv2", "conv4", "conv5", "fc6", "fc7"}
+

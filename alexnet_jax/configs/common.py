@@ -329,8 +329,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.schedule.name = "plateau"    # plateau | step | cosine | constant | poly
   c.schedule.base_lr = 0.01
   c.schedule.warmup_epochs = 0.0
+  c.schedule.warmup_steps = 0    # > 0: the linear warm-up's length in steps, used instead of warmup_epochs
   c.schedule.factor = 0.1        # plateau and step: multiply the rate by this
   c.schedule.patience = 3        # plateau: evaluations without improvement before a drop
+  # plateau, counted in training steps (0: unused): steps without improvement before a drop (used
+  # instead of `patience`), and the earliest step at which a drop may happen.
+  c.schedule.patience_steps = 0
+  c.schedule.first_cut_step = 0
   c.schedule.max_reductions = 3  # plateau: the paper divided by 10 three times
   c.schedule.cooldown = 0
   c.schedule.min_delta = 1e-3    # plateau: relative improvement that counts

@@ -95,6 +95,32 @@ def separation_auc(a: np.ndarray, b: np.ndarray) -> float:
   return float(((a > b).sum() + 0.5 * (a == b).sum()) / (a.size * b.size))
 
 
+def relative_change(kernel: np.ndarray, init: np.ndarray, towers: int) -> list[float]:
+  """||W − W0|| / ||W0|| per tower (consecutive equal blocks of output channels): how far a layer
+  moved from its initialisation W0."""
+  w, w0 = np.asarray(kernel, np.float64), np.asarray(init, np.float64)
+  if w.shape != w0.shape:
+    raise KernelsError(f"the kernel {w.shape} and its initialisation {w0.shape} differ in shape.")
+  return [float(np.linalg.norm(d - d0) / np.linalg.norm(d0))
+          for d, d0 in zip(np.split(w, towers, axis=3), np.split(w0, towers, axis=3))]
+
+
+def versus_random(kernel: np.ndarray, draws: int = 20, seed: int = 0) -> dict[str, Any]:
+  """The colour scores of `kernel` against those of i.i.d. Gaussian kernels of its shape (what
+  N(0, σ²) initialisation gives, for any σ; their mean is 2/3): medians, and the Mann–Whitney AUC
+  P(random > trained) with its two-sided p-value (scipy). 0.5 = indistinguishable from random."""
+  from scipy import stats
+  scores = colour_scores(kernel)
+  rng = np.random.default_rng(seed)
+  random = np.concatenate([colour_scores(rng.normal(size=kernel.shape)) for _ in range(draws)])
+  test = stats.mannwhitneyu(random, scores, alternative="two-sided")
+  return {"median": float(np.median(scores)), "q25": float(np.quantile(scores, 0.25)),
+          "q75": float(np.quantile(scores, 0.75)), "random_median": float(np.median(random)),
+          "random_q25": float(np.quantile(random, 0.25)), "random_q75": float(np.quantile(random, 0.75)),
+          "auc_random_above": separation_auc(random, scores), "p_value": float(test.pvalue),
+          "random_kernels": int(random.size)}
+
+
 def summarise(sets: Sequence[KernelSet]) -> dict[str, Any]:
   """Per set and tower: count, mean, median, quartiles of the score; the more colour-specific tower; AUC."""
   out: list[dict[str, Any]] = []

@@ -14,6 +14,10 @@ conv3 and the FC layers. On one device the same function is a grouped convolutio
 variant (Krizhevsky 2014, torchvision's `alexnet`) is 64-192-384-256-256; its config
 sets no LRN and one tower. LRN windows run across both towers' channels unless
 `tower_lrn` keeps them inside each tower.
+
+The paper's one-GPU comparison net (Sec. 3.2 and its footnote) is `towers=1, half_kernels=True`:
+one tower with half the kernels of conv1-conv4 (48-128-192-192), while conv5 (256) and the fully
+connected layers keep their size, so the two nets have about the same number of parameters.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ OWT_CONVS = ((64, 11, None, False), (192, 5, 2, False), (384, 3, 1, False), (256
 VARIANTS = {"paper": PAPER_CONVS, "owt": OWT_CONVS}
 # The paper initialises these biases to 1 so the ReLUs start in their positive region.
 BIAS_ONE = ("conv2", "conv4", "conv5", "fc6", "fc7")
+# The layers the one-GPU net halves (`half_kernels`); conv5 and the FC layers keep their width.
+HALVED = (1, 2, 3, 4)
 
 
 class AlexNet(nn.Module):
@@ -58,6 +64,7 @@ class AlexNet(nn.Module):
   conv1_stride: int = 4
   conv1_padding: int = 0
   remove_conv: int = 0
+  half_kernels: bool = False
   dtype: Any = jnp.float32
 
   def _inits(self, name: str):
@@ -78,6 +85,8 @@ class AlexNet(nn.Module):
         stride = 1
       if i != self.remove_conv:
         kinit, binit = self._inits(name)
+        if self.half_kernels and i in HALVED:
+          features //= 2
         x = layers.Conv(
             max(1, int(round(features * self.width))), (kernel, kernel), strides=(stride, stride),
             padding=pad, groups=self.towers if towered else 1,

@@ -17,6 +17,7 @@ import pytest
 from alexnet_jax.configs import alexnet as alexnet_config
 from alexnet_jax.data import prepare
 from alexnet_jax.data import store as store_lib
+from alexnet_jax.data import store_layout
 
 SIZE = 8  # stored side; the smoke config crops 64 px, so the store check is not used here
 N_TRAIN, N_EVAL = 50, 13
@@ -186,7 +187,7 @@ def test_store_path_names_and_size_rules(tmp_path):
   assert store_lib.stored_size(bigger) == 12
   with pytest.raises(store_lib.StoreError, match="store_size=6 is smaller than .*image_size=8"):
     store_lib.stored_size(_config(str(tmp_path), **{"input.store_size": 6}))
-  assert store_lib.split_dir("train[:10%]") == "train_10_"
+  assert store_layout.split_dir("train[:10%]") == "train_10_"
 
 
 def test_a_store_with_another_format_or_config_is_refused(store_config, tmp_path):
@@ -204,3 +205,109 @@ def test_a_store_with_another_format_or_config_is_refused(store_config, tmp_path
   (copy / store_lib.MANIFEST).write_text("{not json")
   with pytest.raises(store_lib.StoreCorruptError, match="cannot be read"):
     store_lib.Store(str(copy))
+
+
+def test_the_permutation_is_pinned_across_versions():
+  """Resuming a run under a newer version must read the same rows: the order is part of the recipe."""
+  assert store_lib.epoch_order(0, 0, 10).tolist() == [8, 1, 0, 6, 7, 4, 3, 2, 9, 5]
+  assert store_lib.epoch_order(7, 3, 12).tolist() == [1, 11, 8, 0, 9, 10, 5, 3, 2, 7, 6, 4]
+
+
+def test_default_root_and_names(tmp_path, monkeypatch):
+  cfg = _config("", **{"input.resize_size": 10})  # no store_dir: $ALEXNET_JAX_DATA, else ~/alexnet_jax_data
+  monkeypatch.setenv("ALEXNET_JAX_DATA", str(tmp_path))
+  assert store_lib.store_path(cfg) == str(tmp_path / f"embedded-{N_TRAIN}-{N_EVAL}-10px")
+  monkeypatch.delenv("ALEXNET_JAX_DATA")
+  monkeypatch.setenv("HOME", str(tmp_path / "home"))
+  assert store_lib.stored_size(cfg) == 10
+  assert store_lib.store_path(cfg) == str(tmp_path / "home" / "alexnet_jax_data" / f"embedded-{N_TRAIN}-{N_EVAL}-10px")
+  # An image folder: its absolute path is the source, its name and a checksum of the path name the store.
+  folder = tmp_path / "my photos"
+  folder.mkdir()
+  fcfg = _config(str(tmp_path / "s"), dataset=str(folder))
+  fields = store_lib.source_fields(fcfg)
+  assert fields == {"dataset": str(folder), "train_split": "train", "eval_split": "validation"}
+  import zlib
+  crc = format(zlib.crc32(str(folder).encode()), "08x")
+  assert store_lib.store_path(fcfg) == str(tmp_path / "s" / f"my_photos-{crc}-{SIZE}px")
+  assert store_lib.source_fields(_config("", dataset="cifar10"))["dataset"] == "cifar10"
+
+
+def test_file_crc32_reads_in_chunks(tmp_path):
+  import zlib
+  data = bytes(range(256)) * 41
+  (tmp_path / "f").write_bytes(data)
+  assert store_lib.file_crc32(str(tmp_path / "f")) == zlib.crc32(data)
+  assert store_lib.file_crc32(str(tmp_path / "f"), chunk=100) == zlib.crc32(data)
+  (tmp_path / "e").write_bytes(b"")
+  assert store_lib.file_crc32(str(tmp_path / "e")) == 0
+
+
+def _copy_store(store_config, tmp_path):
+  import shutil
+  src = store_lib.store_path(store_config)
+  dest = tmp_path / "copy"
+  shutil.copytree(src, dest)
+  return dest, json.loads((dest / store_lib.MANIFEST).read_text())
+
+
+def test_damaged_shards_and_manifests_are_named(store_config, tmp_path):
+  dest, manifest = _copy_store(store_config, tmp_path)
+  store_lib.Store(str(dest)).verify()  # intact
+  labels = dest / "train" / "labels-00002.npy"
+  data = bytearray(labels.read_bytes())
+  data[-1] ^= 1
+  labels.write_bytes(bytes(data))
+  with pytest.raises(store_lib.StoreCorruptError, match=r"labels-00002\.npy is damaged \(its checksum"):
+    store_lib.Store(str(dest)).verify()
+  verifier = store_lib.Verifier(store_lib.Store(str(dest)))
+  with pytest.raises(store_lib.StoreCorruptError, match="labels-00002"):
+    verifier.check(wait=True)
+  labels.write_bytes(bytes(data[:-4]))
+  with pytest.raises(store_lib.StoreCorruptError, match=r"labels-00002\.npy is damaged \(\d+ bytes, the manifest"):
+    store_lib.Store(str(dest))
+  labels.unlink()
+  with pytest.raises(store_lib.StoreCorruptError, match=r"labels-00002\.npy is damaged \(missing\)"):
+    store_lib.Store(str(dest))
+  (dest / store_lib.MANIFEST).unlink()
+  with pytest.raises(store_lib.StoreError, match=r"is not a prepared store \(no manifest\.json\)"):
+    store_lib.Store(str(dest))
+
+
+def test_a_shard_of_the_wrong_shape_or_unreadable_is_named(store_config, tmp_path):
+  dest, manifest = _copy_store(store_config, tmp_path)
+  shard = manifest["splits"]["validation"]["shards"][0]
+  images = dest / "validation" / shard["images"]
+  np.save(images, np.zeros((shard["count"], SIZE, SIZE - 1, 3), np.uint8))
+  shard["images_bytes"] = images.stat().st_size
+  (dest / store_lib.MANIFEST).write_text(json.dumps(manifest))
+  with pytest.raises(store_lib.StoreCorruptError, match=rf"holds \({shard['count']}, 8, 7, 3\), expected"):
+    store_lib.Store(str(dest))
+  images.write_bytes(b"x" * shard["images_bytes"])  # the right size, not a .npy file
+  with pytest.raises(store_lib.StoreCorruptError, match="cannot be read"):
+    store_lib.Store(str(dest))
+
+
+def test_labels_are_int32_and_an_intact_verifier_raises_nothing(store_config):
+  store = store_lib.open_store(store_config, prepare_if_missing=False)
+  assert store.labels("train").dtype == np.int32 and store.size == SIZE
+  assert store.labels("validation").tolist() == (np.arange(N_EVAL) % 7).tolist()
+  verifier = store_lib.Verifier(store)
+  verifier.check(wait=True)
+  assert verifier.error is None
+  assert store_lib.open_store(store_config, prepare_if_missing=False) is store  # opened once
+  with pytest.raises(store_lib.StoreError, match=r"Split 'test' is not in the store .* \['train', 'validation'\]"):
+    store.labels("test")
+  missing_split = _config(store_config.input.store_dir, eval_split="test")
+  with pytest.raises(store_lib.StoreMismatchError, match="split 'test': not in the store"):
+    store.check_matches(missing_split)
+
+
+def test_one_eval_batch_at_least_and_a_last_partial_one(store_config):
+  assert store_lib.num_eval_batches(store_config, batch_size=N_EVAL) == 1
+  assert store_lib.num_eval_batches(store_config, batch_size=100) == 1
+  assert store_lib.num_eval_batches(store_config, batch_size=4) == 4  # 13 → 4 + 4 + 4 + 1
+  last = list(store_lib.eval_batches(store_config, batch_size=4))[-1]
+  assert last["mask"].tolist() == [1.0, 0.0, 0.0, 0.0] and last["label"].dtype == np.int32
+  assert last["image"].dtype == np.uint8 and last["image"].shape == (4, SIZE, SIZE, 3)
+  assert store_lib.num_eval_batches(store_config, split="train", batch_size=8) == 7  # 50 → 6·8 + 2

@@ -164,9 +164,8 @@ class Session:
 
   def prepare(self, job: sweep_lib.Job) -> None:
     argv = [a for a in job.argv if not a.startswith("--workdir=")] + ["--mode=prepare"]
-    say(f"prepare: {campaign.public(shlex.join(argv))}")
     rc, wall = self.run_until(argv, self.path("logs", "prepare.log"), self.left())
-    say(f"prepare: exit {rc} in {wall:.0f} s")
+    say(f"prepare (exit {rc}, {wall:.0f} s): {campaign.public(shlex.join(argv))}")
 
   def warm(self, step: SweepStep, sw: sweep_lib.Sweep, todo: list[sweep_lib.Job]) -> None:
     """Compiles alone each program that more than one run of the first wave would compile."""
@@ -369,9 +368,9 @@ def main(argv=None) -> int:
       return 2
     return 0
 
-  def hurry(signum, frame):  # stopped from outside: stop the runs now and bundle what finished
-    session.deadline = session.end = time.time()
-  signal.signal(signal.SIGTERM, hurry)
+  def hurry(signum, frame):  # stopped from outside: runs get 10 s to save, then what finished is bundled
+    session.deadline, session.end = time.time(), time.time() + 10
+  previous = signal.signal(signal.SIGTERM, hurry)
   session.status["compile"] = campaign._read_json(session.path("status.json")).get("compile", {})  # noqa: SLF001
   failed = []
   try:
@@ -385,6 +384,7 @@ def main(argv=None) -> int:
         failed.append(str(e))
         print(f"error: {e}", file=sys.stderr)
   finally:  # whatever happened, what finished is bundled
+    signal.signal(signal.SIGTERM, previous)
     try:
       archive = finish(session, plans, os.path.abspath(a.out or session.path("out")))
     except campaign.RecordsError as e:

@@ -205,3 +205,23 @@ def test_packages_brought_for_the_gpu_machine_import_without_tensorflow(tmp_path
   import subprocess
   out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
   assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_sigterm_stops_the_runs_and_still_bundles(fake, monkeypatch):
+  import signal
+  import threading
+  tmp, plan, main = fake
+  plan(steps=400)
+  monkeypatch.setenv("FAKE_STEP_S", "0.05")
+  before = signal.getsignal(signal.SIGTERM)
+  timer = threading.Timer(4.0, os.kill, (os.getpid(), signal.SIGTERM))
+  timer.start()
+  try:
+    assert main("--budget_s=300") == 0
+  finally:
+    timer.cancel()
+  status = json.loads((tmp / "root" / "status.json").read_text())
+  assert status["deadline_hit"] and status["elapsed_s"] < 60
+  assert status["steps"]["fakesweep"]["runs"]["a-seed=0"] == "partial"
+  assert (tmp / "out" / "records-fake.tar.gz").exists()
+  assert signal.getsignal(signal.SIGTERM) is before  # the handler is put back

@@ -14,7 +14,8 @@ README.md, BENCHMARKS.md and the results notes, each between
 
 (experiments/results_docs.py renders them). Text outside the blocks is never touched. The output
 depends on the records alone: no date of regeneration, no host of the machine running this.
-A new record plugs in by one `Target` line: its path (and block name) and a function of the root.
+A new record plugs in by one `Target` line: its path (and block name) and a function of the root;
+a study in the records layout (<study>/runs/) needs none (`all_targets`).
 """
 
 from __future__ import annotations
@@ -75,6 +76,21 @@ TARGETS: list[Target] = [
 ]
 
 
+def all_targets(root: str) -> list[Target]:
+  """TARGETS, plus the tables of every study in the records layout (<study>/runs/) that TARGETS does not
+  name: results.md and results.csv, and seeds.md and seeds.csv when its runs are named by seed. A
+  study imported by `python -m experiments.campaign import` is thereby regenerated with no code change."""
+  named = {t.path for t in TARGETS}
+  extra = []
+  results = os.path.join(root, tables.RESULTS)
+  for study in sorted(os.listdir(results)) if os.path.isdir(results) else []:
+    if not tables.has_runs(root, study):
+      continue
+    files = ["results.md", "results.csv"] + (["seeds.md", "seeds.csv"] if tables.seeded(root, study) else [])
+    extra += [t for t in _results(study, *files) if t.path not in named]
+  return TARGETS + extra
+
+
 class BlockError(Exception):
   """A file lacks the markers of a block the registry names (or has them twice)."""
 
@@ -100,10 +116,10 @@ def _read(path: str) -> str | None:
     return None
 
 
-def expected(root: str, targets: Sequence[Target] = TARGETS) -> dict[str, tuple[str | None, str]]:
+def expected(root: str, targets: Sequence[Target] | None = None) -> dict[str, tuple[str | None, str]]:
   """{path: (text on disk or None, text the records give)} for every file the registry touches."""
   out: dict[str, tuple[str | None, str]] = {}
-  for t in targets:
+  for t in all_targets(root) if targets is None else targets:
     full = os.path.join(root, *t.path.split("/"))
     old = _read(full) if t.path not in out else out[t.path][0]
     current = out[t.path][1] if t.path in out else old
@@ -127,7 +143,8 @@ def short_diff(path: str, old: str | None, new: str, limit: int = DIFF_LINES) ->
 
 def run(root: str, check: bool, out=sys.stdout) -> int:
   """0 when every file matches its records (or, without check, after rewriting those that did not)."""
-  differ = [(p, old, new) for p, (old, new) in expected(root).items() if old != new]
+  files = expected(root)
+  differ = [(p, old, new) for p, (old, new) in files.items() if old != new]
   if check:
     for p, old, new in differ:
       print(short_diff(p, old, new), file=out)
@@ -135,7 +152,7 @@ def run(root: str, check: bool, out=sys.stdout) -> int:
       print(f"{len(differ)} file(s) differ from their records: " + ", ".join(p for p, _, _ in differ)
             + "\nrun `python -m experiments.regenerate` and commit the result.", file=out)
       return 1
-    print(f"All {len(expected(root))} generated files match their records.", file=out)
+    print(f"All {len(files)} generated files match their records.", file=out)
     return 0
   for p, _, new in differ:
     full = os.path.join(root, *p.split("/"))

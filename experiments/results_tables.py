@@ -50,7 +50,17 @@ def read_json(path: str) -> Any:
 
 
 def study_info(root: str, study: str) -> dict[str, Any]:
-  return read_json(os.path.join(study_dir(root, study), "study.json"))
+  """The study's study.json; a study in the records layout may go without one (its runs say it all)."""
+  path = os.path.join(study_dir(root, study), "study.json")
+  if not os.path.exists(path) and has_runs(root, study):
+    return {"title": f"Study `{study}`"}
+  return read_json(path)
+
+
+def seeded(root: str, study: str) -> bool:
+  """Whether the study's runs are named <member>-seed=<k> (so it has a seed table)."""
+  members, baseline = _members(root, study)
+  return aggregate.seed_study(members, baseline, _seed_options(study_info(root, study)))[1] is not None
 
 
 def has_runs(root: str, study: str) -> bool:

@@ -133,3 +133,26 @@ def test_every_document_with_the_mark_points_to_the_rerun_list():
   assert len(marked) >= 6
   for d in marked:
     assert "RERUN.md" in open(d, encoding="utf-8").read(), d
+
+
+def test_a_study_imported_in_the_records_layout_is_regenerated_without_code(tmp_path):
+  root = _copy_tree(tmp_path)
+  runs = root / "experiments" / "results" / "new_study" / "runs"
+  machine = {"device_kind": "NVIDIA H200", "device_count": 1, "cpu": "AMD EPYC 9654", "date": "2026-12-01T10:00:00"}
+  for name, top1 in (("baseline-seed=0", 0.70), ("baseline-seed=1", 0.71), ("wide-seed=0", 0.74),
+                     ("wide-seed=1", 0.76)):
+    d = runs / name
+    d.mkdir(parents=True)
+    (d / "summary.json").write_text(json.dumps({"done": True, "step": 300, "epoch": 3.0, "num_classes": 10,
+                                                "eval": {"top1": top1, "top5": 0.9}, "train": {"loss": 0.5}}))
+    (d / "metrics.jsonl").write_text(json.dumps({"step": 300, "epoch": 3.0, "eval/top1": top1}) + "\n")
+    (d / "machine.json").write_text(json.dumps(machine))
+  out = io.StringIO()
+  assert regenerate.run(str(root), check=True, out=out) == 1
+  assert "new_study/seeds.md" in out.getvalue()
+  regenerate.run(str(root), check=False, out=io.StringIO())
+  folder = root / "experiments" / "results" / "new_study"
+  assert sorted(p.name for p in folder.iterdir()) == ["results.csv", "results.md", "runs", "seeds.csv", "seeds.md"]
+  seeds = (folder / "seeds.md").read_text()
+  assert "Machine: NVIDIA H200, AMD EPYC 9654. Date: 2026-12-01." in seeds and "| wide | 2 |" in seeds
+  assert regenerate.run(str(root), check=True, out=io.StringIO()) == 0

@@ -72,7 +72,9 @@ def _read_rows(read: dict[str, Any]) -> list[str]:
     s = read[kind]
     mb = sorted(s["mb_s"])[len(s["mb_s"]) // 2]
     busy = sorted(s["cores_busy"])[len(s["cores_busy"]) // 2]
-    out.append(f"| {kind}: {s['page_cache']} | {len(s['rate'])} passes, {s['total_s']:.1f} s | {_spread(s)} | "
+    cached = [x for x in s.get("resident_at_start", []) if x is not None]
+    where = f"; in the cache at the start: {100 * min(cached):.0f}–{100 * max(cached):.0f}%" if cached else ""
+    out.append(f"| {kind}: {s['page_cache']}{where} | {len(s['rate'])} passes, {s['total_s']:.1f} s | {_spread(s)} | "
                f"{_n(mb)} | {busy:.2f} |")
   return out
 
@@ -87,7 +89,8 @@ def render_store_read(record: dict[str, Any]) -> str:
   lines = [caption(record), "",
            f"A synthetic store of {read['images_per_pass']:,} images at {read['stored_size']}² "
            f"({read['store_bytes'] / 1e6:,.0f} MB), read whole in the trainer's order, batch {read['batch']}, "
-           f"{read['reading_threads']} reading thread; cold and warm passes alternate.", "", *_READ_HEAD,
+           f"{read['reading_threads']} reading thread, on {read.get('filesystem', 'unknown')}; cold and warm passes "
+           "alternate.", "", *_READ_HEAD,
            *_read_rows(read)]
   if "end_to_end" in record:
     lines += ["", *_e2e_table([{**record["end_to_end"], "model": record["settings"]["e2e_model"]}])]

@@ -61,6 +61,52 @@ def evict(path: str) -> int:
   return total
 
 
+def resident_fraction(path: str) -> float | None:
+  """The share of the pages of the files under `path` that sit in the page cache (mincore(2)), or None."""
+  import ctypes
+  import mmap
+  libc = ctypes.CDLL(None, use_errno=True)
+  libc.mmap.restype = ctypes.c_void_p
+  libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+  libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+  libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+  page, total, resident = os.sysconf("SC_PAGE_SIZE"), 0, 0
+  for root, _, files in os.walk(path):
+    for name in files:
+      fd = os.open(os.path.join(root, name), os.O_RDONLY)
+      try:
+        size = os.fstat(fd).st_size
+        if not size:
+          continue
+        addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        if addr is None or addr == ctypes.c_void_p(-1).value:
+          return None
+        vec = (ctypes.c_ubyte * (-(-size // page)))()
+        ok = libc.mincore(addr, size, vec) == 0
+        libc.munmap(addr, size)
+        if not ok:
+          return None
+        resident += sum(v & 1 for v in vec)
+        total += len(vec)
+      finally:
+        os.close(fd)
+  return resident / total if total else None
+
+
+def filesystem(path: str) -> str:
+  """The type of the filesystem holding `path` (tmpfs keeps every page in memory: no cold read there)."""
+  path, best = os.path.realpath(path), ("", "unknown")
+  try:
+    with open("/proc/mounts") as f:
+      for line in f:
+        mount, kind = line.split()[1:3]
+        if (path == mount or path.startswith(mount.rstrip("/") + "/")) and len(mount) >= len(best[0]):
+          best = (mount, kind)
+  except OSError:
+    pass
+  return best[1]
+
+
 def synthetic_store(config, num_train: int, classes: int, chunk: int = 2048) -> str:
   """A prepared store for `config` of `num_train` random uint8 images (and one eval batch)."""
   import numpy as np
@@ -101,8 +147,16 @@ def read_rate(path: str, split: str, batch: int, seconds: float, min_rounds: int
       passes[kind] += 1
     return run
 
+  resident = {"cold": [], "warm": []}
+  read_dir = os.path.join(path, store.Store(path).manifest["splits"][split]["dir"])  # the files a pass reads
+
+  def evicted():
+    reopen()
+    evict(path)
+    resident["cold"].append(resident_fraction(read_dir))
+
   peers = {"cold": read_all("cold"), "warm": read_all("warm")}
-  before = {"cold": lambda: (reopen(), evict(path)), "warm": lambda: None}
+  before = {"cold": evicted, "warm": lambda: resident["warm"].append(resident_fraction(read_dir))}
   st = store.Store(path)
   n, size = st.count(split), st.size
   del st
@@ -113,13 +167,14 @@ def read_rate(path: str, split: str, batch: int, seconds: float, min_rounds: int
   cpu = {k: v[-rounds:] for k, v in cpu.items()}
   image_bytes = size * size * 3
   out = {"images_per_pass": per_pass, "stored_size": size, "image_bytes": image_bytes, "batch": batch,
-         "reading_threads": 1, "store_bytes": n * image_bytes, "rounds": rounds}
+         "reading_threads": 1, "store_bytes": n * image_bytes, "rounds": rounds, "filesystem": filesystem(path)}
   for kind in ("cold", "warm"):
     stats = timing.rate_stats(times[kind], per_pass)
     stats["mb_s"] = [r * image_bytes / 1e6 for r in stats["rate"]]
     stats["cpu_s"] = cpu[kind]
     stats["cores_busy"] = [c / t for c, t in zip(cpu[kind], times[kind])]
     stats["total_s"] = sum(times[kind])
+    stats["resident_at_start"] = resident[kind][-rounds:]  # share of the store in the page cache (mincore)
     out[kind] = stats
   out["cold"]["page_cache"] = "evicted before each pass (posix_fadvise DONTNEED after fsync)"
   out["warm"]["page_cache"] = "the store was read just before"

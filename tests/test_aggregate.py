@@ -317,3 +317,14 @@ def test_sign_against_the_paper_only_when_resolved(tmp_path):
   _seed_member(tmp_path / "plain", "baseline", 0.7)
   with pytest.raises(FileNotFoundError, match="no seed table"):
     aggregate.render_seeds_md(str(tmp_path / "plain"))
+
+
+def test_a_baseline_seed_that_did_not_train_leaves_every_pair(tmp_path):
+  folder = tmp_path / "s"
+  for seed, (b, m) in enumerate([(70, 68), (10, 69), (71, 70), (72, 70)]):
+    _seed_member(folder, f"baseline-seed={seed}", b / 100)
+    _seed_member(folder, f"lrn_off-seed={seed}", m / 100)
+  rows = {r["member"]: r for r in csv.DictReader(io.StringIO(aggregate.render_seeds_csv(str(folder))))}
+  assert rows["baseline"]["not_counted"] == "seed 1: did not train"
+  # Pairs over seeds 0, 2, 3 only: d = −2, −1, −2.
+  assert rows["lrn_off"]["n"] == "3" and rows["lrn_off"]["d_top1"] == "-1.67"

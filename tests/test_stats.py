@@ -67,8 +67,8 @@ def test_holm_four_members_by_hand():
   assert h["y"].p_adjusted == pytest.approx(0.02) and h["x"].p_adjusted == pytest.approx(0.02)
   assert stats.holm({"x": 0.6, "y": 0.7})["x"].p_adjusted == 1.0
   # Ties go in name order; one member is an uncorrected test.
-  h = stats.holm({"b": 0.01, "a": 0.01})
-  assert (h["a"].rank, h["b"].rank) == (1, 2)
+  h = stats.holm({"xa": 0.01, "ab": 0.01})
+  assert (h["ab"].rank, h["xa"].rank) == (1, 2)
   assert stats.holm({"z": 0.04})["z"] == stats.HolmResult(1, 0.04, 0.05, True)
   assert stats.holm({}) == {}
 
@@ -118,6 +118,7 @@ def test_seeds_needed_matches_published_power_tables():
   # LRN's 1.4 points with a paired sd of 1.0: 7 seeds at α 0.05; a smaller α needs more.
   assert stats.seeds_needed(1.4, 1.0) == 7 and stats.seeds_needed(1.4, 1.0, alpha=0.05 / 8) > 7
   assert stats.power(0.0, 1.0, 5) == pytest.approx(0.05, abs=1e-12)
+  assert stats.seeds_needed(20.0, 1.0) == 2 and stats.power(20.0, 1.0, 2) > 0.9  # two can be enough
   with pytest.raises(ValueError, match="non-zero effect"):
     stats.seeds_needed(0.0, 1.0)
 
@@ -204,3 +205,6 @@ def test_compare_without_variation_and_not_comparable():
   assert out["flat"].p == 0.0 and out["flat"].corrected == (1.0, 1.0) and out["flat"].status == "resolved"
   assert out["flat"].mde is None and out["flat"].holm.level == 0.05
   assert out["moved"].status == "not comparable" and out["moved"].holm is None
+  # No difference at all: the interval is the point 0, which does not exclude 0.
+  same = stats.compare({"same": stats.paired(base, base)}, {})["same"]
+  assert same.p == 1.0 and same.corrected == (0.0, 0.0) and not same.resolved and same.status == "unresolved"

@@ -178,6 +178,12 @@ def main(argv: Sequence[str] | None = None) -> int:
   except (tables.RecordError, BlockError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
+  except KeyError as e:
+    print(f"error: a record lacks the field {e}; nothing was written", file=sys.stderr)
+    return 2
+  except ValueError as e:
+    print(f"error: a record holds a value that cannot be read ({e}); nothing was written", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -156,3 +156,14 @@ def test_a_study_imported_in_the_records_layout_is_regenerated_without_code(tmp_
   seeds = (folder / "seeds.md").read_text()
   assert "Machine: NVIDIA H200, AMD EPYC 9654. Date: 2026-12-01." in seeds and "| wide | 2 |" in seeds
   assert regenerate.run(str(root), check=True, out=io.StringIO()) == 0
+
+
+def test_a_damaged_record_is_one_line_and_nothing_is_written(tmp_path, capsys):
+  root = _copy_tree(tmp_path)
+  record = root / "experiments" / "results" / "imagenette_alexnet" / "results.csv"
+  record.write_text(record.read_text().replace(",75.95,", ",75.9x,", 1))
+  readme_before = (root / "README.md").read_text()
+  assert regenerate.main(["--root", str(root)]) == 2
+  err = capsys.readouterr().err
+  assert err.count("\n") == 1 and "cannot be read" in err and "Traceback" not in err
+  assert (root / "README.md").read_text() == readme_before

@@ -126,7 +126,10 @@ def render_gpu(record: dict[str, Any]) -> str:
   """The GPU tables: train steps with utilisation and memory, compile times, end to end, projections."""
   tiny = " (tiny CPU run: not a measurement)" if record.get("tiny") else ""
   peak = record.get("peak_flops")
-  lines = [caption(record) + tiny, "",
+  earlier = record.get("earlier_runs", [])
+  runs = (f"Measured in {len(earlier) + 1} runs on this device ("
+          + "; ".join(f"{m['date']}: `{m['command']}`" for m in earlier) + "; and the run above).") if earlier else ""
+  lines = [caption(record) + tiny, *([runs] if runs else []), "",
            f"PyTorch: {record['torch_setup']}. Utilisation: XLA's FLOPs per step ÷ step time ÷ "
            + (f"{peak / 1e12:.0f} TFLOP/s (measured dense bf16 peak)." if peak else "n/a (no known peak)."), "",
            "| model | input, batch | JAX img/s median (min–max) | PyTorch img/s median (min–max) | "

@@ -16,7 +16,8 @@
    synthetic 256² uint8 store (augmentation on the device) against the same step fed from device
    memory; the host cores the process kept busy, the store's cold read rate, and a 90-epoch ImageNet
    projection with the disk bandwidth and host cores that rate needs.
-Rows that would start after --budget_s are recorded as not run. The record goes to --json;
+Parts that would end after --budget_s are recorded as not run; the record is written after every
+part, and --resume adds the missing parts to it in a later run. The record goes to --json;
 `experiments.bench_report.render_gpu` renders it. Needs JAX, PyTorch, ml_collections and clu (the
 last two pure Python), not TensorFlow.
 """
@@ -57,6 +58,8 @@ def parse(argv=None) -> argparse.Namespace:
   p.add_argument("--store_images", type=int, default=4096, help="images in each end-to-end store")
   p.add_argument("--read_seconds", type=float, default=3.0, help="least time of the store's cold read passes")
   p.add_argument("--budget_s", type=float, default=660.0, help="start no part that would end after this")
+  p.add_argument("--resume", action="store_true", help="add to the record at --json: run only the parts it "
+                 "lacks (one device command may be too short for all)")
   p.add_argument("--tiny", action="store_true", help="CPU smoke run: batch 2, 1 step per round, tiny sizes")
   p.add_argument("--skip_torch", action="store_true")
   p.add_argument("--json", default=os.path.join(benchmark.RESULTS, "gpu_step.json"))
@@ -180,6 +183,20 @@ def projection(row: dict[str, Any]) -> dict[str, Any]:
           "store_cold_mb_s_measured": sorted(cold["mb_s"])[len(cold["mb_s"]) // 2]}
 
 
+def resume(old: dict[str, Any], new: dict[str, Any]) -> tuple[dict[str, Any], set]:
+  """`old` with `new`'s run added: the parts it holds are kept (and not run again), its not-run list
+  is dropped (this run tries them), and this run's machine block joins the earlier ones."""
+  if old.get("kind") != "gpu_bench" or old["machine"]["device_kind"] != new["machine"]["device_kind"] or (
+      old.get("tiny") != new["tiny"]):
+    sys.stderr.write(f"--resume: the record holds another kind of run ({old['machine']['device_kind']}, "
+                     f"tiny={old.get('tiny')}); give another --json.\n")
+    sys.exit(2)
+  done = {(part, row["model"]) for part in ("rows", "compile", "end_to_end") for row in old[part]}
+  merged = {**old, "not_run": [], "earlier_runs": old.get("earlier_runs", []) + [old["machine"]],
+            "machine": new["machine"], "settings": new["settings"]}
+  return merged, done
+
+
 def main(argv=None) -> dict[str, Any]:
   args = parse(argv)
   _require_libraries()
@@ -200,6 +217,9 @@ def main(argv=None) -> dict[str, Any]:
       "torch_setup": ("torch.compile + bf16 autocast + channels_last + fused SGD + cudnn.benchmark" if on_gpu
                       else "eager float32 (CPU)"),
       "rows": [], "compile": [], "end_to_end": [], "not_run": []}
+  done: set = set()
+  if args.resume and os.path.exists(args.json):
+    record, done = resume(timing.read_record(args.json), record)
   print(f"# {machine['date']}  {machine['device']} × {machine['device_count']}  {machine['cpu']} "
         f"({machine['cores']} cores)" + ("" if on_gpu else "  (no GPU: tiny CPU run, not a measurement)"))
   longest = 0.0
@@ -207,6 +227,8 @@ def main(argv=None) -> dict[str, Any]:
   parts = ([("rows", m) for m in args.models] + [("compile", m) for m in args.compile_models]
            + [("end_to_end", m) for m in args.e2e_models])
   for part, name in parts:
+    if (part, name) in done:
+      continue
     elapsed = time.perf_counter() - start
     if elapsed + longest > args.budget_s:
       record["not_run"].append({"part": part, "model": name, "reason": f"budget {args.budget_s:.0f} s: "
@@ -232,9 +254,10 @@ def main(argv=None) -> dict[str, Any]:
     row["wall_s"] = time.perf_counter() - t
     longest = max(longest, row["wall_s"])
     record[part].append(row)
+    timing.write_record(args.json, record)  # after every part: a run stopped later keeps what it measured
   import shutil
   shutil.rmtree(store_root, ignore_errors=True)
-  record["elapsed_s"] = time.perf_counter() - start
+  record["elapsed_s"] = record.get("elapsed_s", 0.0) + time.perf_counter() - start
   timing.write_record(args.json, record)
   print(f"# {record['elapsed_s']:.0f} s; record: {os.path.relpath(args.json)}")
   return record

@@ -74,3 +74,19 @@ def test_bad_arguments_exit_2_without_a_traceback():
     r = subprocess.run([sys.executable, "-m", "experiments.gpu_bench", *argv], cwd=REPO, env=subprocess_env(),
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+
+
+def test_resume_keeps_the_parts_measured_and_runs_the_rest():
+  from experiments import gpu_bench
+  machine = {"device_kind": "H200", "date": "d1", "command": "c1"}
+  old = {"kind": "gpu_bench", "machine": machine, "tiny": False, "rows": [{"model": "alexnet"}],
+         "compile": [], "end_to_end": [{"model": "resnet50"}], "not_run": [{"part": "rows", "model": "vgg16"}]}
+  new = {"kind": "gpu_bench", "machine": {**machine, "date": "d2", "command": "c2"}, "tiny": False,
+         "rows": [], "compile": [], "end_to_end": [], "not_run": []}
+  merged, done = gpu_bench.resume(old, new)
+  assert done == {("rows", "alexnet"), ("end_to_end", "resnet50")}
+  assert merged["rows"] == [{"model": "alexnet"}] and merged["not_run"] == []
+  assert merged["machine"]["date"] == "d2" and [m["date"] for m in merged["earlier_runs"]] == ["d1"]
+  with pytest.raises(SystemExit) as e:
+    gpu_bench.resume({**old, "tiny": True}, new)
+  assert e.value.code == 2

@@ -81,6 +81,7 @@ class SeedStudy:
   alpha: float
   target: float
   margin: float | None
+  baseline_seeds: tuple[int, ...] = ()  # the baseline's seeds that trained: those pairs can use
 
   @property
   def family(self) -> list[str]:
@@ -125,7 +126,8 @@ def study(groups: Sequence[Group], baseline: str, alpha: float = 0.05, target: f
       notes[g.name].append("did not train: seed(s) " + ",".join(map(str, untrained)))
     elif not values and any(s in base_values for s in g.values(key)):
       excluded[g.name] = "not comparable"
-  return SeedStudy(baseline, stats.compare(pairs, excluded, alpha, target, margin), notes, alpha, target, margin)
+  return SeedStudy(baseline, stats.compare(pairs, excluded, alpha, target, margin), notes, alpha, target, margin,
+                   tuple(sorted(base_values)))
 
 
 def _points(value: float | None) -> str:
@@ -159,7 +161,7 @@ def seed_rows(groups: Sequence[Group], result: SeedStudy) -> list[dict[str, str]
     c = result.comparisons.get(g.name)
     if g.name == result.baseline:
       row["verdict"] = "baseline"
-      row["n"] = str(len(v))
+      row["n"] = str(len(result.baseline_seeds))
     elif c is not None:
       pr = c.pairs
       row["n"] = str(pr.n)

@@ -325,6 +325,6 @@ def test_a_baseline_seed_that_did_not_train_leaves_every_pair(tmp_path):
     _seed_member(folder, f"baseline-seed={seed}", b / 100)
     _seed_member(folder, f"lrn_off-seed={seed}", m / 100)
   rows = {r["member"]: r for r in csv.DictReader(io.StringIO(aggregate.render_seeds_csv(str(folder))))}
-  assert rows["baseline"]["not_counted"] == "seed 1: did not train"
+  assert rows["baseline"]["not_counted"] == "seed 1: did not train" and rows["baseline"]["n"] == "3"
   # Pairs over seeds 0, 2, 3 only: d = −2, −1, −2.
   assert rows["lrn_off"]["n"] == "3" and rows["lrn_off"]["d_top1"] == "-1.67"

@@ -30,6 +30,7 @@ import math
 import os
 import re
 import sys
+import textwrap
 from typing import Any, Mapping, Sequence
 
 from alexnet_jax import jsonl
@@ -292,7 +293,7 @@ def plot_grid(result: Mapping[str, Any], path: str) -> None:
     ax.axhline(result["threshold"], ls=(0, (4, 3)), color="tab:red", lw=1)
     text = entry.get("speedup", {}).get("text", "")
     ax.set(xlabel="Epochs", ylabel="Training error rate", ylim=(0, 0.8),
-           title=f"{SETUP_TITLES.get(setup, setup)}\n{text}")
+           title="\n".join([SETUP_TITLES.get(setup, setup), *textwrap.wrap(text, 60)]))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
   fig.tight_layout()

@@ -3,6 +3,7 @@
   python -m experiments.regenerate            # rewrite what differs
   python -m experiments.regenerate --check    # write nothing; print a short diff of what differs, exit 1
   python -m experiments.regenerate --root=<checkout>   # another copy of the tree
+  python -m experiments.regenerate --plots    # also redraw the plots drawn from committed records
 
 What it writes is the registry `TARGETS` below: whole files under experiments/results/ (tables of
 each study, computed by experiments/results_tables.py from the study's record) and named blocks in
@@ -74,6 +75,10 @@ TARGETS: list[Target] = [
     Target("BENCHMARKS.md", docs.bench_block("gpu_step"), "bench-gpu-step"),
     Target("BENCHMARKS.md", docs.bench_block("store_read"), "bench-store-read"),
 ]
+
+
+# Plots drawn from committed records. PNG bytes depend on the matplotlib version, so --check leaves them out.
+PLOTS: list[Callable[[str], str]] = [_study(tables.draw_figure1, "figure1_lr"), _study(tables.draw_figure1, "figure1")]
 
 
 def all_targets(root: str) -> list[Target]:
@@ -169,11 +174,15 @@ def main(argv: Sequence[str] | None = None) -> int:
   p = argparse.ArgumentParser(prog="python -m experiments.regenerate", description=__doc__.split("\n")[0])
   p.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file differs from its records")
   p.add_argument("--root", default=REPO, help="the tree to regenerate (default: this checkout)")
+  p.add_argument("--plots", action="store_true",
+                 help="also redraw the plots whose records are committed (PLOTS); never part of --check")
   flags = p.parse_args(argv)
   if not os.path.isdir(os.path.join(flags.root, "experiments", "results")):
     print(f"error: --root={flags.root}: no experiments/results/ folder there", file=sys.stderr)
     return 2
   try:
+    if flags.plots and not flags.check:
+      print("Redrew " + ", ".join(os.path.relpath(draw(flags.root), flags.root) for draw in PLOTS))
     return run(flags.root, flags.check)
   except (tables.RecordError, BlockError) as e:
     print(f"error: {e}", file=sys.stderr)

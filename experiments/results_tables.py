@@ -201,6 +201,19 @@ def render_figure1_md(root: str, study: str) -> str:
   return figure1.markdown(result, info.get("command"))
 
 
+def draw_figure1(root: str, study: str) -> str:
+  """Redraws the study's figure1.png from figure1.json (matplotlib; not byte-stable, so not checked)."""
+  info = study_info(root, study)
+  result = figure1_result(root, study)
+  path = os.path.join(study_dir(root, study), "figure1.png")
+  if info.get("kind") == "figure1_grid":
+    figure1.plot_grid(result, path)
+  else:
+    figure1.plot(result["epoch_errors"], result["threshold"],
+                 f"CIFAR-10, four-layer CNN: {result['speedup']['text']}", path)
+  return path
+
+
 # ------------------------------------------------------------------------------------------ towers
 
 

@@ -17,10 +17,9 @@ One call, until its deadline (start + --budget_s, less the time to stop and bund
     the crowd loads it from JAX's persistent compilation cache; the first one is compiled on a
     cold and then a warm cache, and XLA's seconds of each go to compile_cache_<plan>.json;
  3. runs the crowd (`parallel` at once), highest priority first;
- 4. at the deadline (or on SIGTERM) asks every run still going to save and stop, kills any left
-    after a grace period;
- 5. writes status.json (every run: done / imported / partial / new) and the records archive
-    (experiments/campaign.py) into <out>: records-<plans>.tar.gz and status-<plans>.json.
+ 4. at the deadline (or on SIGTERM) asks every run still going to save and stop, then kills;
+ 5. writes status.json (every run: done / imported / partial / new) and, into <out>, the records
+    archive records-<plans>.tar.gz (experiments/campaign.py) and status-<plans>.json.
 
 Running it again resumes: a run whose record says done, in the runs root or already imported into
 experiments/results/, is skipped; a stopped one resumes from its checkpoint; a program already
@@ -30,6 +29,7 @@ compiled alone is not compiled alone again.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -51,6 +51,9 @@ RESERVE_S = 20.0     # kept after the grace period for status and bundling
 say = campaign.say
 COMPILE_RECORD = ("seconds from process start to the first logged step and to the first evaluation, and XLA's "
                   "compile (or cache load) seconds per program, of one run alone on a cold, then a warm cache")
+# A run compiled alone: the crowd's config (so the same programs) with a log and an evaluation every step.
+WARM_FLAGS = ("--config.log_every_steps=1", "--config.eval_every_epochs=1e-9",
+              "--config.checkpoint_every_steps=100000000")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +102,7 @@ class Session:
     self.deadline = self.end - GRACE_S  # when running work is asked to stop
     self.status: dict = {"steps": {}, "compile": {}}
     self.env = gpu_pack.child_env(root)
+    os.makedirs(self.path("jax_cache"), exist_ok=True)
 
   def left(self) -> float:
     return self.deadline - time.time()
@@ -123,12 +127,9 @@ class Session:
     while any(p.poll() is None for p in procs) and time.time() < until:
       time.sleep(0.2)
     for p in procs:
-      if p.poll() is None:
-        os.killpg(p.pid, signal.SIGKILL)
-      p.wait()
+      kill(p)
 
   def run_until(self, argv: list[str], log: str, limit_s: float) -> tuple[int | None, float]:
-    """Runs `argv` until it exits or `limit_s` passes (then stops it)."""
     t0 = time.time()
     proc = self.start_proc(argv, log)
     while proc.poll() is None and time.time() - t0 < limit_s:
@@ -193,7 +194,6 @@ class Session:
     self.write_status()
 
   def marker(self, sweep_name: str, group: str) -> str:
-    os.makedirs(self.path("jax_cache"), exist_ok=True)
     return self.path("jax_cache", f".compiled-{sweep_name}-{group}.json")
 
   def _warm_batch(self, sweep_name: str, items: list) -> dict[str, dict]:
@@ -202,11 +202,8 @@ class Session:
     for group, job, kind in items:
       workdir = self.path("warm", sweep_name, f"{group}-{kind}")
       shutil.rmtree(workdir, ignore_errors=True)
-      argv = [a for a in job.argv if not a.startswith(("--workdir=", "--config.log_every_steps=",
-                                                        "--config.eval_every_epochs=",
-                                                        "--config.checkpoint_every_steps="))]
-      argv += [f"--workdir={workdir}", "--config.log_every_steps=1", "--config.eval_every_epochs=1e-9",
-               "--config.checkpoint_every_steps=100000000"]
+      replaced = ("--workdir=", *(f.partition("=")[0] + "=" for f in WARM_FLAGS))
+      argv = [x for x in job.argv if not x.startswith(replaced)] + [f"--workdir={workdir}", *WARM_FLAGS]
       log = workdir + ".log"
       say(f"compile alone ({kind} cache): {group}")
       procs[group] = (self.start_proc(argv, log), time.time(), workdir, log)
@@ -221,11 +218,8 @@ class Session:
       if all(p.poll() is not None or "first_eval_s" in times[g] for g, (p, *_) in procs.items()):
         break
       time.sleep(0.5)
-    for p, *_ in procs.values():  # a scratch run: its programs are in the cache, nothing to save
-      if p.poll() is None:
-        os.killpg(p.pid, signal.SIGKILL)
-      p.wait()
     for group, (p, t0, _, log) in procs.items():
+      kill(p)  # a scratch run: its programs are in the cache, nothing to save
       out[group] = {**times[group], "exit": p.returncode, "compile_s": campaign.compile_seconds(log)}
       say(f"compiled {group}: {out[group]}")
     return out
@@ -264,8 +258,7 @@ class Session:
         self.record_process(job, p.returncode, t0)
 
   def record_process(self, job: sweep_lib.Job, rc: int | None, t0: float) -> None:
-    """Adds this process (start, wall seconds, exit) to the run's machine.json, with its command and
-    the compile (or cache-load) seconds of its programs over all its processes."""
+    """This process (start, wall s, exit) into the run's machine.json, with its command and compile seconds."""
     path, log = os.path.join(job.workdir, "machine.json"), log_of(job)
     procs = campaign._read_json(path).get("processes", []) + [  # noqa: SLF001 - the bundle's reader
         {"started": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t0)), "wall_s": round(time.time() - t0, 1),
@@ -286,9 +279,16 @@ class Session:
 
   def write_status(self) -> None:
     self.status["elapsed_s"] = round(time.time() - self.start, 1)
-    os.makedirs(self.root, exist_ok=True)
     with open(self.path("status.json"), "w") as f:
       json.dump(self.status, f, indent=2)
+
+
+def kill(p: subprocess.Popen) -> None:
+  """SIGKILL to the process group of `p` (a run and any workers it started) unless it has exited."""
+  if p.poll() is None:
+    with contextlib.suppress(ProcessLookupError):
+      os.killpg(p.pid, signal.SIGKILL)
+  p.wait()
 
 
 def log_of(job: sweep_lib.Job) -> str:

@@ -94,6 +94,7 @@ def test_session_compiles_first_runs_the_crowd_and_bundles(fake, monkeypatch):
   assert compiled["a"]["cold"]["compile_s"] == {"train_step": 2.5} and compiled["a"]["cold"]["first_eval_s"] >= 0
   warm_call = (root / "warm" / "fakesweep" / "a-cold" / "calls.txt").read_text()
   assert "--config.eval_every_epochs=1e-9" in warm_call and "--config.log_every_steps=1" in warm_call
+  assert warm_call.count("--workdir=") == 1
   machine = json.loads((root / "runs" / "fakesweep" / "a-seed=0" / "machine.json").read_text())
   assert len(machine["processes"]) == 1 and machine["processes"][0]["exit"] == 0
   assert machine["compile_s"] == {"train_step": 2.5} and machine["command"].startswith("python ")

@@ -131,11 +131,11 @@ def render_gpu(record: dict[str, Any]) -> str:
           + "; ".join(f"{m['date']}: `{m['command']}`" for m in earlier) + "; and the run above).") if earlier else ""
   lines = [caption(record) + tiny, *([runs] if runs else []), "",
            f"PyTorch: {record['torch_setup']}. Utilisation: XLA's FLOPs per step ÷ step time ÷ "
-           + (f"{peak / 1e12:.0f} TFLOP/s (measured dense bf16 peak)." if peak else "n/a (no known peak)."), "",
-           "| model | input, batch | JAX img/s median (min–max) | PyTorch img/s median (min–max) | "
-           "JAX/PyTorch median (min–max) | ≥ 1.0× every round | utilisation | memory: JAX step (XLA) / "
-           "JAX device peak so far / PyTorch peak |",
-           "|---|---|---|---|---|---|---|---|"]
+           + (f"{peak / 1e12:.0f} TFLOP/s (measured dense bf16 peak)." if peak else "n/a (no known peak).")]
+  if record["rows"]:
+    lines += ["", "| model | input, batch | JAX img/s median (min–max) | PyTorch img/s median (min–max) | "
+              "JAX/PyTorch median (min–max) | ≥ 1.0× every round | utilisation | memory: JAX step (XLA) / "
+              "JAX device peak so far / PyTorch peak |", "|---|---|---|---|---|---|---|---|"]
   for r in record["rows"]:
     torch = _spread(r["torch"]) if "torch" in r else "not run"
     util = f"{100 * r['mfu']:.1f}%" if r.get("mfu") is not None else "n/a"

@@ -81,7 +81,7 @@ def test_resume_keeps_the_parts_measured_and_runs_the_rest():
   machine = {"device_kind": "H200", "date": "d1", "command": "c1"}
   old = {"kind": "gpu_bench", "machine": machine, "tiny": False, "rows": [{"model": "alexnet"}],
          "compile": [], "end_to_end": [{"model": "resnet50"}], "not_run": [{"part": "rows", "model": "vgg16"}]}
-  new = {"kind": "gpu_bench", "machine": {**machine, "date": "d2", "command": "c2"}, "tiny": False,
+  new = {"kind": "gpu_bench", "machine": {**machine, "date": "d2", "command": "c2"}, "tiny": False, "settings": {},
          "rows": [], "compile": [], "end_to_end": [], "not_run": []}
   merged, done = gpu_bench.resume(old, new)
   assert done == {("rows", "alexnet"), ("end_to_end", "resnet50")}

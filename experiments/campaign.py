@@ -122,28 +122,34 @@ def _run_files(workdir: str) -> list[str]:
 
 def bundle(root: str, out: str, machine: dict | None = None, studies: dict[str, str] | None = None,
            extra: dict[str, str] | None = None, limit: int = ARCHIVE_LIMIT) -> dict[str, int]:
-  """Writes the run records under `root` (<root>/<sweep>/<run>/) to the archive `out`.
+  """Writes the run records under `root` to the archive `out`: sweeps (<root>/<sweep>/sweep.json and
+  <root>/<sweep>/<run>/) and runs that belong to no sweep (<root>/<run>/config.json).
 
   `studies` maps a sweep folder to its study name under experiments/results/ (default: the same
-  name); `machine` is written as every run's machine.json (a run's own machine.json, if it has
-  one, is completed by it: its command and process times stay); `extra` maps archive paths under
-  experiments/results/ to files (benchmark JSONs). Returns the number of files per study.
+  name; "." names the study of runs that belong to no sweep, default: root's own name); `machine`
+  is written as every run's machine.json (a run's own machine.json, if it has one, completes it:
+  its command and process times stay); `extra` maps archive paths under experiments/results/ to
+  files (benchmark JSONs). Returns the number of files per study.
   """
   machine = machine or machine_record()
+  studies = studies or {}
   counts: dict[str, int] = {}
   tmp = out + ".tmp"
   with tarfile.open(tmp, "w:gz") as tar:
-    for sweep_name in sorted(os.listdir(root)) if os.path.isdir(root) else []:
-      folder = os.path.join(root, sweep_name)
-      if not os.path.isfile(os.path.join(folder, "sweep.json")):
+    for entry in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+      folder = os.path.join(root, entry)
+      if os.path.isfile(os.path.join(folder, "sweep.json")):
+        study = studies.get(entry, entry)
+        with open(os.path.join(folder, "sweep.json"), "rb") as f:
+          _add_bytes(tar, f"{PREFIX}{study}/runs/sweep.json", public(f.read().decode()).encode())
+        counts[study] = counts.get(study, 0) + 1
+        runs = [(run, os.path.join(folder, run)) for run in sorted(os.listdir(folder))]
+      elif os.path.isfile(os.path.join(folder, "config.json")):
+        study, runs = studies.get(".", os.path.basename(os.path.normpath(root))), [(entry, folder)]
+      else:
         continue
-      study = (studies or {}).get(sweep_name, sweep_name)
       base = f"{PREFIX}{study}/runs/"
-      with open(os.path.join(folder, "sweep.json"), "rb") as f:
-        _add_bytes(tar, base + "sweep.json", public(f.read().decode()).encode())
-      counts[study] = counts.get(study, 0) + 1
-      for run in sorted(os.listdir(folder)):
-        workdir = os.path.join(folder, run)
+      for run, workdir in runs:
         if not os.path.isdir(workdir) or not os.path.exists(os.path.join(workdir, "config.json")):
           continue
         for name in _run_files(workdir):
@@ -153,7 +159,7 @@ def bundle(root: str, out: str, machine: dict | None = None, studies: dict[str, 
             _add_bytes(tar, base + f"{run}/metrics.jsonl.gz", gzip.compress(data, mtime=0))
           else:
             _add_bytes(tar, base + f"{run}/{name}", public(data.decode()).encode())
-          counts[study] += 1
+          counts[study] = counts.get(study, 0) + 1
         own = _read_json(os.path.join(workdir, "machine.json"))
         _add_bytes(tar, base + f"{run}/machine.json", json.dumps({**machine, **own}, indent=2).encode() + b"\n")
         counts[study] += 1
@@ -285,7 +291,8 @@ def main(argv=None) -> int:
   b.add_argument("root", help="the runs root: <root>/<sweep>/<run>/")
   b.add_argument("--out", required=True, help="the archive to write (.tar.gz)")
   b.add_argument("--study", action="append", default=[], metavar="SWEEP=STUDY",
-                 help="put a sweep's runs under experiments/results/<STUDY>/runs/ (default: its own name)")
+                 help="put a sweep's runs under experiments/results/<STUDY>/runs/ (default: its own name; "
+                 "'.=STUDY' for runs that belong to no sweep, default: the root's name)")
   i = sub.add_parser("import", help="extract a records archive into the checkout's experiments/results/")
   i.add_argument("archive")
   i.add_argument("--dest", default="", help="where experiments/results/ is (default: this checkout's)")

@@ -123,3 +123,16 @@ def test_compile_cache_record_renders_cold_and_warm_rows():
   text = campaign.render_compile_cache(record)
   assert "| imagenette_leaderboard | epochs=5 | cold | 80.0 | 101.5 | train_step 55.0, eval_step 9.0 |" in text
   assert "| warm | 14.0 | not reached | train_step 1.2 |" in text and "NVIDIA H200 (driver 580)" in text
+
+
+def test_bundle_takes_runs_that_belong_to_no_sweep(tmp_path):
+  root = tmp_path / "quick"
+  (root / "alexnet-smoke").mkdir(parents=True)
+  (root / "alexnet-smoke" / "config.json").write_text("{}")
+  (root / "alexnet-smoke" / "summary.json").write_text('{"done": true}')
+  (root / "scratch").mkdir()  # neither a sweep nor a run
+  assert campaign.main(["bundle", str(root), f"--out={tmp_path / 'q.tar.gz'}", "--study=.=quick_mode"]) == 0
+  names = set(tarfile.open(tmp_path / "q.tar.gz").getnames())
+  assert names == {f"experiments/results/quick_mode/runs/alexnet-smoke/{n}"
+                   for n in ("config.json", "summary.json", "machine.json")}
+  assert campaign.main(["bundle", str(tmp_path / "nope"), f"--out={tmp_path / 'n.tar.gz'}"]) == 2

@@ -1,7 +1,10 @@
-"""The raw records of a block of GPU time: one archive in the records layout, and its import into the checkout.
+"""Raw run records in one archive in the records layout (a GPU run's, or any), and its import into the checkout.
 
-  python -m experiments.campaign bundle <runs root> --out=<records.tar.gz>   # what the GPU run writes
+  python -m experiments.campaign bundle <runs root> --out=<records.tar.gz> [--study=<sweep>=<study>]
   python -m experiments.campaign import <records.tar.gz>                  # back in the checkout
+
+experiments/gpu_session.py bundles its runs itself; `bundle` is the same for runs made elsewhere
+(a sweep's root, or a folder of single runs with --study=.=<study>).
 
 Every archive holds only the files the project publishes from (see experiments/results/README.md):
 

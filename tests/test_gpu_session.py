@@ -226,3 +226,23 @@ def test_sigterm_stops_the_runs_and_still_bundles(fake, monkeypatch):
   assert status["steps"]["fakesweep"]["runs"]["a-seed=0"] == "partial"
   assert (tmp / "out" / "records-fake.tar.gz").exists()
   assert signal.getsignal(signal.SIGTERM) is before  # the handler is put back
+
+
+def test_images_are_packed_from_a_folder_or_an_archive(tmp_path):
+  from PIL import Image
+
+  from experiments import gpu_pack
+  src = tmp_path / "imagenette"
+  for split, cls in (("train", "n01"), ("train", "n02"), ("val", "n01")):
+    (src / split / cls).mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (128, 128), (200, 30, 30)).save(src / split / cls / "a.JPEG", quality=95)
+  with tarfile.open(tmp_path / "imagenette.tar", "w") as tar:
+    tar.add(src, arcname="imagenette")
+  for source in (src, tmp_path / "imagenette.tar"):
+    dest = tmp_path / f"packed-{source.suffix or 'folder'}"
+    assert gpu_pack.pack_images(str(source), 60, str(dest)) == {"train": 2, "val": 1}
+    packed = dest / "val" / "n01" / "a.JPEG"
+    with Image.open(packed) as im:
+      assert im.format == "JPEG" and im.size == (128, 128)
+  with pytest.raises(gpu_pack.PackError, match="no such file"):
+    gpu_pack.pack_images(str(tmp_path / "missing"), 70, str(tmp_path / "x"))

@@ -1,4 +1,4 @@
-"""Writing a file so that a reader never sees half of it: into `<path>.tmp`, then `os.replace`.
+"""Writing a file so that a reader never sees half of it: into `<path>.<pid>.tmp`, then `os.replace`.
 
 A crash or an error while writing leaves the previous file (or none) in place and removes the
 temporary one.
@@ -14,8 +14,8 @@ from typing import IO, Any, Iterator
 
 @contextlib.contextmanager
 def write(path: str, mode: str = "w", **open_kwargs: Any) -> Iterator[IO]:
-  """`with write(path) as f:` writes `f` to `path + '.tmp'` and moves it onto `path` on a clean exit."""
-  tmp = os.fspath(path) + ".tmp"
+  """`with write(path) as f:` writes `f` to a temporary file beside `path`, moved onto it on a clean exit."""
+  tmp = f"{os.fspath(path)}.{os.getpid()}.tmp"  # one per process: concurrent writers do not clash
   try:
     with open(tmp, mode, **open_kwargs) as f:
       yield f

@@ -4,9 +4,8 @@ Each execution of a compiled step allocates one buffer for all its temporaries (
 quick-mode ResNet-18 at batch 64, 350 MB for ResNet-50 at batch 8, 112 px) and frees it at
 the end. glibc's malloc serves an allocation that size with a fresh `mmap` and returns it to
 the kernel on `free`, so every step touches tens of thousands of new pages, each a page fault
-and a page of zeroes written by the kernel: 86,000 faults and about a fifth of a ResNet-50
-step on a 2-core CPU (BENCHMARKS.md). `keep_freed_memory` tells glibc to keep freed memory for
-the next allocation instead:
+and a page of zeroes written by the kernel (BENCHMARKS.md has the counts and their cost).
+`keep_freed_memory` tells glibc to keep freed memory for the next allocation instead:
 
   M_MMAP_MAX = 0             large blocks come from the heap, not from their own mappings
   M_ARENA_MAX = 1            one heap for every thread (other threads' heaps map anything
@@ -20,8 +19,7 @@ no-op elsewhere.
 
 It must come before JAX starts its backend: XLA's worker threads, started with it, take
 heaps of their own on their first allocation, and those are still trimmed and mapped afresh
-whatever is set later (the quick-mode ResNet-18's step: 49-54 ms set first, 67-73 ms set after
-the backend started, 69 ms not set). `keep_freed_memory_on_cpu` applies it where
+whatever is set later. `keep_freed_memory_on_cpu` applies it where
 `will_compute_on_cpu` says, without starting the backend, that JAX will use the CPU; `main.py`,
 `runtime.Runtime` and the benchmark call it before anything touches a device.
 """

@@ -1,10 +1,12 @@
-"""A run's record files, metrics.jsonl and summary.json, with nothing but the standard library."""
+"""A run's record files, metrics.jsonl and summary.json, with the standard library and `atomic`."""
 
 from __future__ import annotations
 
 import json
 import os
 from typing import Any
+
+from alexnet_jax import atomic
 
 
 def read(path: str) -> list[dict[str, Any]]:
@@ -26,10 +28,7 @@ def read(path: str) -> list[dict[str, Any]]:
 
 def write_summary(workdir: str, summary: dict[str, Any]) -> None:
   """Writes summary.json atomically (a reader never sees half a file)."""
-  path = os.path.join(workdir, "summary.json")
-  with open(path + ".tmp", "w") as f:
-    json.dump(summary, f, indent=2, sort_keys=True)
-  os.replace(path + ".tmp", path)
+  atomic.write_json(os.path.join(workdir, "summary.json"), summary, indent=2, sort_keys=True)
 
 
 def read_summary(workdir: str) -> dict[str, Any] | None:

@@ -15,7 +15,6 @@ command again resumes from the latest checkpoint in the workdir.
 """
 
 import os
-import re
 import sys
 
 from absl import app
@@ -99,47 +98,14 @@ def _csv(text: str | None) -> tuple[str, ...] | None:
 
 
 def parse_flags(argv: list[str]) -> list[str]:
-  """absl's flag parsing, with a config-string or flag mistake reported as one line (exit 2).
-
-  ml_collections reports an error raised inside `get_config` (an unknown config argument,
-  a wrong type or value) as text with the traceback in it; the config file is then loaded
-  again directly to report the `UserError` itself. absl's own flag errors (e.g.
-  `--config.batch_size=abc`) and a misspelt `--config.<field>` are reported as one line too.
-  """
-  try:
-    remaining = FLAGS(argv)
-  except flags.Error as e:
-    _fail(_config_file_error(argv) or str(e).splitlines()[0])
-  except (AttributeError, KeyError) as e:  # a --config.<field> the config does not have
-    bad = ", ".join(a.split("=")[0] for a in argv[1:] if a.startswith("--config."))
-    hint = re.search(r'Did you mean "([\w.]+)"', str(e))
-    _fail(f"no such config field among {bad}" + (f" (did you mean {hint.group(1)!r}?)" if hint else ""))
-  else:
-    path = (FLAGS["config"].config_filename or "").partition(":")[0] if "config" in FLAGS else ""
-    if path and not os.path.isfile(path):
-      _fail(f"--config={path}: no such config file (the families are configs/<family>.py)")
-    return remaining
-  raise AssertionError("unreachable")
-
-
-def _config_file_error(argv: list[str]) -> "BaseException | None":
-  """The `UserError` the --config file raises when loaded directly, if any."""
-  import importlib.util
+  """absl's flag parsing, with a config-string or flag mistake reported as one line (exit 2)."""
+  from alexnet_jax import config_files
   from alexnet_jax import errors
-  values = [a.split("=", 1)[1] for a in argv[1:] if a.startswith("--config=")]
-  if not values:
-    return None
-  path, _, arg = values[-1].partition(":")
   try:
-    spec = importlib.util.spec_from_file_location("_config_file", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.get_config(arg or None)
+    return config_files.parse_flags(FLAGS, argv)
   except errors.UserError as e:
-    return e
-  except Exception:  # noqa: BLE001 - anything else: absl's own message is the better one
-    return None
-  return None
+    _fail(e)
+  raise AssertionError("unreachable")
 
 
 def _fail(e: "BaseException | str") -> None:
@@ -147,18 +113,6 @@ def _fail(e: "BaseException | str") -> None:
   for line in str(e).splitlines() or [""]:
     print(f"error: {line}", file=sys.stderr)
   sys.exit(2)
-
-
-def resolve_config_flag(argv: list[str]) -> list[str]:
-  """argv with `--config=<family or path>[:args]` turned into the path of an existing file."""
-  from alexnet_jax import config_files
-  out = list(argv)
-  for i, arg in enumerate(out):
-    if arg.startswith("--config="):
-      out[i] = "--config=" + config_files.resolve(arg.removeprefix("--config="))
-    elif arg == "--config" and i + 1 < len(out):
-      out[i + 1] = config_files.resolve(out[i + 1])
-  return out
 
 
 def _forget_previous_parse() -> None:
@@ -176,7 +130,8 @@ def run(argv: list[str] | None = None):
   console.quiet(import_tensorflow=False)
   _forget_previous_parse()
   try:
-    argv = resolve_config_flag(sys.argv if argv is None else argv)
+    from alexnet_jax import config_files
+    argv = config_files.resolve_config_flag(sys.argv if argv is None else argv)
     sys.argv = argv  # the config flag reads its --config.<field> overrides from sys.argv
     # --help lists the key flags of the program (sys.argv[0]): make these flags its own.
     for flag in FLAGS.get_key_flags_for_module(__name__):

@@ -1,29 +1,59 @@
 """Training metrics (a clu collection) and the metric writers: clu's default one and metrics.jsonl.
 
-Evaluation is scored on the host (`eval/scoring.Tally`); clu's writers are imported only when a
-writer is made, so importing this module loads neither TensorFlow nor TensorBoard.
+Evaluation is scored on the host (`eval/scoring.Tally`). clu's writers are imported on first use
+(`clu_writers`), so importing this module loads neither TensorFlow nor TensorBoard.
 """
 
 # No `from __future__ import annotations`: clu reads the metric classes from the annotations.
 
+import functools
 import json
 import os
+import sys
+import types
 from typing import Any, Mapping
 
 import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 from clu import metrics
 
 from alexnet_jax import atomic
 from alexnet_jax import jsonl
 
 
+@functools.cache
+def clu_writers() -> tuple[types.ModuleType, bool]:
+  """(clu.metric_writers, whether TensorBoard's writer is there), imported on first use.
+
+  clu imports TensorFlow for its TensorBoard writer alone. Where TensorFlow cannot be imported
+  (training from a prepared store needs none), that one writer is left out: its module is
+  registered as an empty stand-in before clu's writers load, so the others still work.
+  """
+  try:
+    from clu import metric_writers
+    return metric_writers, True
+  except ImportError:
+    for name in [n for n in sys.modules if n.startswith("clu.metric_writers")]:
+      del sys.modules[name]
+    stand_in = types.ModuleType("clu.metric_writers.summary_writer")
+    stand_in.SummaryWriter = None
+    sys.modules[stand_in.__name__] = stand_in
+    from clu import metric_writers
+    return metric_writers, False
+
+
 def default_writer(workdir: str, *, just_logging: bool, asynchronous: bool):
-  """clu's default writer: the console, and TensorBoard unless `just_logging`."""
-  from clu import metric_writers  # imports TensorFlow: only a training run loads it
-  return metric_writers.create_default_writer(workdir, just_logging=just_logging, asynchronous=asynchronous)
+  """clu's default writer (console + TensorBoard); the console alone, with one warning, without TensorFlow."""
+  writers, have_tensorboard = clu_writers()
+  if have_tensorboard or just_logging:
+    return writers.create_default_writer(workdir, just_logging=just_logging, asynchronous=asynchronous)
+  logging.warning("TensorBoard's writer needs TensorFlow, which cannot be imported; metrics go to the "
+                  "console and metrics.jsonl only.")
+  writer = writers.LoggingWriter()
+  return writers.AsyncWriter(writer) if asynchronous else writer
 
 
 def topk_correct(logits: jax.Array, labels: jax.Array, k: int) -> jax.Array:

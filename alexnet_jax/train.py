@@ -26,9 +26,7 @@ import jax
 import ml_collections
 import numpy as np
 from absl import logging
-from clu import metric_writers
 from clu import parameter_overview
-from clu import periodic_actions
 from flax import traverse_util
 
 from alexnet_jax import checkpoint
@@ -98,8 +96,9 @@ class _Preemption:
       signal.signal(sig, old)
 
 
-def _default_writer(workdir: str, resume_step: int | None) -> metric_writers.MetricWriter:
+def _default_writer(workdir: str, resume_step: int | None):
   """TensorBoard + console (+ metrics.jsonl on process 0); console and metrics.jsonl when TensorBoard fails."""
+  metric_writers, _ = metrics_lib.clu_writers()
   try:
     writers = [metrics_lib.default_writer(workdir, just_logging=jax.process_index() > 0, asynchronous=True)]
   except Exception as e:  # noqa: BLE001 - TensorFlow's summary writer fails in many ways
@@ -193,6 +192,7 @@ def _train_locked(config, workdir, preempt: _Preemption):
                cfg.model.name, f"{n_params:,}", info.num_classes, rt.total_steps, rt.steps_per_epoch,
                cfg.batch_size, jax.device_count())
 
+  from clu import periodic_actions  # after metrics_lib.clu_writers: it imports clu's writers
   report = periodic_actions.ReportProgress(num_train_steps=rt.total_steps, writer=writer,
                                            every_steps=cfg.log_every_steps)
   eval_every = max(1, int(round(cfg.eval_every_epochs * rt.steps_per_epoch)))

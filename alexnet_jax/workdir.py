@@ -10,6 +10,7 @@ from typing import Any
 from absl import logging
 from flax import traverse_util
 
+from alexnet_jax import atomic
 from alexnet_jax.errors import UserError
 
 
@@ -100,9 +101,6 @@ def save_config(workdir: str, config) -> dict[str, tuple[Any, Any]]:
           changed[key] = (fo.get(key), fn.get(key))
     except (OSError, json.JSONDecodeError):
       logging.warning("Could not read the previous %s; overwriting it.", path)
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(new, f, indent=2, sort_keys=True)
-  os.replace(tmp, path)
+  atomic.write_json(path, new, indent=2, sort_keys=True)
   return changed
 

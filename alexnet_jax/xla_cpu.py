@@ -4,11 +4,9 @@ XLA:CPU runs a convolution or matrix product with YNNPACK where YNNPACK takes it
 Eigen otherwise: convolutions with at most 16 channels in and out (the quick-mode ResNet-18's
 first stages), products with a transposed operand (the kernel gradients of 1×1 and
 `cpu_gradients._patch_conv` layers). With `xla_cpu_experimental_onednn_custom_call` those go
-to oneDNN (the library PyTorch's CPU convolutions use) instead. Measured in one process on a
-2-core CPU (BENCHMARKS.md): the quick-mode ResNet-18 step 60.6 → 48.6 ms, ResNet-50 357 → 340
-ms, GoogLeNet 170 → 163 ms, AlexNet OWT 257 → 251 ms, the quick-mode AlexNet 105.7 → 103.5 ms;
-AlexNet, VGG-16 and the CIFAR net unchanged (within 0.3%). Same functions; results differ
-from Eigen's by float rounding. The option applies per compiled program, not to the process.
+to oneDNN (the library PyTorch's CPU convolutions use) instead; BENCHMARKS.md has what it
+changes per model. Same functions; results differ from Eigen's by float rounding. The option
+applies per compiled program, not to the process.
 
 XLA cannot write a program with oneDNN calls to JAX's persistent compilation cache (it fails
 with `std::bad_alloc` and JAX warns on every compile), so where that cache is configured

@@ -58,7 +58,7 @@ def test_family_names_and_paths_resolve(tmp_path, monkeypatch):
   assert "common" not in config_files.families() and "squeezenet" in config_files.families()
   with pytest.raises(errors.ConfigError, match="alexnet, cifar_cnn"):
     config_files.resolve("alexnett:smoke")
-  assert main_lib.resolve_config_flag(["x", "--config=zfnet", "--config.seed=1"]) == \
+  assert config_files.resolve_config_flag(["x", "--config=zfnet", "--config.seed=1"]) == \
       ["x", "--config=" + os.path.join(config_files.PACKAGE_DIR, "zfnet.py"), "--config.seed=1"]
 
 

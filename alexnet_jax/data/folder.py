@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from absl import logging
 
+from alexnet_jax import atomic
 from alexnet_jax import progress
 from alexnet_jax.errors import UserError
 
@@ -125,10 +126,7 @@ def _write_manifest(split_dir: str, key: str, bad: list[str]) -> None:
   for d in _cache_dirs(split_dir):
     try:
       os.makedirs(d, exist_ok=True)
-      tmp = os.path.join(d, f"{_manifest_name(key)}.{os.getpid()}.tmp")
-      with open(tmp, "w") as f:
-        f.write(payload)
-      os.replace(tmp, os.path.join(d, _manifest_name(key)))
+      atomic.write_text(os.path.join(d, _manifest_name(key)), payload)
       return
     except OSError:
       continue

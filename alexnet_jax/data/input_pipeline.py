@@ -22,24 +22,20 @@ eval step never deadlock on a host that ran out of data.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import math
 import os
 from typing import Callable, Iterator, Protocol
 
+import ml_collections
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import logging
 
 from alexnet_jax.data import augment, embedded, folder, imagenet
+from alexnet_jax.data.store_layout import DatasetInfo
 from alexnet_jax.errors import UserError
-
-# TensorFlow only feeds data: keep it off the accelerators, which belong to JAX.
-try:
-  tf.config.set_visible_devices([], "GPU")
-except RuntimeError:  # its devices were initialised before this module loaded; too late to change
-  pass
 
 Batch = dict[str, np.ndarray]
 PreprocessFn = Callable[[tf.Tensor], tf.Tensor]
@@ -47,15 +43,6 @@ PreprocessFn = Callable[[tf.Tensor], tf.Tensor]
 
 class DataError(UserError):
   """A problem the user must fix in their data or config (the message says what and how)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class DatasetInfo:
-  name: str
-  num_classes: int
-  num_train: int          # examples in config.train_split
-  num_eval: int           # examples in config.eval_split
-  class_names: tuple[str, ...]
 
 
 # ----------------------------------------------------------------------------- reusable ops
@@ -241,27 +228,34 @@ def _tfds_builder(config) -> tfds.core.DatasetBuilder:
   return builder
 
 
-def _source_key(config) -> tuple:
-  """Every config field that changes what the source lists or reads."""
-  return (config.dataset, config.data_dir, config.train_split, config.eval_split,
-          int(config.embedded_train_size), int(config.embedded_eval_size),
-          bool(config.input.get("skip_corrupt", True)))
-
-
-# Sources by key: listing a big folder or opening a TFDS builder is done once per process.
-_SOURCES: dict[tuple, _Source] = {}
+@functools.cache
+def _tensorflow_on_host_only() -> None:
+  """TensorFlow only feeds data: keeps it off the accelerators, which belong to JAX (once, before
+  the pipeline first builds a dataset)."""
+  try:
+    tf.config.set_visible_devices([], "GPU")
+  except RuntimeError:  # its devices were initialised already; too late to change
+    pass
 
 
 def _source(config) -> _Source:
+  """The config's source; opened once per process for the fields that change what it lists or reads."""
   if not config.dataset:
     raise DataError("config.dataset is empty; set it to 'embedded', a TFDS name or a folder path.")
-  key = _source_key(config)
-  if key not in _SOURCES:
-    if os.path.isdir(config.dataset):
-      _SOURCES[key] = _FolderSource(config.dataset, config)
-    else:
-      _SOURCES[key] = _TfdsSource(_tfds_builder(config), config)
-  return _SOURCES[key]
+  return _open_source(ml_collections.FrozenConfigDict({
+      "dataset": config.dataset, "data_dir": config.data_dir, "train_split": config.train_split,
+      "eval_split": config.eval_split, "embedded_train_size": int(config.embedded_train_size),
+      "embedded_eval_size": int(config.embedded_eval_size),
+      "input": {"skip_corrupt": bool(config.input.get("skip_corrupt", True))}}))
+
+
+@functools.lru_cache(maxsize=8)
+def _open_source(fields: ml_collections.FrozenConfigDict) -> _Source:
+  """Listing a big folder or opening a TFDS builder is done once per process for the same `fields`."""
+  _tensorflow_on_host_only()
+  if os.path.isdir(fields.dataset):
+    return _FolderSource(fields.dataset, fields)
+  return _TfdsSource(_tfds_builder(fields), fields)
 
 
 # ----------------------------------------------------------------------------- public API
@@ -373,6 +367,7 @@ def pad_and_batch(ds: tf.data.Dataset, shard_size: int, n_batches: int, local_ba
   A blank is zeros in every field (so its 'mask' is 0 and it never counts); `fill` gives
   another value for a field (e.g. -1 for a label list that marks "no label").
   """
+  _tensorflow_on_host_only()
   pad = n_batches * local_batch - shard_size
   if pad:
     blank = {}

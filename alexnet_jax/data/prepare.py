@@ -25,9 +25,10 @@ import time
 import numpy as np
 from absl import logging
 
+from alexnet_jax import atomic
 from alexnet_jax import progress
-from alexnet_jax.data import store as store_lib
-from alexnet_jax.data.store import StoreError
+from alexnet_jax.data import store_layout as store_lib
+from alexnet_jax.data.store_layout import StoreError
 
 _SHARD_BYTES = 1 << 30  # images per shard: about 1 GiB of pixels
 _DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
@@ -73,12 +74,10 @@ def _space_error(path: str, needed: int, cause: str) -> StoreError:
 
 
 def _write_npy(path: str, array: np.ndarray) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "wb") as f:
+  with atomic.write(path, "wb") as f:
     np.save(f, array)
     f.flush()
     os.fsync(f.fileno())
-  os.replace(tmp, path)
 
 
 @contextlib.contextmanager
@@ -208,9 +207,7 @@ def _write_shard(folder: str, i: int, images: np.ndarray, labels: np.ndarray) ->
     entry[f"{kind}_bytes"] = os.path.getsize(path)
     entry[f"{kind}_crc32"] = store_lib.file_crc32(path)
   side = os.path.join(folder, f"shard-{i:05d}.json")
-  with open(side + ".tmp", "w") as f:
-    json.dump(entry, f)
-  os.replace(side + ".tmp", side)
+  atomic.write_json(side, entry)
   return entry
 
 
@@ -250,7 +247,6 @@ def write_arrays(config, splits: dict[str, tuple[np.ndarray, np.ndarray]], class
               for i, lo in enumerate(range(0, len(labels), n))]
     entries[split] = {"count": len(labels), "dir": store_lib.split_dir(split), "shards": shards}
   _finish(config, work, final, size, class_names, entries)
-  store_lib._OPEN.pop(final, None)  # noqa: SLF001 - a store opened before this one replaced it
   return final
 
 

@@ -24,8 +24,8 @@ from absl import logging
 
 from alexnet_jax import progress
 from alexnet_jax.data import folder
-from alexnet_jax.data import store as store_lib
-from alexnet_jax.data.store import StoreError
+from alexnet_jax.data import store_layout as store_lib
+from alexnet_jax.data.store_layout import StoreError
 
 
 def square(path: str, size: int) -> np.ndarray | None:

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
+from alexnet_jax import atomic
 from alexnet_jax import parallel
 from alexnet_jax import progress
 from alexnet_jax import runtime
@@ -207,9 +208,9 @@ def split_features(embedder: Embedder, workdir: str, split: str) -> SplitFeature
   _save_npy(paths["labels"], labels)
   files = _folder_files(config, split)
   if files:
-    _write_text(paths["files"], "\n".join(files) + "\n")
+    atomic.write_text(paths["files"], "\n".join(files) + "\n")
   dim = int(np.load(paths["features"], mmap_mode="r").shape[1])
-  _write_text(paths["meta"], json.dumps({**identity, "dim": dim, "pixels": pixels}, indent=1))
+  atomic.write_text(paths["meta"], json.dumps({**identity, "dim": dim, "pixels": pixels}, indent=1))
   logging.info("Wrote the features of %s at step %d to %s", split, step, paths["features"])
   loaded = _load(paths, identity, pixels)
   assert loaded is not None
@@ -217,15 +218,8 @@ def split_features(embedder: Embedder, workdir: str, split: str) -> SplitFeature
 
 
 def _save_npy(path: str, array: np.ndarray) -> None:
-  with open(path + ".tmp", "wb") as f:
+  with atomic.write(path, "wb") as f:
     np.save(f, array)
-  os.replace(path + ".tmp", path)
-
-
-def _write_text(path: str, text: str) -> None:
-  with open(path + ".tmp", "w") as f:
-    f.write(text)
-  os.replace(path + ".tmp", path)
 
 
 def file_views(config, paths: Sequence[str]) -> tuple[list[str], np.ndarray, list[str]]:

@@ -309,7 +309,8 @@ def write_outputs(sets: Sequence[KernelSet], out: str) -> list[str]:
   drawn: dict[str, str] = {}
   for ks in sets:
     path = os.path.join(out, f"{ks.label}_kernels.png")
-    pictures.kernel_mosaic(ks.kernel, ks.towers, path, title=f"{ks.layer} of {ks.source}")
+    pictures.kernel_mosaic(ks.kernel, ks.towers, path, title=f"{ks.layer} of {ks.source}",
+                           scores=ks.scores() if ks.rgb else None)
     written.append(path)
     drawn[ks.label] = os.path.basename(path)
     if ks.rgb:

@@ -180,8 +180,8 @@ def run(argv: Sequence[str] | None = None) -> int:
   """`alexnet-jax neighbours ...`: flags parsed like main.py's (--config=..., --config.<field>=...);
   a mistake the user can fix is one line and exit code 2."""
   from absl import flags
+  from alexnet_jax import config_files
   from alexnet_jax import console
-  from alexnet_jax import main_lib
   console.quiet(import_tensorflow=True)
   argv = ["alexnet-jax neighbours", *(sys.argv[1:] if argv is None else argv)]
   fv = flags.FlagValues()
@@ -191,15 +191,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     return 0
   saved = sys.argv
   try:
-    argv = main_lib.resolve_config_flag(argv)
+    argv = config_files.resolve_config_flag(argv)
     sys.argv = argv  # the config flag reads its --config.<field> overrides from sys.argv
-    try:
-      rest = fv(argv)
-    except flags.Error as e:
-      raise NeighboursError(str(e).splitlines()[0]) from None
-    except (AttributeError, KeyError):  # a --config.<field> the config does not have
-      bad = ", ".join(a.split("=")[0] for a in argv[1:] if a.startswith("--config."))
-      raise NeighboursError(f"no such config field among {bad}") from None
+    rest = config_files.parse_flags(fv, argv)
     if len(rest) > 1:
       raise NeighboursError(f"unexpected arguments {rest[1:]}")
     if fv.config is None:

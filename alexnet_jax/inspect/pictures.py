@@ -49,14 +49,11 @@ def mosaic(images: np.ndarray, columns: int, gap: int = 1, fill: float = 1.0) ->
 def kernel_mosaic(kernel: np.ndarray, towers: int, path: str, title: str = "",
                   scores: np.ndarray | None = None) -> None:
   """Writes the kernels of an HWIO array as one block per tower (tower t = output channels
-  [t·n/towers, (t+1)·n/towers)); with 3 input channels each block is titled with its mean colour score."""
-  from alexnet_jax.inspect import kernels as kernels_lib
+  [t·n/towers, (t+1)·n/towers)); with `scores` (one per kernel) each block is titled with their mean."""
   plt = _pyplot()
   images = scaled_kernels(kernel)
   n, h = images.shape[0], images.shape[1]
   per = n // towers
-  if scores is None and kernel.shape[2] == 3:
-    scores = kernels_lib.colour_scores(kernel)
   blocks = [mosaic(images[t * per:(t + 1) * per], COLUMNS) for t in range(towers)]
   width = max(b.shape[1] for b in blocks)
   scale = max(0.06, 6.0 / width)  # inches per kernel pixel: small kernels are blown up

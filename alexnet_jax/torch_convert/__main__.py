@@ -97,19 +97,6 @@ def save_safetensors(path: str, variables: Mapping[str, Any], metadata: Mapping[
   save_file(flat, path, metadata=dict(metadata))
 
 
-def load_safetensors(path: str) -> dict[str, Any]:
-  """The {'params': ..., 'batch_stats': ...} tree of a file `save_safetensors` wrote."""
-  from safetensors.numpy import load_file
-  tree: dict[str, Any] = {}
-  for name, value in load_file(path).items():
-    node = tree
-    *parents, leaf = name.split("/")
-    for part in parents:
-      node = node.setdefault(part, {})
-    node[leaf] = value
-  return tree
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
   p = argparse.ArgumentParser(prog="python -m alexnet_jax.torch_convert", description=__doc__.split("\n")[0])
   p.add_argument("--model", required=True, help=f"torchvision model name: {', '.join(torch_convert.names())}")

@@ -14,6 +14,7 @@ import sys
 
 import pytest
 
+from alexnet_jax import model_choices
 from alexnet_jax import models
 from alexnet_jax.configs import common
 from alexnet_jax.configs import validate
@@ -135,7 +136,7 @@ def _model_cases():
     for key, default in models.config_fields(name).items():
       if isinstance(default, bool):
         continue  # a bool field's bad value is a flag-type error, covered below
-      if isinstance(default, str) or key in validate.MODEL_CHOICES or key == "depth":
+      if isinstance(default, str) or key in model_choices.FIELDS or key == "depth":
         bad = "'bogus'" if isinstance(default, str) else "7"
       elif isinstance(default, (tuple, list)):
         bad = "(32,0)"

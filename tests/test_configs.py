@@ -201,3 +201,14 @@ def test_tfds_dataset_without_validation_split_evaluates_on_test():
   source = input_pipeline._TfdsSource(builder, config)
   assert source.info.num_eval == 10
   assert source._shard("validation", 0, 1) == "test"
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_lr_is_the_rate_at_the_recipes_batch_in_every_family_and_mode(name):
+  """`lr=` means one thing: the rate at the batch the recipe (or quick mode) trains with, scaled
+  linearly when `batch=` sets another batch, whichever order the arguments come in."""
+  for mode in ("", "smoke,"):
+    recipe_batch = _family(name).get_config(mode.rstrip(",") or None).batch_size
+    assert _family(name).get_config(f"{mode}lr=0.02").schedule.base_lr == pytest.approx(0.02)
+    for arg in (f"{mode}lr=0.02,batch={2 * recipe_batch}", f"{mode}batch={2 * recipe_batch},lr=0.02"):
+      assert _family(name).get_config(arg).schedule.base_lr == pytest.approx(0.04), arg

@@ -83,3 +83,53 @@ def test_files_are_small_and_open_with_their_concern(path):
   assert len(text.splitlines()) <= MAX_LINES, f"{path.name} has {len(text.splitlines())} lines"
   doc = ast.get_docstring(ast.parse(text))
   assert doc and doc.strip(), f"{path.name} does not open with a docstring naming its concern"
+
+
+def _module_name(path: pathlib.Path) -> str:
+  parts = path.relative_to(REPO).with_suffix("").parts
+  return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _package_imports(path: pathlib.Path, modules: set[str]) -> set[str]:
+  """The package modules `path` imports anywhere in it (function-level imports count too):
+  `from a import b` is the module a.b when there is one, else a."""
+  out = set()
+  for node in ast.walk(ast.parse(path.read_text())):
+    if isinstance(node, ast.Import):
+      out |= {a.name for a in node.names if a.name in modules}
+    elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+      for a in node.names:
+        name = f"{node.module}.{a.name}"
+        out.add(name if name in modules else node.module)
+  return out & modules
+
+
+def test_no_import_circles_in_the_package():
+  from scipy.sparse import csgraph, lil_matrix
+  files = sorted(PACKAGE.rglob("*.py"))
+  names = [_module_name(p) for p in files]
+  index = {n: i for i, n in enumerate(names)}
+  graph = lil_matrix((len(names), len(names)))
+  for path, name in zip(files, names):
+    for target in _package_imports(path, set(names)) - {name}:
+      graph[index[name], index[target]] = 1
+  _, component = csgraph.connected_components(graph.tocsr(), directed=True, connection="strong")
+  circles = [sorted(n for n, c in zip(names, component) if c == k) for k in set(component)]
+  assert not [c for c in circles if len(c) > 1], [c for c in circles if len(c) > 1]
+
+
+def test_loading_a_config_loads_no_model_code():
+  code = ("import sys; from alexnet_jax.configs import alexnet, vgg, resnet, googlenet, squeezenet; "
+          "vgg.get_config('depth=11'); resnet.get_config('depth=50'); "
+          "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith(('flax', 'jax', 'alexnet_jax.models'))}))")
+  out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300,
+                       env={"JAX_PLATFORMS": "cpu", "PATH": "/usr/bin:/bin"})
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_model_choices_are_what_the_modules_build():
+  from alexnet_jax import model_choices
+  from alexnet_jax.models import layers, resnet, vgg
+  assert tuple(layers.ACTIVATIONS) == model_choices.ACTIVATIONS
+  assert vgg.STAGES is model_choices.VGG_STAGES and resnet.DEPTHS is model_choices.RESNET_STAGES

@@ -67,7 +67,7 @@ Arguments (besides those in `configs/common.py`):
                        conv5 and the FC layers at full size (sets towers=1, half_kernels=True)
   small=False          the small-data recipe (below): the paper's, with warm-up and plateau in steps
   sched=plateau        plateau | step | cosine | constant | poly
-  lr=0.01              base learning rate
+  lr=0.01              base learning rate at the recipe's batch (scaled with `batch`)
   norm=mean            mean (subtract the ImageNet mean, as the paper) | torchvision (its
                        mean and std, for converted torchvision weights) | inception
   inputs               pixel: the paper's 0..255 scale (mean subtracted) with its LRN α;

@@ -16,7 +16,7 @@ it over each epoch.
 
 Arguments (besides those in `configs/common.py`):
   act=relu      relu | tanh  (the Figure 1 variable)
-  lr=0.01       constant SGD learning rate
+  lr=0.01       constant SGD learning rate at the recipe's batch (scaled with `batch`)
   init=lecun    weight initialiser (the same for both activations); `paper` is N(0, 0.01),
                 the small Gaussian of cuda-convnet's CIFAR-10 nets
   norm=std      std: subtract the channel mean and divide by the channel std (unit-scale

@@ -12,7 +12,7 @@ are accepted by every family:
   aug        train augmentation: `paper` (resize, random crop, flip, PCA lighting),
              `inception` (random-resized crop and flip), `flip` or `none`.
   epochs     number of training epochs (overrides the recipe).
-  batch      global batch size (overrides the recipe).
+  batch      global batch size (overrides the recipe); the learning rate scales with it.
   res        training and evaluation crop size (overrides the recipe).
   bf16       compute in bfloat16 with float32 parameters and optimizer state.
   seed       the run's seed (init, data order, augmentation, dropout).
@@ -20,10 +20,16 @@ are accepted by every family:
 Every family builds its config through `make`, in one order: `base_config()` defaults,
 then the family's recipe, then the family arguments (their defaults or given values),
 then quick mode (`smoke`), then the arguments given explicitly again (so an explicit
-`lr=` or `sched=` always wins over quick mode), then `--config.<field>=<value>` on the
+`lr=` or `sched=` always wins over quick mode), then the linear scaling rule (below), then
+`--config.<field>=<value>` on the
 command line (applied by ml_collections after `get_config`). The returned config is
 locked: a misspelt field is an error naming the field. `alexnet_jax.configs.validate`
 checks the finished config before anything runs.
+
+`lr=` means one thing in every family and mode: the learning rate at the batch the recipe
+(or quick mode) trains with. When `batch=` sets another batch, the rate, given or default,
+is scaled linearly with it (Goyal et al. 2017): `resnet:batch=512,lr=0.1` trains at 0.2,
+`resnet:smoke,batch=128,lr=0.05` at 0.1. `--config.schedule.base_lr` sets the rate as is.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from typing import Any, Callable, Mapping
 import ml_collections
 
 from alexnet_jax.errors import ConfigError
-from alexnet_jax.models import layers
+from alexnet_jax import model_choices
 
 Setter = Callable[[ml_collections.ConfigDict, Any, ml_collections.ConfigDict], None]
 
@@ -117,8 +123,8 @@ IMAGENET_PCA_EIGVEC = (
     (-0.5836, -0.6948, 0.4203),
 )
 
-ACTIVATIONS = tuple(layers.ACTIVATIONS)
-INIT_SCHEMES = layers.INIT_SCHEMES
+ACTIVATIONS = model_choices.ACTIVATIONS
+INIT_SCHEMES = model_choices.INIT_SCHEMES
 SCHEDULES = ("plateau", "step", "cosine", "constant", "poly")
 
 AUGMENTATIONS = {
@@ -231,9 +237,11 @@ def make(family: str, arg: str | None, family_args: Mapping[str, Arg], recipe: R
     quick_mode(c)
     if smoke is not None:
       smoke(c, args)
+  recipe_batch = c.batch_size
   for key, value in given.items():
     if key != "smoke":
       spec[key].set(c, value, args)
+  c.schedule.base_lr *= c.batch_size / recipe_batch  # `lr` is the rate at the recipe's batch
   c.lock()
   return c
 

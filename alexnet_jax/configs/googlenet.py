@@ -28,7 +28,7 @@ Arguments (besides those in `configs/common.py`):
                        variant=torchvision, mean subtraction for the paper); use inception
                        for torchvision's released weights (trained with transform_input)
   sched=step           step | poly | cosine | plateau | constant
-  lr=0.01              base learning rate
+  lr=0.01              base learning rate at the recipe's batch (scaled with `batch`)
 
 Examples:
   python main.py --config=configs/googlenet.py
@@ -37,13 +37,14 @@ Examples:
 
 import ml_collections
 
+from alexnet_jax import model_choices
 from alexnet_jax.configs import common
 
 SMOKE_WIDTH = 0.25
 
 FAMILY_ARGS = {
     "variant": common.Arg(str, "torchvision", choices=("torchvision", "paper")),
-    "branch3_kernel": common.Arg(int, None, "model.branch3_kernel", choices=(3, 5)),
+    "branch3_kernel": common.Arg(int, None, "model.branch3_kernel", choices=model_choices.FIELDS["branch3_kernel"]),
     "dropout": common.rate(None, "model.dropout"),
     "aux": common.Arg(bool, True, "model.aux_logits"),
     "width": common.positive(float, 1.0, "model.width", to=lambda v, a: v * (SMOKE_WIDTH if a.smoke else 1.0)),

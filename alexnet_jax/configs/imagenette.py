@@ -60,5 +60,5 @@ def _recipe(c: ml_collections.ConfigDict) -> None:
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  return resnet.make_config("imagenette", arg, family_recipe=_recipe, lr_batch=BATCH,
+  return resnet.make_config("imagenette", arg, family_recipe=_recipe,
                             defaults={"depth": 50, "stem": "deep", "zero_init": True, "sched": "cosine", "lr": LR})

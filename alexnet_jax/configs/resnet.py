@@ -45,7 +45,8 @@ Arguments (besides those in `configs/common.py`):
                         weight decay on biases and BN parameters
   sched=plateau         plateau (the paper) | step (30/60/90 epochs, fb.resnet.torch) | cosine |
                         constant | poly
-  lr=0.1                base learning rate at batch 256 (scaled linearly with `batch`)
+  lr=0.1                base learning rate at the recipe's batch (256; quick mode 64), scaled
+                        linearly with `batch` (configs/common.py)
 
 Examples:
   python main.py --config=configs/resnet.py:depth=50            # the paper on imagenet2012
@@ -60,19 +61,15 @@ from typing import Any, Callable, Mapping
 
 import ml_collections
 
+from alexnet_jax import model_choices
 from alexnet_jax.configs import common
 
 SMOKE_WIDTH = 0.125
 PAPER_BATCH = 256
 
 
-def _lr_scaled(recipe_batch: int) -> Callable[[float, ml_collections.ConfigDict], float]:
-  """Linear scaling rule (Goyal et al. 2017) when `batch=` differs from the recipe's (not in quick mode)."""
-  return lambda value, args: value * args.batch / recipe_batch if args.batch and not args.smoke else value
-
-
 FAMILY_ARGS: dict[str, common.Arg] = {
-    "depth": common.Arg(int, 18, "model.depth", choices=(18, 34, 50, 101, 152)),
+    "depth": common.Arg(int, 18, "model.depth", choices=model_choices.DEPTHS["resnet"]),
     "groups": common.positive(int, 1, "model.groups"),
     "width_per_group": common.positive(int, 64, "model.width_per_group"),
     "se": common.Arg(bool, False, "model.se"),
@@ -80,9 +77,9 @@ FAMILY_ARGS: dict[str, common.Arg] = {
     "v1": common.Arg(bool, False, "model.stride_on_3x3", to=lambda v, a: not v),
     "zero_init": common.Arg(bool, False, "model.zero_init_residual"),
     "width": common.positive(float, 1.0, "model.width", to=lambda v, a: v * (SMOKE_WIDTH if a.smoke else 1.0)),
-    "stem": common.Arg(str, "imagenet", "model.stem", choices=("imagenet", "deep", "small")),
+    "stem": common.Arg(str, "imagenet", "model.stem", choices=model_choices.FIELDS["stem"]),
     "sched": common.Arg(str, "plateau", "schedule.name", choices=common.SCHEDULES),
-    "lr": common.positive(float, 0.1, "schedule.base_lr", to=_lr_scaled(PAPER_BATCH)),
+    "lr": common.positive(float, 0.1, "schedule.base_lr"),
     # Last: they set fields (stem, schedule, zero-init) that the arguments above also set.
     "d": common.Arg(bool, False, apply=lambda c, v, a: _resnet_d(c) if v else None),
     "tricks": common.Arg(bool, False, apply=lambda c, v, a: _tricks(c) if v else None),
@@ -163,13 +160,11 @@ def smoke(c: ml_collections.ConfigDict, args: ml_collections.ConfigDict) -> None
 
 
 def make_config(family: str, arg: str | None, defaults: Mapping[str, Any] | None = None,
-                family_recipe: Callable[[ml_collections.ConfigDict], None] | None = None,
-                lr_batch: int = PAPER_BATCH) -> ml_collections.ConfigDict:
+                family_recipe: Callable[[ml_collections.ConfigDict], None] | None = None) -> ml_collections.ConfigDict:
   """Builds a ResNet-family config; `defaults` changes argument defaults and `family_recipe`
   edits the recipe (configs/resnext.py, configs/senet.py, configs/imagenette.py), in
-  `common.make`'s order; `lr` is the rate at batch `lr_batch`."""
+  `common.make`'s order; `lr` is the rate at the recipe's batch."""
   spec = {k: dataclasses.replace(a, default=(defaults or {}).get(k, a.default)) for k, a in FAMILY_ARGS.items()}
-  spec["lr"] = dataclasses.replace(spec["lr"], to=_lr_scaled(lr_batch))
 
   def full_recipe(c: ml_collections.ConfigDict, args: ml_collections.ConfigDict) -> None:
     recipe(c, args)

@@ -15,7 +15,7 @@ Arguments (besides those in `configs/common.py`):
   width=1.0     channel multiplier
   norm=mean     mean | torchvision | inception (torchvision for its released weights)
   sched=poly    poly | cosine | step | plateau | constant
-  lr=0.04       base learning rate
+  lr=0.04       base learning rate at the recipe's batch (scaled with `batch`)
 
 Examples:
   python main.py --config=configs/squeezenet.py:version=1_1
@@ -24,12 +24,13 @@ Examples:
 
 import ml_collections
 
+from alexnet_jax import model_choices
 from alexnet_jax.configs import common
 
 SMOKE_WIDTH = 0.5
 
 FAMILY_ARGS = {
-    "version": common.Arg(str, "1_0", "model.version", choices=("1_0", "1_1")),
+    "version": common.Arg(str, "1_0", "model.version", choices=model_choices.FIELDS["version"]),
     "dropout": common.rate(0.5, "model.dropout"),
     "width": common.positive(float, 1.0, "model.width", to=lambda v, a: v * (SMOKE_WIDTH if a.smoke else 1.0)),
     "norm": common.norm_arg("mean"),

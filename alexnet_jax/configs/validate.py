@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import ml_collections
 
+from alexnet_jax import model_choices
 from alexnet_jax.configs import common
 from alexnet_jax.errors import ConfigError
 from alexnet_jax.eval import sets as eval_sets
@@ -184,46 +185,27 @@ RULES: dict[str, Rule] = {
     "eval.top_confusions": nonneg_int,
 }
 
-# config.model fields with a fixed set of values (by field name; `depth` by family).
-MODEL_CHOICES: dict[str, tuple] = {
-    "act": common.ACTIVATIONS,
-    "init_scheme": common.INIT_SCHEMES + ("torchvision",),
-    "variant": ("paper", "owt"),
-    "towers": (1, 2),
-    "remove_conv": (0, 2, 3, 4, 5),
-    "pool7": ("adaptive", "flatten"),
-    "stem": ("imagenet", "deep", "small"),
-    "version": ("1_0", "1_1"),
-    "branch3_kernel": (3, 5),
-    "aux_pool": ("adaptive", "avg5s3"),
-    "pool4_window": (2, 3),
-}
-DEPTHS = {"vgg": (11, 13, 16, 19), "resnet": (18, 34, 50, 101, 152)}
 # Numeric model fields that may be 0 (all others must be > 0), and rates in [0, 1).
 MODEL_NONNEG = ("conv1_padding", "lrn_k", "lrn_beta")
 MODEL_RATES = ("dropout", "aux_dropout")
-
-
-def _fmt(v: Any) -> str:
-  return repr(v)
 
 
 def _model_problems(m: ml_collections.ConfigDict) -> list[str]:
   from alexnet_jax import models
   name = m.get("name")
   if name not in models.names():
-    return [f"config.model.name={_fmt(name)}: choose one of {', '.join(models.names())}"]
+    return [f"config.model.name={name!r}: choose one of {', '.join(models.names())}"]
   fields = models.config_fields(name)
   out = []
   for key, value in m.items():
     if key == "name":
       continue
-    where = f"config.model.{key}={_fmt(value)}"
+    where = f"config.model.{key}={value!r}"
     if key not in fields:
       out.append(f"config.model.{key}: model {name!r} has no such field; it takes {', '.join(sorted(fields))}")
       continue
     default = fields[key]
-    choices = DEPTHS.get(name) if key == "depth" else MODEL_CHOICES.get(key)
+    choices = model_choices.of(name, key)
     if choices is not None:
       if value not in choices:
         out.append(f"{where}: choose one of {', '.join(map(str, choices))}")
@@ -267,7 +249,7 @@ def _augment_problems(inp: ml_collections.ConfigDict) -> list[str]:
 
 def _dataset_problem(dataset: Any) -> str | None:
   if not isinstance(dataset, str) or not dataset.strip():
-    return f"config.dataset={_fmt(dataset)}: set 'embedded', a TFDS name or an image-folder path"
+    return f"config.dataset={dataset!r}: set 'embedded', a TFDS name or an image-folder path"
   if dataset == "embedded" or os.path.isdir(dataset):
     return None
   first = dataset.split("/")[0]
@@ -328,7 +310,7 @@ def problems(c: ml_collections.ConfigDict, *, check_data: bool = True, geometry:
       continue
     problem = rule(value)
     if problem:
-      out.append(f"config.{path}={_fmt(value)}: must be {problem}")
+      out.append(f"config.{path}={value!r}: must be {problem}")
   inp = c.input
   if not out:
     out += _augment_problems(inp)

@@ -30,7 +30,7 @@ Arguments (besides those in `configs/common.py`):
   norm=mean      input normalisation: mean (subtract the ImageNet mean, as the paper) |
                  torchvision (mean and std) | inception (scale to [-1, 1])
   sched=plateau  plateau | step | cosine | constant | poly
-  lr=0.01        base learning rate
+  lr=0.01        base learning rate at the recipe's batch (scaled with `batch`)
 
 Quick mode (`smoke`) trains with BatchNorm unless `bn=False` is given (plain VGG-16/19
 learn too slowly from scratch for minutes on a CPU), at eighth width, lr 0.05 (0.02 without BN).
@@ -42,16 +42,17 @@ Examples:
 
 import ml_collections
 
+from alexnet_jax import model_choices
 from alexnet_jax.configs import common
 
 SMOKE_WIDTH = 0.125
 
 FAMILY_ARGS = {
-    "depth": common.Arg(int, 16, "model.depth", choices=(11, 13, 16, 19)),
+    "depth": common.Arg(int, 16, "model.depth", choices=model_choices.DEPTHS["vgg"]),
     "bn": common.Arg(bool, None, "model.bn"),
     "dropout": common.rate(0.5, "model.dropout"),
     "width": common.positive(float, 1.0, "model.width", to=lambda v, a: v * (SMOKE_WIDTH if a.smoke else 1.0)),
-    "pool7": common.Arg(str, "adaptive", "model.pool7", choices=("adaptive", "flatten")),
+    "pool7": common.Arg(str, "adaptive", "model.pool7", choices=model_choices.FIELDS["pool7"]),
     "norm": common.norm_arg("mean"),
     "sched": common.Arg(str, "plateau", "schedule.name", choices=common.SCHEDULES),
     "lr": common.positive(float, 0.01, "schedule.base_lr"),

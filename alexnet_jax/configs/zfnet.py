@@ -20,7 +20,7 @@ Arguments (besides those in `configs/common.py`):
   init=paper    paper (N(0, 0.01), zero biases) | he | he_in | lecun | xavier
   width=1.0     channel multiplier (convs and FC layers)
   sched=plateau plateau | step | cosine | constant | poly
-  lr=0.01       base learning rate
+  lr=0.01       base learning rate at the recipe's batch (scaled with `batch`)
 
 Quick mode (`smoke`): 64 px, conv1 5×5/2, stride-1 conv2, quarter width, He init, cosine
 at 0.02; unit-scale inputs, with LRN's α multiplied by the squared pixel scale so that LRN

@@ -88,7 +88,7 @@ class AlexNet(nn.Module):
         if self.half_kernels and i in HALVED:
           features //= 2
         x = layers.Conv(
-            max(1, int(round(features * self.width))), (kernel, kernel), strides=(stride, stride),
+            layers.scaled(features, self.width), (kernel, kernel), strides=(stride, stride),
             padding=pad, groups=self.towers if towered else 1,
             kernel_init=kinit, bias_init=binit, dtype=self.dtype, name=name)(x)
         x = act(x)
@@ -100,7 +100,7 @@ class AlexNet(nn.Module):
       if i in (1, 2, 5):
         x = layers.max_pool(x, self.pool_window, self.pool_stride)
     x = x.reshape((x.shape[0], -1))
-    fc_dim = max(1, int(round(self.fc_dim * self.width)))
+    fc_dim = layers.scaled(self.fc_dim, self.width)
     for name in ("fc6", "fc7"):
       kinit, binit = self._inits(name)
       x = nn.Dense(fc_dim, kernel_init=kinit, bias_init=binit, dtype=self.dtype,

@@ -46,10 +46,6 @@ POOL_AFTER = ("inception3b", "inception4e")
 AUX_AFTER = {"inception4a": "aux1", "inception4d": "aux2"}
 
 
-def scaled(features: int, width: float) -> int:
-  return max(1, int(round(features * width)))
-
-
 def conv_init(scheme: str) -> nn.initializers.Initializer:
   """'torchvision' is its truncated N(0, 0.01); anything else is a `layers.kernel_init` scheme."""
   if scheme == "torchvision":
@@ -95,18 +91,18 @@ class AuxHead(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     x = layers.adaptive_avg_pool(x, 4) if self.pool == "adaptive" else layers.avg_pool(x, 5, 3)
-    x = layers.ConvBNAct(scaled(128, self.width), 1, 1, 0, bn=self.bn, bn_epsilon=1e-3,
+    x = layers.ConvBNAct(layers.scaled(128, self.width), 1, 1, 0, bn=self.bn, bn_epsilon=1e-3,
                          kernel_init=conv_init(self.init_scheme), dtype=self.dtype, name="conv")(x, train)
     x = x.reshape((x.shape[0], -1))
     dense = lambda f, name: nn.Dense(f, kernel_init=conv_init(self.init_scheme), dtype=self.dtype,
                                      param_dtype=jnp.float32, name=name)
-    x = nn.relu(dense(scaled(1024, self.width), "fc1")(x))
+    x = nn.relu(dense(layers.scaled(1024, self.width), "fc1")(x))
     x = nn.Dropout(self.dropout, deterministic=not train)(x)
     return dense(self.num_classes, "fc2")(x).astype(jnp.float32)
 
 
 class GoogLeNet(nn.Module):
-  """GoogLeNet; every field is set from `config.model` by `build` below."""
+  """GoogLeNet; every field is set from `config.model` by `models.build_model`."""
 
   num_classes: int = 1000
   width: float = 1.0
@@ -123,7 +119,7 @@ class GoogLeNet(nn.Module):
   dtype: Any = jnp.float32
 
   def _conv(self, features: int, kernel: int, stride: int, name: str) -> layers.ConvBNAct:
-    return layers.ConvBNAct(scaled(features, self.width), kernel, stride, kernel // 2, bn=self.bn,
+    return layers.ConvBNAct(layers.scaled(features, self.width), kernel, stride, kernel // 2, bn=self.bn,
                             bn_epsilon=1e-3, kernel_init=conv_init(self.init_scheme), dtype=self.dtype, name=name)
 
   def _lrn(self, x: jax.Array, name: str) -> jax.Array:
@@ -143,7 +139,7 @@ class GoogLeNet(nn.Module):
     # Aux heads only run in training, but their parameters must exist from init on.
     run_aux = self.aux_logits and (train or self.is_initializing())
     for name, channels in INCEPTIONS:
-      x = Inception(tuple(scaled(c, self.width) for c in channels), self.bn, self.branch3_kernel,
+      x = Inception(tuple(layers.scaled(c, self.width) for c in channels), self.bn, self.branch3_kernel,
                     self.init_scheme, self.dtype, name=name)(x, train)
       if name in POOL_AFTER:
         x = layers.max_pool(x, 3 if name == "inception3b" else self.pool4_window, 2, ceil_mode=True)

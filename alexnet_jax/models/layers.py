@@ -1,7 +1,7 @@
 """Building blocks shared by every model family.
 
-One place for: local response normalisation, initialisers, activations, the
-conv-BN-act block and the pooling helpers. Families import from here instead of
+One place for: local response normalisation, initialisers, activations, the width
+multiplier (`scaled`), the conv-BN-act block and the pooling helpers. Families import from here instead of
 re-implementing them, so an ablation of e.g. LRN behaves identically everywhere.
 """
 
@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from alexnet_jax import model_choices
 from alexnet_jax.models import cpu_gradients
 
 Dtype = Any
@@ -27,6 +28,11 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 }
 
 
+def scaled(features: int, width: float) -> int:
+  """A channel count under the width multiplier `width` (rounded, never below 1)."""
+  return max(1, int(round(features * width)))
+
+
 def activation(name: str) -> Callable[[jax.Array], jax.Array]:
   """Returns the activation called `name`, with a clear error for unknown names."""
   try:
@@ -35,7 +41,7 @@ def activation(name: str) -> Callable[[jax.Array], jax.Array]:
     raise ValueError(f"Unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}.") from None
 
 
-INIT_SCHEMES = ("paper", "he", "he_in", "lecun", "xavier")
+INIT_SCHEMES = model_choices.INIT_SCHEMES
 
 
 def kernel_init(scheme: str, std: float = 0.01) -> nn.initializers.Initializer:
@@ -161,10 +167,10 @@ class Conv(nn.Module):
   """A 2-D convolution whose grouped form runs fast on every backend.
 
   Parameters are exactly those of `nn.Conv` ('kernel' HWIO with I = in/groups, 'bias'),
-  so checkpoints, parameter counts and weight converters do not depend on `impl`.
+  so checkpoints, parameter counts and weight converters do not depend on the form.
   XLA:CPU runs `feature_group_count > 1` several times slower than the same work as one
-  convolution per group, so `impl='auto'` splits the groups on CPU and leaves the fused
-  grouped convolution to GPUs and TPUs. Both compute the same function.
+  convolution per group, so on CPU the groups are split and GPUs and TPUs get the fused
+  grouped convolution. Both compute the same function.
   """
 
   features: int
@@ -176,7 +182,6 @@ class Conv(nn.Module):
   kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
   bias_init: nn.initializers.Initializer = nn.initializers.zeros
   dtype: Dtype = jnp.float32
-  impl: str = "auto"  # auto | fused | split
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -192,10 +197,7 @@ class Conv(nn.Module):
     x = x.astype(self.dtype)
     kernel = kernel.astype(self.dtype)
     dn = ("NHWC", "HWIO", "NHWC")
-    impl = self.impl
-    if impl == "auto":
-      impl = "split" if (self.groups > 1 and jax.default_backend() == "cpu") else "fused"
-    if impl == "split" and self.groups > 1:
+    if self.groups > 1 and jax.default_backend() == "cpu":
       xs = jnp.split(x, self.groups, axis=-1)
       ks = jnp.split(kernel, self.groups, axis=-1)
       y = jnp.concatenate([cpu_gradients.conv_general_dilated(a, k, self.strides, pad, dimension_numbers=dn)

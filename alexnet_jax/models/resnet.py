@@ -44,19 +44,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from alexnet_jax import model_choices
 from alexnet_jax.models import cpu_gradients, layers
 
-# depth → (block type, blocks per stage), ResNet paper Table 1.
-DEPTHS: dict[int, tuple[str, tuple[int, ...]]] = {
-    18: ("basic", (2, 2, 2, 2)),
-    34: ("basic", (3, 4, 6, 3)),
-    50: ("bottleneck", (3, 4, 6, 3)),
-    101: ("bottleneck", (3, 4, 23, 3)),
-    152: ("bottleneck", (3, 8, 36, 3)),
-}
+DEPTHS = model_choices.RESNET_STAGES  # depth → (block type, blocks per stage)
 STAGE_PLANES = (64, 128, 256, 512)
 EXPANSION = {"basic": 1, "bottleneck": 4}
-STEMS = ("imagenet", "deep", "small")
+STEMS = model_choices.FIELDS["stem"]
 
 
 def stage_spec(depth: int) -> tuple[str, tuple[int, ...]]:
@@ -64,11 +58,6 @@ def stage_spec(depth: int) -> tuple[str, tuple[int, ...]]:
   if depth not in DEPTHS:
     raise ValueError(f"ResNet depth {depth} is not defined; choose one of {sorted(DEPTHS)}.")
   return DEPTHS[depth]
-
-
-def scaled(channels: int, width: float) -> int:
-  """Channel count under the width multiplier; never below 1."""
-  return max(1, int(round(channels * width)))
 
 
 def bottleneck_width(planes: int, groups: int, width_per_group: int) -> int:
@@ -170,7 +159,7 @@ class ResidualBlock(nn.Module):
 
 
 class ResNet(nn.Module):
-  """ResNet / ResNeXt / SE-ResNet; every field is set from `config.model` by `build`."""
+  """ResNet / ResNeXt / SE-ResNet; every field is set from `config.model` by `models.build_model`."""
 
   num_classes: int = 1000
   depth: int = 50
@@ -194,13 +183,13 @@ class ResNet(nn.Module):
     if x.ndim != 4 or x.shape[-1] != 3:
       raise ValueError(f"ResNet expects NHWC RGB images of shape (batch, H, W, 3), got {x.shape}.")
     x = x.astype(self.dtype)
-    stem_features = scaled(64, self.width)
+    stem_features = layers.scaled(64, self.width)
     if self.stem == "imagenet":
       x = layers.ConvBNAct(stem_features, 7, stride=2, padding=3, kernel_init=layers.kernel_init("he"),
                            dtype=self.dtype, name="stem")(x, train)
       x = layers.max_pool(x, 3, 2, padding=((1, 1), (1, 1)))
     elif self.stem == "deep":
-      for i, (features, stride) in enumerate(((scaled(32, self.width), 2), (scaled(32, self.width), 1),
+      for i, (features, stride) in enumerate(((layers.scaled(32, self.width), 2), (layers.scaled(32, self.width), 1),
                                               (stem_features, 1)), start=1):
         x = layers.ConvBNAct(features, 3, stride=stride, padding=1, kernel_init=layers.kernel_init("he"),
                              dtype=self.dtype, name=f"stem{i}")(x, train)
@@ -211,7 +200,7 @@ class ResNet(nn.Module):
     for stage, (planes, count) in enumerate(zip(STAGE_PLANES, blocks), start=1):
       for index in range(count):
         x = ResidualBlock(
-            scaled(planes, self.width), kind=kind,
+            layers.scaled(planes, self.width), kind=kind,
             stride=2 if stage > 1 and index == 0 else 1,
             groups=self.groups, width_per_group=self.width_per_group,
             stride_on_3x3=self.stride_on_3x3, zero_init_residual=self.zero_init_residual,

@@ -32,10 +32,6 @@ VERSIONS = {"1_0": (96, 7, (4, 8)), "1_1": (64, 3, (3, 5))}
 _CONV_INIT = nn.initializers.variance_scaling(2.0, "fan_in", "uniform")  # torch's kaiming_uniform_
 
 
-def scaled(features: int, width: float) -> int:
-  return max(1, int(round(features * width)))
-
-
 class Fire(nn.Module):
   """squeeze 1×1 → ReLU → [expand 1×1 → ReLU ‖ expand 3×3 → ReLU] (channel concat)."""
 
@@ -55,7 +51,7 @@ class Fire(nn.Module):
 
 
 class SqueezeNet(nn.Module):
-  """SqueezeNet 1.0 / 1.1; set from `config.model` by `build`."""
+  """SqueezeNet 1.0 / 1.1; set from `config.model` by `models.build_model`."""
 
   num_classes: int = 1000
   version: str = "1_0"
@@ -70,12 +66,12 @@ class SqueezeNet(nn.Module):
       raise ValueError(f"SqueezeNet version must be one of {sorted(VERSIONS)}, got {self.version!r}.")
     stem, kernel, pool_after = VERSIONS[self.version]
     x = x.astype(self.dtype)
-    x = nn.Conv(scaled(stem, self.width), (kernel, kernel), strides=(self.conv1_stride,) * 2,
+    x = nn.Conv(layers.scaled(stem, self.width), (kernel, kernel), strides=(self.conv1_stride,) * 2,
                 padding="VALID", kernel_init=_CONV_INIT, dtype=self.dtype,
                 param_dtype=jnp.float32, name="conv1")(x)
     x = layers.max_pool(nn.relu(x), 3, 2, ceil_mode=True)
     for i, (s, e1, e3) in enumerate(FIRES, start=2):
-      x = Fire(scaled(s, self.width), scaled(e1, self.width), scaled(e3, self.width), self.dtype,
+      x = Fire(layers.scaled(s, self.width), layers.scaled(e1, self.width), layers.scaled(e3, self.width), self.dtype,
                name=f"fire{i}")(x)
       if i in pool_after:
         x = layers.max_pool(x, 3, 2, ceil_mode=True)

@@ -23,17 +23,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from alexnet_jax import model_choices
 from alexnet_jax.models import cpu_gradients, layers
 
-# Convs per stage for each depth (channels 64, 128, 256, 512, 512).
-STAGES = {11: (1, 1, 2, 2, 2), 13: (2, 2, 2, 2, 2), 16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}
+STAGES = model_choices.VGG_STAGES  # convs per stage for each depth
 CHANNELS = (64, 128, 256, 512, 512)
-POOL7_MODES = ("adaptive", "flatten")
-
-
-def scaled(features: int, width: float) -> int:
-  """Channel count after a width multiplier (at least 1)."""
-  return max(1, int(round(features * width)))
+POOL7_MODES = model_choices.FIELDS["pool7"]
 
 
 class ConvBlock(nn.Module):
@@ -56,7 +51,7 @@ class ConvBlock(nn.Module):
 
 
 class VGG(nn.Module):
-  """VGG-11/13/16/19 with optional BatchNorm; set from `config.model` by `build`."""
+  """VGG-11/13/16/19 with optional BatchNorm; set from `config.model` by `models.build_model`."""
 
   num_classes: int = 1000
   depth: int = 16
@@ -76,14 +71,14 @@ class VGG(nn.Module):
     x = x.astype(self.dtype)
     for stage, (convs, channels) in enumerate(zip(STAGES[self.depth], CHANNELS), start=1):
       for j in range(1, convs + 1):
-        x = ConvBlock(scaled(channels, self.width), self.bn, self.dtype, name=f"conv{stage}_{j}")(x, train)
+        x = ConvBlock(layers.scaled(channels, self.width), self.bn, self.dtype, name=f"conv{stage}_{j}")(x, train)
       x = layers.max_pool(x, 2, 2)
     if self.pool7 == "adaptive":
       x = layers.adaptive_avg_pool(x, 7)
     x = x.reshape((x.shape[0], -1))
     fc_init = nn.initializers.normal(0.01)
     for name in ("fc6", "fc7"):
-      x = nn.Dense(scaled(self.fc_dim, self.width), kernel_init=fc_init, dtype=self.dtype,
+      x = nn.Dense(layers.scaled(self.fc_dim, self.width), kernel_init=fc_init, dtype=self.dtype,
                    param_dtype=jnp.float32, name=name)(x)
       x = nn.relu(x)
       x = nn.Dropout(self.dropout, deterministic=not train)(x)

@@ -52,7 +52,7 @@ class ZFNet(nn.Module):
   dtype: Any = jnp.float32
 
   def _channels(self, features: int) -> int:
-    return max(1, int(round(features * self.width)))
+    return layers.scaled(features, self.width)
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:

@@ -22,14 +22,15 @@ from __future__ import annotations
 import importlib
 from typing import Any, Mapping
 
+from alexnet_jax import model_choices
 from alexnet_jax.torch_convert.common import ConversionError
 
 # torchvision model name → converter module (relative to this package).
 _FAMILY = {
     "alexnet": "alexnet",
-    **{f"vgg{d}{bn}": "vgg" for d in (11, 13, 16, 19) for bn in ("", "_bn")},
+    **{f"vgg{d}{bn}": "vgg" for d in model_choices.DEPTHS["vgg"] for bn in ("", "_bn")},
     "googlenet": "googlenet",
-    **{f"resnet{d}": "resnet" for d in (18, 34, 50, 101, 152)},
+    **{f"resnet{d}": "resnet" for d in model_choices.DEPTHS["resnet"]},
     "resnext50_32x4d": "resnet",
     "squeezenet1_0": "squeezenet",
     "squeezenet1_1": "squeezenet",

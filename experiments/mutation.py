@@ -1,6 +1,6 @@
 """Mutation testing of the core modules, one module at a time, with mutmut 3 (on demand, not in CI).
 
-  pip install -r requirements-mutation.txt
+  pip install -r requirements-dev.txt
   nice -n 15 python -m experiments.mutation                      # every module in MODULES (about an hour on 2 cores)
   nice -n 15 python -m experiments.mutation --modules=scoring,views
   python -m experiments.mutation --report                        # docs/MUTATION.md from the records only
@@ -183,7 +183,7 @@ def render_mutation(folder: str = RECORDS, equivalent: dict[str, str] = EQUIVALE
       "How strong the tests are where a silent change would corrupt a result: mutmut changes the code",
       "in small ways (an operator, a constant, a call's argument) and counts how many changes some",
       "test catches. Run on demand, not in CI (it takes about an hour on 2 cores):", "",
-      "```", "pip install -r requirements-mutation.txt",
+      "```", "pip install -r requirements-dev.txt",
       "nice -n 15 python -m experiments.mutation                  # every module below, one at a time",
       "nice -n 15 python -m experiments.mutation --modules=store   # one module",
       "python -m experiments.mutation --report                    # this page from the records", "```", "",
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
       _tool_version()
     except Exception:  # noqa: BLE001 - PackageNotFoundError
-      print("error: mutmut is not installed: pip install -r requirements-mutation.txt", file=sys.stderr)
+      print("error: mutmut is not installed: pip install -r requirements-dev.txt", file=sys.stderr)
       return 2
     for name in names:
       s = score(run_module(name, args.max_children, args.fresh))

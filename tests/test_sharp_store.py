@@ -156,7 +156,7 @@ def test_gather_keeps_the_order_asked_across_shards(store_config):
   assert store.count("train") == N_TRAIN and store.count("validation") == N_EVAL
   assert len(store.manifest["splits"]["train"]["shards"]) == 8  # 7 rows a shard
   info = store_lib.get_info(store_config)
-  assert (info.num_train, info.num_eval, info.num_classes) == (N_TRAIN, N_EVAL, 10)
+  assert (info.name, info.num_train, info.num_eval, info.num_classes) == ("embedded", N_TRAIN, N_EVAL, 10)
   assert info.class_names == tuple(f"c{i}" for i in range(10))
 
 

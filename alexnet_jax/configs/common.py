@@ -255,8 +255,8 @@ def quick_mode(c: ml_collections.ConfigDict) -> None:
   c.input.shuffle_buffer = 8192
   c.input.pipeline = "store"  # a 72² store of the embedded set (~100 MB at 6000 train images)
   c.input.crop_region = "center_square"  # all a store holds (its square images: the whole image)
-  # Families' quick modes use He-style init, which expects unit-scale inputs; families with
-  # LRN keep the paper's pixel scale instead (see their `smoke`).
+  # Quick modes use He-style init, which expects unit-scale inputs; families with LRN scale
+  # its α to match, so α·Σa² keeps its size on the paper's pixel scale (see their `smoke`).
   c.input.std_rgb = IMAGENET_STD_RGB
   c.batch_size = 64
   c.eval_batch_size = 250

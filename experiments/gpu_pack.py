@@ -4,8 +4,9 @@
   python -m experiments.gpu_pack --check        # sizes only
 
 Writes two git-ignored folders, which a device call carries beside the tree (docs/GPU.md):
-  .data/imagenette/{train,val}/<wnid>/<image>  every image re-encoded as JPEG at --quality, same pixels
-                                               size (128²); the official imagenette2 split as given
+  .data/imagenette.zip                         every image re-encoded as JPEG at --quality, same pixel
+                                               size (128²), the official imagenette2 split as given,
+                                               in one uncompressed zip: {train,val}/<wnid>/<image>
   .pydeps/                                     ml_collections, clu and wrapt, copied from this Python
                                                (experiments.gpu_session uses them only where missing;
                                                clu's TensorBoard writer without TensorFlow is None)
@@ -24,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import zipfile
 from concurrent import futures
 
 from experiments import campaign
@@ -96,31 +98,38 @@ def _sources(src: str):
             yield f"{split}/{os.path.basename(dirpath)}/{name}", f.read()
 
 
-def pack_images(src: str, quality: int, dest: str = os.path.join(DATA, "imagenette")) -> dict[str, int]:
+def pack_images(src: str, quality: int, dest: str = os.path.join(DATA, "imagenette.zip")) -> dict[str, int]:
+  """Every image of `src` re-encoded at `quality` into one uncompressed zip (train/<class>/<image>, ...):
+  one file carries without the per-file overhead of 13,394 small ones; `unpack` opens it there."""
   if not os.path.exists(src):
     raise PackError(f"{src}: no such file or folder; pass the imagenette-128 archive or its unpacked folder.")
   if not 1 <= quality <= 95:
     raise PackError(f"--quality must be 1..95, got {quality}.")
-  tmp = dest + ".tmp"
-  shutil.rmtree(tmp, ignore_errors=True)
+  os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
   counts = {"train": 0, "val": 0}
-  with futures.ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
-    pending = []
-    for rel, data in _sources(src):
-      pending.append((rel, pool.submit(_reencode, data, quality)))
+  with futures.ProcessPoolExecutor(max_workers=os.cpu_count()) as pool, \
+       zipfile.ZipFile(dest + ".tmp", "w", zipfile.ZIP_STORED) as z:
+    pending = [(rel, pool.submit(_reencode, data, quality)) for rel, data in _sources(src)]
     for rel, fut in pending:
-      path = os.path.join(tmp, rel)
-      os.makedirs(os.path.dirname(path), exist_ok=True)
-      with open(path, "wb") as f:
-        f.write(fut.result())
+      z.writestr(rel, fut.result())
       counts[rel.split("/")[0]] += 1
   if not counts["train"] or not counts["val"]:
-    shutil.rmtree(tmp, ignore_errors=True)
+    os.remove(dest + ".tmp")
     raise PackError(f"{src}: found {counts['train']} train and {counts['val']} val images; expected "
                     f"<root>/train/<class>/<image> and <root>/val/<class>/<image>.")
-  shutil.rmtree(dest, ignore_errors=True)
-  os.replace(tmp, dest)
+  os.replace(dest + ".tmp", dest)
   return counts
+
+
+def unpack(data: str) -> str | None:
+  """On the GPU machine: <data>/imagenette.zip unpacked once into <data>/imagenette/ (its folder)."""
+  archive, folder = os.path.join(data, "imagenette.zip"), os.path.join(data, "imagenette")
+  if os.path.isfile(archive) and not os.path.isdir(folder):
+    shutil.rmtree(folder + ".tmp", ignore_errors=True)
+    with zipfile.ZipFile(archive) as z:
+      z.extractall(folder + ".tmp")  # zipfile drops absolute paths and '..' from member names
+    os.replace(folder + ".tmp", folder)
+  return folder if os.path.isdir(folder) else None
 
 
 def pack_packages(dest: str = PYDEPS) -> list[str]:
@@ -168,7 +177,8 @@ def main(argv=None) -> int:
     if not a.check:
       if a.imagenette:
         counts = pack_images(a.imagenette, a.quality)
-        print(f".data/imagenette: {counts['train']} train, {counts['val']} val images at JPEG quality {a.quality}")
+        shutil.rmtree(os.path.join(DATA, "imagenette"), ignore_errors=True)  # an unpacked copy would travel too
+        print(f".data/imagenette.zip: {counts['train']} train, {counts['val']} val images at JPEG quality {a.quality}")
       print(".pydeps: " + ", ".join(pack_packages()))
     s = sizes()
   except PackError as e:

@@ -174,7 +174,8 @@ class Session:
     for job in todo[:step.parallel]:
       groups.setdefault(sweep_lib.member_group(job.member.name)[0], []).append(job)
     compiled = self.status["compile"].setdefault(sw.name, {})
-    wanted = [(g, js[0]) for g, js in groups.items() if len(js) > 1 and not os.path.exists(self.marker(sw.name, g))]
+    marker = lambda g: self.path("jax_cache", f".compiled-{sw.name}-{g}.json")  # noqa: E731
+    wanted = [(g, js[0]) for g, js in groups.items() if len(js) > 1 and not os.path.exists(marker(g))]
     probe = step.probe and not compiled
     while wanted and self.left() > 0:
       # Programs of one batch differ, so they compile side by side; the probed one compiles alone.
@@ -189,12 +190,9 @@ class Session:
       probe = False
       for group, _ in batch:
         if "first_eval_s" in compiled[group]["cold"]:
-          with open(self.marker(sw.name, group), "w") as f:
+          with open(marker(group), "w") as f:
             json.dump(compiled[group], f)
     self.write_status()
-
-  def marker(self, sweep_name: str, group: str) -> str:
-    return self.path("jax_cache", f".compiled-{sweep_name}-{group}.json")
 
   def _warm_batch(self, sweep_name: str, items: list) -> dict[str, dict]:
     """Runs each (group, job, cache kind) in a scratch folder until its first evaluation is logged."""
@@ -372,6 +370,7 @@ def main(argv=None) -> int:
     session.deadline, session.end = time.time(), time.time() + 10
   previous = signal.signal(signal.SIGTERM, hurry)
   session.status["compile"] = campaign._read_json(session.path("status.json")).get("compile", {})  # noqa: SLF001
+  gpu_pack.unpack(os.path.join(REPO, a.data))  # the images brought as one zip (docs/GPU.md)
   failed = []
   try:
     for step in steps_of(plans):  # a step the deadline does not reach still lists its runs

@@ -228,7 +228,9 @@ def test_sigterm_stops_the_runs_and_still_bundles(fake, monkeypatch):
   assert signal.getsignal(signal.SIGTERM) is before  # the handler is put back
 
 
-def test_images_are_packed_from_a_folder_or_an_archive(tmp_path):
+def test_images_are_packed_from_a_folder_or_an_archive_and_unpacked_once(tmp_path):
+  import zipfile
+
   from PIL import Image
 
   from experiments import gpu_pack
@@ -239,10 +241,15 @@ def test_images_are_packed_from_a_folder_or_an_archive(tmp_path):
   with tarfile.open(tmp_path / "imagenette.tar", "w") as tar:
     tar.add(src, arcname="imagenette")
   for source in (src, tmp_path / "imagenette.tar"):
-    dest = tmp_path / f"packed-{source.suffix or 'folder'}"
-    assert gpu_pack.pack_images(str(source), 60, str(dest)) == {"train": 2, "val": 1}
-    packed = dest / "val" / "n01" / "a.JPEG"
-    with Image.open(packed) as im:
+    data = tmp_path / f"data-{source.suffix or 'folder'}"
+    assert gpu_pack.pack_images(str(source), 60, str(data / "imagenette.zip")) == {"train": 2, "val": 1}
+    assert sorted(zipfile.ZipFile(data / "imagenette.zip").namelist()) == [
+        "train/n01/a.JPEG", "train/n02/a.JPEG", "val/n01/a.JPEG"]
+    folder = gpu_pack.unpack(str(data))
+    with Image.open(os.path.join(folder, "val", "n01", "a.JPEG")) as im:
       assert im.format == "JPEG" and im.size == (128, 128)
+    os.remove(os.path.join(folder, "val", "n01", "a.JPEG"))
+    assert gpu_pack.unpack(str(data)) == folder and not os.path.exists(os.path.join(folder, "val", "n01", "a.JPEG"))
+  assert gpu_pack.unpack(str(tmp_path / "empty")) is None
   with pytest.raises(gpu_pack.PackError, match="no such file"):
-    gpu_pack.pack_images(str(tmp_path / "missing"), 70, str(tmp_path / "x"))
+    gpu_pack.pack_images(str(tmp_path / "missing"), 70, str(tmp_path / "x.zip"))

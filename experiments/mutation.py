@@ -111,28 +111,73 @@ def _tool_version() -> str:
   return metadata.version("mutmut")
 
 
-def run_module(name: str, max_children: int, fresh: bool = False) -> dict:
-  """Runs mutmut on one module in its own copy; returns (and writes) the module's raw record."""
+def _meta_codes(work: str, module: str) -> dict:
+  meta = os.path.join(work, "mutants", module + ".meta")
+  if not os.path.exists(meta):
+    return {}
+  with open(meta) as f:
+    return json.load(f)["exit_code_by_key"]
+
+
+def _carry_verdicts_over_added_tests(work: str, old_tests: list[str]) -> bool:
+  """mutmut forgets every verdict when a module's test selection changes. When tests were only
+  added, a killed mutant stays killed (more tests cannot revive it): the previous run's stats are
+  marked as made with the new selection, so only the survivors need to run again."""
+  stats_path = os.path.join(work, "mutants", "mutmut-stats.json")
+  with open(os.path.join(work, "setup.cfg")) as f:
+    new_tests = configparser.ConfigParser()
+    new_tests.read_file(f)
+  if not os.path.exists(stats_path) or not set(old_tests) <= set(
+      new_tests["mutmut"]["pytest_add_cli_args_test_selection"].split()):
+    return False
+  from mutmut import configuration
+  cwd = os.getcwd()
+  os.chdir(work)
+  try:
+    configuration.reset_config()
+    fingerprint = configuration.config().config_fingerprint()
+  finally:
+    os.chdir(cwd)
+    configuration.reset_config()
+  with open(stats_path) as f:
+    stats = json.load(f)
+  stats["config_fingerprint"] = fingerprint
+  with open(stats_path, "w") as f:
+    json.dump(stats, f)
+  return True
+
+
+def run_module(name: str, max_children: int, fresh: bool = False, recheck: bool = False) -> dict:
+  """Runs mutmut on one module in its own copy; returns (and writes) the module's raw record.
+
+  recheck: runs again only the mutants that survived the module's last run (after tests were added).
+  """
   work = os.path.join(REPO, WORK, name)
-  _copy_tree(work, fresh)
+  _copy_tree(work, fresh and not recheck)
   _write_setup_cfg(work, name)
   command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)]
+  if recheck:
+    previous = os.path.join(REPO, RECORDS, f"{name}.json")
+    old_tests = json.load(open(previous))["tests"] if os.path.exists(previous) else []
+    caught = KILLED | TIMEOUT
+    survivors = sorted(k for k, v in _meta_codes(work, MODULES[name][0]).items() if v is not None and v not in caught)
+    if not survivors or not _carry_verdicts_over_added_tests(work, old_tests):
+      raise RuntimeError(f"--recheck needs a finished earlier run of {name} whose tests are all still mapped")
+    command += survivors
   started = datetime.datetime.now(datetime.timezone.utc)
   with open(os.path.join(work, "mutmut.log"), "w") as log:
     proc = subprocess.run(command, cwd=work, stdout=log, stderr=subprocess.STDOUT,
                           env=dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=""))
   elapsed = (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds()
   module = MODULES[name][0]
-  meta = os.path.join(work, "mutants", module + ".meta")
-  if not os.path.exists(meta):
+  codes = _meta_codes(work, module)
+  if not codes:
     tail = open(os.path.join(work, "mutmut.log"), errors="replace").read()[-3000:]
     raise RuntimeError(f"mutmut failed on {module} (exit {proc.returncode}):\n{tail}")
-  with open(meta) as f:
-    codes = json.load(f)["exit_code_by_key"]
   record = {
       "module": module, "tests": _tests(name), "tool": f"mutmut {_tool_version()}",
       "date": started.strftime("%Y-%m-%d"), "wall_s": round(elapsed),
-      "command": f"python -m experiments.mutation --modules={name}",
+      "command": f"python -m experiments.mutation --modules={name}" + (" --recheck" if recheck else ""),
       "machine": {"host": platform.node(), "cpu_count": os.cpu_count(), "python": platform.python_version()},
       "status": {k: _status(v) for k, v in sorted(codes.items())},
       "complete": proc.returncode == 0 and None not in codes.values(),
@@ -227,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--modules", default=",".join(MODULES), help="comma-separated names: " + ",".join(MODULES))
   parser.add_argument("--max_children", type=int, default=2, help="mutants tested at once")
   parser.add_argument("--fresh", action="store_true", help="discard the previous results of these modules")
+  parser.add_argument("--recheck", action="store_true",
+                      help="run again only the mutants that survived the last run (after adding tests)")
   parser.add_argument("--report", action="store_true", help="only render docs/MUTATION.md from the records")
   parser.add_argument("--check", action="store_true", help="with --report: exit 1 when the file differs")
   args = parser.parse_args(argv)
@@ -243,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
       print("error: mutmut is not installed: pip install -r requirements-dev.txt", file=sys.stderr)
       return 2
     for name in names:
-      s = score(run_module(name, args.max_children, args.fresh))
+      s = score(run_module(name, args.max_children, args.fresh, args.recheck))
       print(f"{name}: {s['killed']}/{s['total']} killed, {len(s['survivors'])} surviving, "
             f"score {100 * s['score']:.1f}%", flush=True)
   text = render_mutation(os.path.join(REPO, RECORDS))

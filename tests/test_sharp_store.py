@@ -164,7 +164,7 @@ def test_batch_sizes_the_processes_cannot_share_are_refused(store_config):
   with pytest.raises(store_lib.StoreError, match=r"config.batch_size=8 must be a positive multiple.*\(3\)"):
     next(store_lib.train_batches(store_config, process_count=3))
   big = _config(store_config.input.store_dir, batch_size=64)
-  with pytest.raises(store_lib.StoreError, match="larger than the train split"):
+  with pytest.raises(store_lib.StoreError, match=r"^config\.batch_size=64 is larger than the train split \(50 examples\); lower the batch size\.$"):
     next(store_lib.train_batches(big))
   with pytest.raises(store_lib.StoreError, match=r"eval batch size=0 must"):
     store_lib._local(0, 1, "eval batch size")  # noqa: SLF001
@@ -175,7 +175,7 @@ def test_batch_sizes_the_processes_cannot_share_are_refused(store_config):
 
 def test_a_missing_store_is_named_without_preparing(tmp_path):
   cfg = _config(str(tmp_path))
-  with pytest.raises(store_lib.StoreError, match="No prepared store at .*--mode=prepare"):
+  with pytest.raises(store_lib.StoreError, match=r"^No prepared store at .*\. Run: python main\.py --config=\.\.\. --mode=prepare$"):
     store_lib.open_store(cfg, prepare_if_missing=False)
   assert not os.listdir(tmp_path)
 
@@ -195,15 +195,15 @@ def test_a_store_with_another_format_or_config_is_refused(store_config, tmp_path
   manifest = json.loads(open(os.path.join(path, store_lib.MANIFEST)).read())
   store = store_lib.Store(path)
   other = _config(store_config.input.store_dir, embedded_train_size=51)
-  with pytest.raises(store_lib.StoreMismatchError, match="embedded_train_size: store 50, config 51"):
+  with pytest.raises(store_lib.StoreMismatchError, match=r"embedded_train_size: store 50, config 51\)\. Set config\.input\.store_dir to another folder or delete this store\.$"):
     store.check_matches(other)
   copy = tmp_path / "copy"
   copy.mkdir()
   (copy / store_lib.MANIFEST).write_text(json.dumps({**manifest, "format_version": 0}))
-  with pytest.raises(store_lib.StoreMismatchError, match="format 0; this version reads format 1"):
+  with pytest.raises(store_lib.StoreMismatchError, match=r"format 0; this version reads format 1\. Delete it and run --mode=prepare again\.$"):
     store_lib.Store(str(copy))
   (copy / store_lib.MANIFEST).write_text("{not json")
-  with pytest.raises(store_lib.StoreCorruptError, match="cannot be read"):
+  with pytest.raises(store_lib.StoreCorruptError, match=r"cannot be read \(.*\)\. Delete .* and run --mode=prepare again\.$"):
     store_lib.Store(str(copy))
 
 
@@ -258,7 +258,7 @@ def test_damaged_shards_and_manifests_are_named(store_config, tmp_path):
   data = bytearray(labels.read_bytes())
   data[-1] ^= 1
   labels.write_bytes(bytes(data))
-  with pytest.raises(store_lib.StoreCorruptError, match=r"labels-00002\.npy is damaged \(its checksum"):
+  with pytest.raises(store_lib.StoreCorruptError, match=r"labels-00002\.npy is damaged \(its checksum does not match the manifest\)\. Delete .*copy and run --mode=prepare again\.$"):
     store_lib.Store(str(dest)).verify()
   verifier = store_lib.Verifier(store_lib.Store(str(dest)))
   with pytest.raises(store_lib.StoreCorruptError, match="labels-00002"):
@@ -267,10 +267,10 @@ def test_damaged_shards_and_manifests_are_named(store_config, tmp_path):
   with pytest.raises(store_lib.StoreCorruptError, match=r"labels-00002\.npy is damaged \(\d+ bytes, the manifest"):
     store_lib.Store(str(dest))
   labels.unlink()
-  with pytest.raises(store_lib.StoreCorruptError, match=r"labels-00002\.npy is damaged \(missing\)"):
+  with pytest.raises(store_lib.StoreCorruptError, match=r"labels-00002\.npy is damaged \(missing\)\. Delete .*copy and run --mode=prepare again\.$"):
     store_lib.Store(str(dest))
   (dest / store_lib.MANIFEST).unlink()
-  with pytest.raises(store_lib.StoreError, match=r"is not a prepared store \(no manifest\.json\)"):
+  with pytest.raises(store_lib.StoreError, match=r"is not a prepared store \(no manifest\.json\)\. Run --mode=prepare\.$"):
     store_lib.Store(str(dest))
 
 
@@ -281,10 +281,10 @@ def test_a_shard_of_the_wrong_shape_or_unreadable_is_named(store_config, tmp_pat
   np.save(images, np.zeros((shard["count"], SIZE, SIZE - 1, 3), np.uint8))
   shard["images_bytes"] = images.stat().st_size
   (dest / store_lib.MANIFEST).write_text(json.dumps(manifest))
-  with pytest.raises(store_lib.StoreCorruptError, match=rf"holds \({shard['count']}, 8, 7, 3\), expected"):
+  with pytest.raises(store_lib.StoreCorruptError, match=rf"holds \({shard['count']}, 8, 7, 3\), expected \({shard['count']}, 8, 8, 3\)\. Re-prepare the store\.$"):
     store_lib.Store(str(dest))
   images.write_bytes(b"x" * shard["images_bytes"])  # the right size, not a .npy file
-  with pytest.raises(store_lib.StoreCorruptError, match="cannot be read"):
+  with pytest.raises(store_lib.StoreCorruptError, match=r"cannot be read \(.*\)\. Delete .* and run --mode=prepare again\.$"):
     store_lib.Store(str(dest))
 
 
@@ -296,7 +296,7 @@ def test_labels_are_int32_and_an_intact_verifier_raises_nothing(store_config):
   verifier.check(wait=True)
   assert verifier.error is None
   assert store_lib.open_store(store_config, prepare_if_missing=False) is store  # opened once
-  with pytest.raises(store_lib.StoreError, match=r"Split 'test' is not in the store .* \['train', 'validation'\]"):
+  with pytest.raises(store_lib.StoreError, match=r"Split 'test' is not in the store .* \['train', 'validation'\]\)\. Prepare a store for this split\.$"):
     store.labels("test")
   missing_split = _config(store_config.input.store_dir, eval_split="test")
   with pytest.raises(store_lib.StoreMismatchError, match="split 'test': not in the store"):
@@ -311,3 +311,17 @@ def test_one_eval_batch_at_least_and_a_last_partial_one(store_config):
   assert last["mask"].tolist() == [1.0, 0.0, 0.0, 0.0] and last["label"].dtype == np.int32
   assert last["image"].dtype == np.uint8 and last["image"].shape == (4, SIZE, SIZE, 3)
   assert store_lib.num_eval_batches(store_config, split="train", batch_size=8) == 7  # 50 → 6·8 + 2
+
+
+@pytest.mark.parametrize("count,local", [(5, 1), (2, 1), (3, 2), (13, 1), (4, 4), (1, 13), (6, 2)])
+def test_eval_batch_counts_follow_the_largest_shard(store_config, count, local):
+  largest = -(-N_EVAL // count)  # the first N_EVAL % count processes hold one row more
+  assert store_lib.num_eval_batches(store_config, process_count=count, batch_size=count * local) == -(-largest // local)
+
+
+def test_an_eval_batch_size_the_processes_cannot_share_is_named(store_config):
+  with pytest.raises(store_lib.StoreError, match=r"^eval batch size=3 must be a positive multiple of the number "
+                                                 r"of processes \(2\)\.$"):
+    store_lib.num_eval_batches(store_config, process_count=2, batch_size=3)
+  with pytest.raises(store_lib.StoreError, match=r"^eval batch size=5 must"):
+    next(store_lib.eval_batches(store_config, process_count=2, batch_size=5))

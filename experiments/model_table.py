@@ -20,6 +20,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+from alexnet_jax.eval import report  # noqa: E402
 from alexnet_jax.models import build_model  # noqa: E402
 
 # (row name, config module, config argument, resolution).
@@ -36,28 +37,6 @@ MODELS: list[tuple[str, str, str, int]] = [
     ("squeezenet1_0", "squeezenet", "version=1_0", 224),
     ("squeezenet1_1", "squeezenet", "version=1_1", 224),
 ]
-
-# The papers' ILSVRC-2012 validation errors (top-1 / top-5, %), with how they were measured.
-REPORTED: dict[str, str] = {
-    "alexnet (paper)": "40.7 / 18.2 (10-crop)",
-    "zfnet": "38.4 / 16.5 (10-crop)",
-    "vgg11": "29.6 / 10.4 (1 scale, dense)",
-    "vgg13": "28.7 / 9.9 (1 scale, dense)",
-    "vgg16": "25.6 / 8.1 (1 scale, dense)",
-    "vgg19": "25.5 / 8.0 (1 scale, dense)",
-    "googlenet": "– / 10.07 (1 crop)",
-    "resnet18": "27.88 / – (10-crop)",
-    "resnet34": "24.52 / 7.46 (10-crop)",
-    "resnet50": "22.85 / 6.71 (10-crop)",
-    "resnet101": "21.75 / 6.05 (10-crop)",
-    "resnet152": "21.43 / 5.71 (10-crop)",
-    "resnet50_d": "22.84 / 6.48 (1 crop; He et al. 2019, Table 5)",
-    "resnext50_32x4d": "22.2 / – (1 crop)",
-    "se_resnet50": "23.29 / 6.62 (1 crop)",
-    "squeezenet1_0": "42.5 / 19.7 (1 crop)",
-    "squeezenet1_1": "42.5 / 19.7 (1 crop, as 1.0)",
-}
-
 
 def family_available(model_name: str) -> bool:
   try:
@@ -86,7 +65,7 @@ def rows() -> list[tuple[str, int, float, str]]:
     if not family_available(cfg.model.name):
       continue
     params, flops = measure(build_model(cfg.model, 1000), size)
-    out.append((f"{name} @{size}", params, flops / 1e9, REPORTED.get(name, "–")))
+    out.append((f"{name} @{size}", params, flops / 1e9, report.paper_error(name)))
   return out
 
 

@@ -8,7 +8,7 @@ from PIL import Image
 
 from alexnet_jax.eval import report
 from alexnet_jax.eval import scoring
-from tests.conftest import eval_config
+from tests.conftest import REPO, eval_config
 
 
 def test_table_rows_are_percent_accuracy_and_error():
@@ -50,3 +50,13 @@ def test_no_pictures_for_many_classes(tmp_path):
   t.add(np.zeros((2, 5), np.int64), np.zeros(2), np.array([0, 1]), np.ones(2))
   assert report.write_pictures(str(tmp_path), "center", "validation", t, []) == []
   assert not os.listdir(tmp_path)
+
+
+def test_the_papers_numbers_have_one_home():
+  """report.md's rows and the model table's column both read report.PAPERS."""
+  assert report.paper_error("resnet50") == "22.85 / 6.71 (10-crop)"
+  assert report.paper_error("googlenet") == "– / 10.07 (1 crop)"
+  assert report.paper_error("alexnet (owt)") == "–"
+  assert [p["protocol"] for p in report.paper_results("googlenet")] == ["center", "10crop", "144crop"]
+  text = (REPO / "experiments" / "model_table.py").read_text()
+  assert "report.paper_error" in text and "22.85" not in text

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from alexnet_jax import atomic
 from alexnet_jax.data import imagenet_classes
 from alexnet_jax.eval import scoring
 
@@ -23,40 +24,53 @@ MAX_PICTURE_CLASSES = 100  # larger confusion matrices are unreadable as picture
 
 # Reported single-model ILSVRC-2012 errors (%), protocol and set as in the paper.
 HUMAN_TOP5_ERROR = 5.1  # Russakovsky et al. 2015 (IJCV), Sec. 6.4: the trained annotator A1.
-PAPER_RESULTS: dict[str, list[dict[str, Any]]] = {
-    "alexnet": [
-        dict(model="AlexNet, 1 CNN", protocol="10crop", set="validation", top1_err=40.7, top5_err=18.2,
-             source="Krizhevsky et al. 2012, Table 2"),
-    ],
-    "zfnet": [
-        dict(model="ZFNet, 1 convnet", protocol="10crop", set="validation", top1_err=38.4, top5_err=16.5,
-             source="Zeiler & Fergus 2014, Table 2"),
-    ],
-    "vgg": [
-        dict(model="VGG-16 (D), train [256;512]", protocol="multiscale (dense)", set="validation",
-             top1_err=24.8, top5_err=7.5, source="Simonyan & Zisserman 2015, Table 4"),
-        dict(model="VGG-19 (E), train [256;512]", protocol="multiscale (dense)", set="validation",
-             top1_err=24.8, top5_err=7.5, source="Simonyan & Zisserman 2015, Table 4"),
-    ],
-    "googlenet": [
-        dict(model="GoogLeNet, 1 model", protocol="center", set="validation", top1_err=None,
-             top5_err=10.07, source="Szegedy et al. 2015, Table 5 (1 crop)"),
-        dict(model="GoogLeNet, 1 model", protocol="10crop", set="validation", top1_err=None,
-             top5_err=9.15, source="Szegedy et al. 2015, Table 5 (10 crops)"),
-        dict(model="GoogLeNet, 1 model", protocol="144crop", set="validation", top1_err=None,
-             top5_err=7.89, source="Szegedy et al. 2015, Table 5 (144 crops)"),
-    ],
-    "resnet": [
-        dict(model="ResNet-50", protocol="10crop", set="validation", top1_err=22.85, top5_err=6.71,
-             source="He et al. 2016, Table 3"),
-        dict(model="ResNet-152", protocol="10crop", set="validation", top1_err=21.43, top5_err=5.71,
-             source="He et al. 2016, Table 3"),
-    ],
-    "squeezenet": [
-        dict(model="SqueezeNet 1.0", protocol="as reported", set="validation", top1_err=42.5,
-             top5_err=19.7, source="Iandola et al. 2016, Table 2 (57.5% / 80.3% accuracy)"),
-    ],
-}
+def _paper(family: str, variant: str, model: str, protocol: str, top1: float | None, top5: float | None,
+           source: str) -> dict[str, Any]:
+  return dict(family=family, variant=variant, model=model, protocol=protocol, set="validation",
+              top1_err=top1, top5_err=top5, source=source)
+
+
+# The papers' numbers, in one place: report.md lists a family's rows beside a run's results, and
+# `experiments.model_table` quotes each variant's first row. `protocol` is ours where it matches
+# the paper's test (center, 10crop, 144crop), else the paper's words.
+PAPERS: list[dict[str, Any]] = [
+    _paper("alexnet", "alexnet (paper)", "AlexNet, 1 CNN", "10crop", 40.7, 18.2, "Krizhevsky et al. 2012, Table 2"),
+    _paper("zfnet", "zfnet", "ZFNet, 1 convnet", "10crop", 38.4, 16.5, "Zeiler & Fergus 2014, Table 2"),
+    *[_paper("vgg", f"vgg{d}", f"VGG-{d} ({c})", "1 scale, dense", t1, t5, "Simonyan & Zisserman 2015, Table 3")
+      for d, c, t1, t5 in ((11, "A", 29.6, 10.4), (13, "B", 28.7, 9.9), (16, "D", 25.6, 8.1), (19, "E", 25.5, 8.0))],
+    _paper("vgg", "vgg16", "VGG-16 (D), train [256;512]", "multiscale (dense)", 24.8, 7.5,
+           "Simonyan & Zisserman 2015, Table 4"),
+    _paper("vgg", "vgg19", "VGG-19 (E), train [256;512]", "multiscale (dense)", 24.8, 7.5,
+           "Simonyan & Zisserman 2015, Table 4"),
+    _paper("googlenet", "googlenet", "GoogLeNet, 1 model", "center", None, 10.07, "Szegedy et al. 2015, Table 5 (1 crop)"),
+    _paper("googlenet", "googlenet", "GoogLeNet, 1 model", "10crop", None, 9.15, "Szegedy et al. 2015, Table 5 (10 crops)"),
+    _paper("googlenet", "googlenet", "GoogLeNet, 1 model", "144crop", None, 7.89,
+           "Szegedy et al. 2015, Table 5 (144 crops)"),
+    _paper("resnet", "resnet18", "ResNet-18", "10crop", 27.88, None, "He et al. 2016, Table 2"),
+    *[_paper("resnet", f"resnet{d}", f"ResNet-{d}", "10crop", t1, t5, "He et al. 2016, Table 3")
+      for d, t1, t5 in ((34, 24.52, 7.46), (50, 22.85, 6.71), (101, 21.75, 6.05), (152, 21.43, 5.71))],
+    _paper("resnet", "resnet50_d", "ResNet-50-D", "center", 22.84, 6.48, "He et al. 2019, Table 5"),
+    _paper("resnet", "resnext50_32x4d", "ResNeXt-50 32×4d", "center", 22.2, None, "Xie et al. 2017"),
+    _paper("resnet", "se_resnet50", "SE-ResNet-50", "center", 23.29, 6.62, "Hu et al. 2018"),
+    _paper("squeezenet", "squeezenet1_0", "SqueezeNet 1.0", "as reported", 42.5, 19.7,
+           "Iandola et al. 2016, Table 2 (57.5% / 80.3% accuracy)"),
+]
+_PROTOCOL_WORDS = {"10crop": "10-crop", "center": "1 crop", "144crop": "144 crops"}
+
+
+def paper_results(family: str) -> list[dict[str, Any]]:
+  """The papers' rows for a model family (config.model.name)."""
+  return [p for p in PAPERS if p["family"] == family]
+
+
+def paper_error(variant: str) -> str:
+  """'top-1 / top-5 (protocol)' of a variant's first paper row, '–' where a paper gives none."""
+  rows = [p for p in PAPERS if p["variant"] == variant]
+  if not rows:
+    return "–"
+  p = rows[0]
+  errs = " / ".join("–" if e is None else f"{e:g}" for e in (p["top1_err"], p["top5_err"]))
+  return f"{errs} ({_PROTOCOL_WORDS.get(p['protocol'], p['protocol'])})"
 
 
 def display_names(class_names: Sequence[str]) -> tuple[str, ...]:
@@ -162,7 +176,7 @@ def format_report(results: dict[str, dict[str, Any]], *, model: str, dataset: st
   lines = [f"# Evaluation report: {config_name}", "",
            f"Model `{model}`, dataset `{dataset}`, checkpoint step {step}. Errors and accuracies in %.", "",
            "## This run", "", format_table(results), ""]
-  papers = PAPER_RESULTS.get(model, [])
+  papers = paper_results(model)
   lines += ["## Reported in the papers (ILSVRC-2012, 1000 classes)", ""]
   if papers:
     lines += ["| model | protocol | set | top-1 err | top-5 err | source |", "|---|---|---|---:|---:|---|"]
@@ -198,9 +212,7 @@ def write_outputs(workdir: str, step: int, results: dict, tallies: dict, class_n
   payload = {"step": step, "config_name": config.name, "model": config.model.name, "dataset": str(config.dataset),
              "results": results}
   path = os.path.join(out_dir, f"step_{step}.json")
-  with open(path + ".tmp", "w") as f:
-    json.dump(payload, f, indent=2, sort_keys=True)
-  os.replace(path + ".tmp", path)
+  atomic.write_json(path, payload, indent=2, sort_keys=True)
   with open(os.path.join(out_dir, "report.md"), "w") as f:
     f.write(format_report(results, model=config.model.name, dataset=str(config.dataset), step=step,
                           config_name=config.name))

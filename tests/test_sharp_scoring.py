@@ -59,3 +59,19 @@ def test_confused_pairs_of_an_unsigned_matrix_and_ties_in_a_large_one():
   pairs = scoring.confused_pairs(tied, names, top=200)
   want = [(str(t), str(p)) for t in range(n) for p in range(n) if t != p][:200]
   assert [(p["true"], p["predicted"]) for p in pairs] == want
+
+
+def test_counts_are_integers():
+  t = _tally()
+  assert t.class_total.dtype == t.class_top1.dtype == t.confusion.dtype == np.int64
+  assert t.class_top1.tolist() == [1, 1, 0]
+
+
+def test_real_label_sets_accumulate_over_batches():
+  t = scoring.Tally(num_classes=3)
+  topk = np.array([[0, 1], [1, 2], [2, 0]])
+  real = np.array([[0, -1], [2, -1], [-1, -1]])  # rank 1, rank 2, no labels
+  t.add(topk, np.array([1.0, 2.0, 9.0]), np.zeros(3, int), np.ones(3), real=real)
+  t.add(topk, np.array([3.0, 4.0, 9.0]), np.zeros(3, int), np.ones(3), real=real)
+  assert t.result() == {"top1": 0.5, "top5": 1.0, "loss": 2.5, "num_examples": 4.0, "num_skipped": 2.0}
+  assert t.confusion.sum() == 0 and t.class_total.sum() == 0  # ReaL batches have no single label

@@ -370,7 +370,8 @@ def main(argv=None) -> int:
     session.deadline, session.end = time.time(), time.time() + 10
   previous = signal.signal(signal.SIGTERM, hurry)
   session.status["compile"] = campaign._read_json(session.path("status.json")).get("compile", {})  # noqa: SLF001
-  gpu_pack.unpack(os.path.join(REPO, a.data))  # the images brought as one zip (docs/GPU.md)
+  if any("{data}" in s.args for s in steps_of(plans) if isinstance(s, SweepStep)):
+    gpu_pack.unpack(os.path.join(REPO, a.data))  # the images brought as one zip (docs/GPU.md)
   failed = []
   try:
     for step in steps_of(plans):  # a step the deadline does not reach still lists its runs

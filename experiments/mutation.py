@@ -56,6 +56,8 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
 EQUIVALENT: dict[str, str] = {
     "alexnet_jax.eval.scoring.xǁTallyǁadd__mutmut_50": "np.add.at casts the hits, as 0.0/1.0, into the int64 "
                                                       "counts: the same counts as from 0/1.",
+    "alexnet_jax.data.store.x_eval_batches__mutmut_26": "ceil(ceil(n/p)/(B/p)) = ceil(n/B): the batch count is "
+                                                       "the same computed for p processes or one.",
     "alexnet_jax.eval.scoring.x_per_class_rows__mutmut_23": 'float("NAN") is the same nan as float("nan").',
     "alexnet_jax.eval.scoring.x_confused_pairs__mutmut_7": "np.array copies by default: dropping copy=True "
                                                           "changes nothing.",

@@ -325,3 +325,10 @@ def test_an_eval_batch_size_the_processes_cannot_share_is_named(store_config):
     store_lib.num_eval_batches(store_config, process_count=2, batch_size=3)
   with pytest.raises(store_lib.StoreError, match=r"^eval batch size=5 must"):
     next(store_lib.eval_batches(store_config, process_count=2, batch_size=5))
+
+
+def test_eval_batches_of_another_split_count_that_split(store_config):
+  batches = list(store_lib.eval_batches(store_config, split="train", process_index=1, process_count=2, batch_size=8))
+  assert len(batches) == 7  # 25 rows a process, 4 a batch
+  rows = np.concatenate([b["image"][b["mask"] == 1, 0, 0, 0] for b in batches]).tolist()
+  assert rows == list(range(25, 50))

@@ -20,6 +20,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+from alexnet_jax import model_choices  # noqa: E402
 from alexnet_jax.eval import report  # noqa: E402
 from alexnet_jax.models import build_model  # noqa: E402
 
@@ -28,9 +29,10 @@ MODELS: list[tuple[str, str, str, int]] = [
     ("alexnet (paper)", "alexnet", "", 227),
     ("alexnet (owt)", "alexnet", "variant=owt,geometry=224", 224),
     ("zfnet", "zfnet", "", 224),
-    *[(f"vgg{d}{'_bn' if bn else ''}", "vgg", f"depth={d},bn={bn}", 224) for d in (11, 13, 16, 19) for bn in (False, True)],
+    *[(f"vgg{d}{'_bn' if bn else ''}", "vgg", f"depth={d},bn={bn}", 224) for d in model_choices.DEPTHS["vgg"]
+      for bn in (False, True)],
     ("googlenet", "googlenet", "aux=False", 224),
-    *[(f"resnet{d}", "resnet", f"depth={d}", 224) for d in (18, 34, 50, 101, 152)],
+    *[(f"resnet{d}", "resnet", f"depth={d}", 224) for d in model_choices.DEPTHS["resnet"]],
     ("resnet50_d", "resnet", "depth=50,d", 224),
     ("resnext50_32x4d", "resnext", "", 224),
     ("se_resnet50", "senet", "", 224),

@@ -27,6 +27,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from alexnet_jax import model_choices
 from alexnet_jax.models import layers
 
 # name → (1×1, 3×3 reduce, 3×3, 5×5 reduce, 5×5, pool proj), as Table 1 of the paper.
@@ -128,7 +129,7 @@ class GoogLeNet(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    if self.branch3_kernel not in (3, 5):
+    if self.branch3_kernel not in model_choices.FIELDS["branch3_kernel"]:
       raise ValueError(f"branch3_kernel must be 3 (torchvision) or 5 (paper), got {self.branch3_kernel}.")
     x = x.astype(self.dtype)
     x = self._conv(64, 7, self.conv1_stride, "conv1")(x, train)

@@ -58,6 +58,8 @@ EQUIVALENT: dict[str, str] = {
                                                       "counts: the same counts as from 0/1.",
     "alexnet_jax.data.store.x_eval_batches__mutmut_26": "ceil(ceil(n/p)/(B/p)) = ceil(n/B): the batch count is "
                                                        "the same computed for p processes or one.",
+    "alexnet_jax.data.store.xǁStoreǁ_open_split__mutmut_13": "-2 for a missing shard is as unequal to its size "
+                                                             "and as negative as -1: the same check and message.",
     "alexnet_jax.eval.scoring.x_per_class_rows__mutmut_23": 'float("NAN") is the same nan as float("nan").',
     "alexnet_jax.eval.scoring.x_confused_pairs__mutmut_7": "np.array copies by default: dropping copy=True "
                                                           "changes nothing.",

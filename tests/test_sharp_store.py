@@ -332,3 +332,26 @@ def test_eval_batches_of_another_split_count_that_split(store_config):
   assert len(batches) == 7  # 25 rows a process, 4 a batch
   rows = np.concatenate([b["image"][b["mask"] == 1, 0, 0, 0] for b in batches]).tolist()
   assert rows == list(range(25, 50))
+
+
+def test_a_store_opened_directly_maps_its_shards(store_config):
+  """Store() itself, not the cached one open_store returns (whose first opening one test only sees)."""
+  store = store_lib.Store(store_lib.store_path(store_config))
+  assert store.class_names == tuple(f"c{i}" for i in range(10)) and store.size == SIZE
+  shards = store._images["train"]  # noqa: SLF001 - memory-mapped, never loaded whole
+  assert len(shards) == 8 and all(isinstance(s, np.memmap) for s in shards)
+  assert store.labels("train").dtype == np.int32 and store.labels("train").tolist() == (np.arange(N_TRAIN) % 10).tolist()
+  np.testing.assert_array_equal(store.gather("validation", np.array([12, 0]))[:, 0, 0, 0], [112, 100])
+
+
+def test_an_empty_split_and_an_empty_shard_file(tmp_path):
+  cfg = _config(str(tmp_path / "stores"))
+  path = prepare.write_arrays(cfg, {"train": (_images(3), np.arange(3)),
+                                    "validation": (_images(0), np.zeros(0, int))}, ["a", "b", "c"])
+  store = store_lib.Store(path)
+  assert store.count("validation") == 0
+  assert store.labels("validation").dtype == np.int32 and store.labels("validation").shape == (0,)
+  shard = os.path.join(path, "train", "images-00000.npy")
+  open(shard, "wb").close()  # present, but empty
+  with pytest.raises(store_lib.StoreCorruptError, match=r"images-00000\.npy is damaged \(0 bytes, the manifest says \d+\)"):
+    store_lib.Store(path)

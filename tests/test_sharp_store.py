@@ -355,3 +355,25 @@ def test_an_empty_split_and_an_empty_shard_file(tmp_path):
   open(shard, "wb").close()  # present, but empty
   with pytest.raises(store_lib.StoreCorruptError, match=r"images-00000\.npy is damaged \(0 bytes, the manifest says \d+\)"):
     store_lib.Store(path)
+
+
+def test_batch_rows_defaults_to_the_whole_batch_of_one_process():
+  np.testing.assert_array_equal(store_lib.batch_rows(5, 0, 100, 10), store_lib.epoch_order(5, 0, 100)[:10])
+  np.testing.assert_array_equal(store_lib.batch_rows(5, 11, 100, 10), store_lib.epoch_order(5, 1, 100)[10:20])
+
+
+def test_training_from_a_damaged_store_stops_with_the_shard_named(tmp_path):
+  import time
+  cfg = _config(str(tmp_path))
+  path = prepare.write_arrays(cfg, {"train": (_images(N_TRAIN), np.arange(N_TRAIN) % 10),
+                                    "validation": (_images(N_EVAL), np.arange(N_EVAL) % 10)},
+                              [f"c{i}" for i in range(10)], shard_bytes=7 * SIZE * SIZE * 3)
+  shard = os.path.join(path, "train", "images-00003.npy")
+  data = bytearray(open(shard, "rb").read())
+  data[-1] ^= 0xFF  # one byte, the size kept: only the checksum tells
+  open(shard, "wb").write(bytes(data))
+  batches = store_lib.train_batches(cfg)
+  with pytest.raises(store_lib.StoreCorruptError, match=r"images-00003\.npy is damaged \(its checksum"):
+    for _ in range(500):
+      next(batches)
+      time.sleep(0.01)

@@ -60,6 +60,13 @@ EQUIVALENT: dict[str, str] = {
                                                        "the same computed for p processes or one.",
     "alexnet_jax.data.store.xǁStoreǁ_open_split__mutmut_13": "-2 for a missing shard is as unequal to its size "
                                                              "and as negative as -1: the same check and message.",
+    "alexnet_jax.data.store.xǁStoreǁgather__mutmut_26": "the order only sorts the reads: indexed by None, both "
+                                                        "sides gain an axis and the same rows land in the same places.",
+    "alexnet_jax.data.store.xǁStoreǁgather__mutmut_28": "the rows within a shard are distinct (or equal rows are equal "
+                                                        "images): a stable sort changes nothing.",
+    "alexnet_jax.data.store.xǁStoreǁgather__mutmut_30": "as mutant 28: the default sort of distinct rows.",
+    "alexnet_jax.data.store.xǁStoreǁgather__mutmut_32": 'NumPy reads the sort kind case-insensitively: "STABLE" is '
+                                                        '"stable".',
     "alexnet_jax.eval.scoring.x_per_class_rows__mutmut_23": 'float("NAN") is the same nan as float("nan").',
     "alexnet_jax.eval.scoring.x_confused_pairs__mutmut_7": "np.array copies by default: dropping copy=True "
                                                           "changes nothing.",

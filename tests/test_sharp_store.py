@@ -377,3 +377,9 @@ def test_training_from_a_damaged_store_stops_with_the_shard_named(tmp_path):
     for _ in range(500):
       next(batches)
       time.sleep(0.01)
+
+
+def test_the_verifier_never_holds_the_process_open(store_config):
+  verifier = store_lib.Verifier(store_lib.Store(store_lib.store_path(store_config)))
+  assert verifier._thread.daemon and verifier._thread.name == "store-verify"  # noqa: SLF001
+  verifier.check(wait=True)

@@ -118,6 +118,10 @@ def _f(value: Any, fmt: str) -> str:
   return "" if value is None else format(value, fmt)
 
 
+def _p(value: float) -> str:
+  return "p < 1e-10" if value < 1e-10 else f"p = {value:.2g}"
+
+
 def render_trial(folder: str) -> str:
   """The markdown table of a trial folder (<folder>/runs/<run>/ with the records above)."""
   runs_dir = os.path.join(folder, "runs")
@@ -132,7 +136,7 @@ def render_trial(folder: str) -> str:
            f"{_f(r['eval_top1'] and 100 * r['eval_top1'], '.2f')}% ({r['eval_step']}) | "
            f"{' / '.join(format(v, '.3f') for v in r['relative_change'])} ({r['conv1_step']}) | "
            f"{r['init_colour_median']:.3f} → {r['colour_median']:.3f} ({r['random_median']:.3f}) | "
-           f"{r['auc_random_above']:.3f} ({r['p_value']:.1e}) |" for r in runs]
+           f"{r['auc_random_above']:.3f} ({_p(r['p_value'])}) |" for r in runs]
   return head + "\n".join(lines) + f"\n\nln 10 = {LN10:.3f}: the loss of a uniform guess over 10 classes.\n"
 
 

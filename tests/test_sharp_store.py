@@ -383,3 +383,58 @@ def test_the_verifier_never_holds_the_process_open(store_config):
   verifier = store_lib.Verifier(store_lib.Store(store_lib.store_path(store_config)))
   assert verifier._thread.daemon and verifier._thread.name == "store-verify"  # noqa: SLF001
   verifier.check(wait=True)
+
+
+def test_local_batch_sizes():
+  assert store_lib._local(1, 1, "x") == 1  # noqa: SLF001 - a batch of one is allowed
+  assert store_lib._local(6, 2, "x") == 3  # noqa: SLF001
+
+
+def test_a_missing_store_is_prepared_and_a_prepared_again_store_reopened(tmp_path, monkeypatch):
+  cfg = _config(str(tmp_path))
+  calls = []
+
+  def fake_prepare(config):
+    calls.append(config)
+    return prepare.write_arrays(config, {"train": (_images(N_TRAIN), np.arange(N_TRAIN) % 10),
+                                         "validation": (_images(N_EVAL), np.arange(N_EVAL) % 10)}, ["x"] * 10)
+
+  monkeypatch.setattr(prepare, "prepare", fake_prepare)
+  os.makedirs(store_lib.store_path(cfg))  # a folder without a manifest is not a store
+  with pytest.raises(store_lib.StoreError, match="^No prepared store at"):
+    store_lib.open_store(cfg, prepare_if_missing=False)
+  first = store_lib.open_store(cfg)  # prepares by default
+  assert calls == [cfg] and first.class_names == ("x",) * 10
+  assert store_lib.open_store(cfg) is first and len(calls) == 1
+  import time
+  time.sleep(0.01)
+  prepare.write_arrays(cfg, {"train": (_images(N_TRAIN), np.arange(N_TRAIN) % 10),
+                             "validation": (_images(N_EVAL), np.arange(N_EVAL) % 10)}, ["y"] * 10)
+  again = store_lib.open_store(cfg)  # a new manifest: opened anew
+  assert again is not first and again.class_names == ("y",) * 10
+
+
+def test_a_manifest_without_its_source_is_another_config(store_config, tmp_path):
+  dest, manifest = _copy_store(store_config, tmp_path)
+  del manifest["source"]
+  (dest / store_lib.MANIFEST).write_text(json.dumps(manifest))
+  with pytest.raises(store_lib.StoreMismatchError, match=r"\(dataset: store None, config 'embedded'; train_split: "
+                                                         r"store None, config 'train'; "):
+    store_lib.Store(str(dest)).check_matches(store_config)
+
+
+def test_check_without_wait_does_not_wait():
+  import threading
+  import time
+  release = threading.Event()
+
+  class Slow:
+    def verify(self):
+      release.wait(5)
+
+  verifier = store_lib.Verifier(Slow())
+  start = time.monotonic()
+  verifier.check()
+  assert time.monotonic() - start < 2
+  release.set()
+  verifier.check(wait=True)

@@ -67,6 +67,8 @@ EQUIVALENT: dict[str, str] = {
     "alexnet_jax.data.store.xǁStoreǁgather__mutmut_30": "as mutant 28: the default sort of distinct rows.",
     "alexnet_jax.data.store.xǁStoreǁgather__mutmut_32": 'NumPy reads the sort kind case-insensitively: "STABLE" is '
                                                         '"stable".',
+    "alexnet_jax.eval.views.x__five_crops__mutmut_17": "the five crops are taken from a square: its height is "
+                                                       "its width.",
     "alexnet_jax.eval.scoring.x_per_class_rows__mutmut_23": 'float("NAN") is the same nan as float("nan").',
     "alexnet_jax.eval.scoring.x_confused_pairs__mutmut_7": "np.array copies by default: dropping copy=True "
                                                           "changes nothing.",

@@ -48,3 +48,15 @@ def test_scaled_sizes_round_and_refuse_empty_or_small_scales():
                                         r"≥ 224 \(the crop they are given for\)\.$"):
     eval_views.scaled_sizes((), 32)
   assert eval_views.scaled_sizes((224,), 32) == (32,)  # equal to the crop is allowed
+
+
+def test_the_view_makers_give_static_shapes_and_check_the_resize():
+  import tensorflow as tf
+  c = eval_config()
+  fn = tf.function(eval_views.make_preprocess("10crop", c), input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
+  assert fn.get_concrete_function().structured_outputs.shape.as_list() == [10, 32, 32, 3]
+  c.input.resize_size = 32  # equal to the crop: allowed
+  assert eval_views.make_preprocess("10crop", c)(tf.zeros([40, 48, 3], tf.uint8)).shape == (10, 32, 32, 3)
+  c.input.resize_size = 30
+  with pytest.raises(ConfigError, match=r"^10crop needs config\.input\.resize_size \(30\) ≥ image_size \(32\)\.$"):
+    eval_views.make_preprocess("10crop", c)

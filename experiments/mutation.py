@@ -1,7 +1,7 @@
 """Mutation testing of the core modules, one module at a time, with mutmut 3 (on demand, not in CI).
 
   pip install -r requirements-dev.txt
-  nice -n 15 python -m experiments.mutation                      # every module in MODULES (about an hour on 2 cores)
+  nice -n 15 python -m experiments.mutation                      # every module in MODULES, one at a time
   nice -n 15 python -m experiments.mutation --modules=scoring,views
   python -m experiments.mutation --report                        # docs/MUTATION.md from the records only
 
@@ -242,7 +242,7 @@ def render_mutation(folder: str = RECORDS, equivalent: dict[str, str] = EQUIVALE
       "# Mutation testing", "",
       "How strong the tests are where a silent change would corrupt a result: mutmut changes the code",
       "in small ways (an operator, a constant, a call's argument) and counts how many changes some",
-      "test catches. Run on demand, not in CI (it takes about an hour on 2 cores):", "",
+      "test catches. Run on demand, not in CI (a module takes tens of minutes on 2 cores):", "",
       "```", "pip install -r requirements-dev.txt",
       "nice -n 15 python -m experiments.mutation                  # every module below, one at a time",
       "nice -n 15 python -m experiments.mutation --modules=store   # one module",

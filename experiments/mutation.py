@@ -69,6 +69,8 @@ EQUIVALENT: dict[str, str] = {
                                                         '"stable".',
     "alexnet_jax.eval.views.x__five_crops__mutmut_17": "the five crops are taken from a square: its height is "
                                                        "its width.",
+    "alexnet_jax.eval.views.x_make_preprocess__mutmut_6": "the count in ensure_shape only checks the makers, whose "
+                                                          "stacks already fix the number of views: the same output.",
     "alexnet_jax.eval.scoring.x_per_class_rows__mutmut_23": 'float("NAN") is the same nan as float("nan").',
     "alexnet_jax.eval.scoring.x_confused_pairs__mutmut_7": "np.array copies by default: dropping copy=True "
                                                           "changes nothing.",

@@ -11,8 +11,8 @@ from tests.conftest import eval_config
 
 def test_images_per_batch_from_an_explicit_eval_batch_size():
   c = eval_config()
-  c.eval.batch_size = 1
-  assert eval_views.images_per_batch(c, "10crop") == 1
+  c.eval.batch_size, c.eval_batch_size = 1, 64
+  assert eval_views.images_per_batch(c, "center") == 1
   c.eval.batch_size = 8
   assert eval_views.images_per_batch(c, "144crop", multiple=4) == 8
   c.eval.batch_size = 6

@@ -52,24 +52,24 @@ def main() -> None:
 def _pause_evaluation(step: int, marker: pathlib.Path) -> None:
   """Makes the evaluation of the state after `step` wait, once begun, for the stop signal."""
   sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-  from alexnet_jax import runtime
   from alexnet_jax import train
+  from alexnet_jax.eval import run as eval_run
   handlers = []
-  enter, evaluate = train._Preemption.__enter__, runtime.Runtime.evaluate
+  enter, evaluate = train._Preemption.__enter__, eval_run.Evaluator.run
 
   def entered(self):
     handlers.append(self)
     return enter(self)
 
-  def paused(self, state, split=None):
-    if handlers and int(state.step) == step:
+  def paused(self, protocol, eval_set, state=None):
+    if handlers and state is not None and int(state.step) == step:
       marker.write_text(str(step))
       while not handlers[-1].requested:  # the signal handler runs during this sleep
         time.sleep(0.01)
-    return evaluate(self, state, split)
+    return evaluate(self, protocol, eval_set, state=state)
 
   train._Preemption.__enter__ = entered
-  runtime.Runtime.evaluate = paused
+  eval_run.Evaluator.run = paused
 
 
 def _run_main(args: list[str]) -> None:

@@ -91,7 +91,7 @@ def test_bad_arguments_exit_2_without_a_traceback(argv):
 def test_store_read_record_has_cold_and_warm_passes(tmp_path):
   from experiments import store_bench
   path = tmp_path / "store_read.json"
-  record = store_bench.main(["--images=64", "--size=32", "--batch=16", "--seconds=0.05",
+  record = store_bench.main(["--images=64", "--size=32", "--batch=16", "--seconds=0",
                              f"--store_dir={tmp_path / 'stores'}", f"--json={path}"])
   assert json.loads(path.read_text()) == json.loads(json.dumps(record))
   read = record["read"]

@@ -7,6 +7,7 @@ import importlib
 import pytest
 
 from alexnet_jax import models
+from alexnet_jax.configs import alexnet as alexnet_config
 from alexnet_jax.configs import common
 from alexnet_jax.configs import validate
 
@@ -79,6 +80,11 @@ def test_every_argument_lands_with_and_without_quick_mode(name, key, smoke):
     if value:
       assert (c.schedule.name, c.label_smoothing, c.model.zero_init_residual,
               c.optimizer.decay_biases_and_norms) == ("cosine", 0.1, True, False)
+  elif key == "one_gpu":  # alexnet: the paper's one-GPU net (one tower, half the kernels in conv1-4)
+    assert (c.model.towers, c.model.half_kernels) == (1, True)
+  elif key == "small":  # alexnet: the small-data recipe (warm-up and the plateau rule counted in steps)
+    assert (c.schedule.warmup_steps, c.schedule.patience_steps, c.schedule.first_cut_step) == (
+        alexnet_config.SMALL_WARMUP_STEPS, alexnet_config.SMALL_PATIENCE_STEPS, alexnet_config.SMALL_FIRST_CUT_STEP)
   else:
     raise AssertionError(f"argument {key} of {name} has no check")
   if key != "data":

@@ -104,6 +104,17 @@ def open_read_only(workdir: str) -> ocp.CheckpointManager:
   return manager(workdir, async_save=False, create=False, read_only=True)
 
 
+def chosen_step(mgr: ocp.CheckpointManager, workdir: str, step: int | None = None) -> int:
+  """`step` if the run has a complete checkpoint for it, else the latest (step None); one-line errors."""
+  steps = mgr.all_steps()
+  if not steps:
+    raise NoCheckpointError(f"No complete checkpoint in {checkpoint_dir(workdir)}.")
+  step = max(steps) if step is None else int(step)
+  if step not in steps:
+    raise NoCheckpointError(f"No checkpoint for step {step} in {workdir!r}; available: {sorted(steps)}.")
+  return step
+
+
 def save(mgr: ocp.CheckpointManager, step: int, tree: Any, meta: dict[str, Any], *, force: bool = True) -> None:
   mgr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta)),
            force=force)

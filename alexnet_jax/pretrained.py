@@ -84,12 +84,7 @@ def export_params(workdir: str, out: str, match: str = "", step: int | None = No
   import numpy as np
   mgr = checkpoint.open_read_only(workdir)
   try:
-    steps = mgr.all_steps()
-    if not steps:
-      raise checkpoint.NoCheckpointError(f"No complete checkpoint in {checkpoint.checkpoint_dir(workdir)}.")
-    step = steps[-1] if step is None else int(step)
-    if step not in steps:
-      raise checkpoint.NoCheckpointError(f"No checkpoint for step {step} in {workdir!r}; available: {sorted(steps)}.")
+    step = checkpoint.chosen_step(mgr, workdir, step)
     num_classes = checkpoint.read_meta(mgr, step).get("num_classes")
   finally:
     mgr.close()

@@ -192,12 +192,7 @@ def restore_for_inference(config, workdir: str, step: int | None = None, info=No
                             "--workdir at a trained run.")
   mgr = checkpoint.open_read_only(workdir)
   try:
-    steps = mgr.all_steps()
-    if not steps:
-      raise checkpoint.NoCheckpointError(f"No complete checkpoint in {ckpt_dir}.")
-    step = steps[-1] if step is None else int(step)
-    if step not in steps:
-      raise checkpoint.NoCheckpointError(f"No checkpoint for step {step} in {workdir!r}; available: {sorted(steps)}.")
+    step = checkpoint.chosen_step(mgr, workdir, step)
     rt = Runtime(config, info=info)
     restored, _ = checkpoint.restore(mgr, step, rt.checkpoint_tree(rt.init_state()))
   finally:

@@ -49,6 +49,7 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "device_augment": ("alexnet_jax/data/device_augment.py",
                        ("tests/test_device_augment.py", "tests/test_sharp_device_augment.py")),
     "checkpoint": ("alexnet_jax/checkpoint.py", ("tests/test_checkpoint.py", "tests/test_sharp_checkpoint.py")),
+    "stats": ("experiments/stats.py", ("tests/test_stats.py", "tests/test_sharp_stats.py")),
     "aggregate": ("experiments/aggregate.py", ("tests/test_aggregate.py", "tests/test_sharp_aggregate.py")),
 }
 

@@ -39,7 +39,9 @@ COPIED = ("alexnet_jax", "experiments", "tests", "configs", "main.py", "pytest.i
 MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "scoring": ("alexnet_jax/eval/scoring.py", ("tests/test_eval_scoring.py", "tests/test_sharp_scoring.py")),
     "views": ("alexnet_jax/eval/views.py", ("tests/test_eval_views.py", "tests/test_sharp_views.py")),
-    "validate": ("alexnet_jax/configs/validate.py", ("tests/test_configs.py", "tests/test_sharp_validate.py")),
+    # test_configs.py builds every family's config (hundreds of cases) for each mutant of a rule;
+    # test_sharp_validate.py checks every rule, message and cross-field check directly.
+    "validate": ("alexnet_jax/configs/validate.py", ("tests/test_sharp_validate.py",)),
     # test_store.py prepares its store with TensorFlow for each mutant, and trains in child processes
     # (out of mutmut's sight); test_sharp_store.py writes a small store from arrays and checks the same.
     "store": ("alexnet_jax/data/store.py", ("tests/test_sharp_store.py",)),

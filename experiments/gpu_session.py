@@ -270,7 +270,7 @@ class Session:
   def state(self, job: sweep_lib.Job, study: str) -> str:
     """done | imported (its record is already in experiments/results/) | partial | new."""
     state = sweep_lib.member_state(job.workdir)
-    if state != "done" and (sweep_lib.read_summary(os.path.join(self.results, study, "runs", job.member.name))
+    if state != "done" and (jsonl.read_summary(os.path.join(self.results, study, "runs", job.member.name))
                             or {}).get("done"):
       return "imported"
     return state

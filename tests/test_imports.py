@@ -77,12 +77,54 @@ def test_every_user_error_derives_from_user_error():
   assert not hasattr(errors, "user_errors")
 
 
-@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(REPO)))
+@pytest.mark.parametrize("path", sorted([*PACKAGE.rglob("*.py"), *(REPO / "experiments").rglob("*.py")]),
+                         ids=lambda p: str(p.relative_to(REPO)))
 def test_files_are_small_and_open_with_their_concern(path):
   text = path.read_text()
   assert len(text.splitlines()) <= MAX_LINES, f"{path.name} has {len(text.splitlines())} lines"
   doc = ast.get_docstring(ast.parse(text))
   assert doc and doc.strip(), f"{path.name} does not open with a docstring naming its concern"
+
+
+def _private_names_imported(path: pathlib.Path) -> set[str]:
+  """`module.name` for every private (`_x`) name of alexnet_jax that `path` imports or reads:
+  `from alexnet_jax.m import _x`, an `import alexnet_jax._m`, or `m._x` on a module imported from it."""
+  tree = ast.parse(path.read_text())
+  modules: dict[str, str] = {}  # local name → alexnet_jax module it is bound to
+  out = set()
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Import):
+      for a in node.names:
+        if a.name.split(".")[0] == "alexnet_jax":
+          if any(part.startswith("_") for part in a.name.split(".")):
+            out.add(a.name)
+          modules[a.asname or a.name] = a.name
+    elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 \
+        and node.module.split(".")[0] == "alexnet_jax":
+      for a in node.names:
+        if a.name.startswith("_") or any(p.startswith("_") for p in node.module.split(".")):
+          out.add(f"{node.module}.{a.name}")
+        modules[a.asname or a.name] = f"{node.module}.{a.name}"
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+      base = ast.unparse(node.value)
+      if base in modules:
+        out.add(f"{modules[base]}.{node.attr}")
+  return out
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "experiments").rglob("*.py")), ids=lambda p: str(p.relative_to(REPO)))
+def test_experiments_use_no_private_name_of_the_package(path):
+  assert not _private_names_imported(path), f"{path.name} reaches into the package's private names"
+
+
+def test_the_private_name_check_sees_each_form(tmp_path):
+  probe = tmp_path / "probe.py"
+  probe.write_text("from alexnet_jax.models import cpu_gradients\nfrom alexnet_jax.train import _data\n"
+                   "import alexnet_jax.data.store as store\nx = cpu_gradients._active(), store._OPEN\n"
+                   "from alexnet_jax import atomic\natomic.write_text\n")
+  assert _private_names_imported(probe) == {"alexnet_jax.train._data", "alexnet_jax.models.cpu_gradients._active",
+                                            "alexnet_jax.data.store._OPEN"}
 
 
 def _module_name(path: pathlib.Path) -> str:

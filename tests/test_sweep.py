@@ -215,7 +215,7 @@ def test_only_rejects_unknown_members(defn, tmp_path, capsys):
 
 
 def test_cpu_shares_are_disjoint():
-  shares = sweep._cpu_shares(2)
+  shares = sweep.cpu_shares(2)
   if len(os.sched_getaffinity(0)) >= 2:
     assert not shares[0] & shares[1]
   assert set().union(*shares) <= os.sched_getaffinity(0)

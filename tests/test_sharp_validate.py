@@ -206,6 +206,19 @@ def test_check_raises_every_problem_at_once():
                           "config.num_epochs=-1.0: must be a number > 0")
 
 
+def test_check_looks_up_the_data_and_traces_the_model_unless_told_not_to(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  bad_data, too_small = _config(dataset="./missing"), _config(input__image_size=32, input__resize_size=36)
+  for c in (bad_data, too_small):
+    validate.check(c, check_data=False, geometry=False)
+  for kwargs in ({}, {"check_data": True, "geometry": False}):
+    with pytest.raises(ConfigError, match=r"^config\.dataset='\./missing': no such folder"):
+      validate.check(bad_data, **kwargs)
+  for kwargs in ({"check_data": False}, {"check_data": False, "geometry": True}):
+    with pytest.raises(ConfigError, match=r"^config\.input\.image_size=32: .* at least 33 px"):
+      validate.check(too_small, **kwargs)
+
+
 # ----------------------------------------------------------------------------- dataset
 
 def test_dataset_as_embedded_folder_or_tfds_name(tmp_path, monkeypatch):

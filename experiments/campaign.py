@@ -43,6 +43,8 @@ import tempfile
 import time
 import zlib
 
+from alexnet_jax import atomic
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PREFIX = "experiments/results/"
 RUN_FILES = ("config.json", "summary.json", "metrics.jsonl")
@@ -137,47 +139,45 @@ def bundle(root: str, out: str, machine: dict | None = None, studies: dict[str, 
   machine = machine or machine_record()
   studies = studies or {}
   counts: dict[str, int] = {}
-  tmp = out + ".tmp"
-  with tarfile.open(tmp, "w:gz") as tar:
-    for entry in sorted(os.listdir(root)) if os.path.isdir(root) else []:
-      folder = os.path.join(root, entry)
-      if os.path.isfile(os.path.join(folder, "sweep.json")):
-        study = studies.get(entry, entry)
-        with open(os.path.join(folder, "sweep.json"), "rb") as f:
-          _add_bytes(tar, f"{PREFIX}{study}/runs/sweep.json", public(f.read().decode()).encode())
-        counts[study] = counts.get(study, 0) + 1
-        runs = [(run, os.path.join(folder, run)) for run in sorted(os.listdir(folder))]
-      elif os.path.isfile(os.path.join(folder, "config.json")):
-        study, runs = studies.get(".", os.path.basename(os.path.normpath(root))), [(entry, folder)]
-      else:
-        continue
-      base = f"{PREFIX}{study}/runs/"
-      for run, workdir in runs:
-        if not os.path.isdir(workdir) or not os.path.exists(os.path.join(workdir, "config.json")):
-          continue
-        for name in _run_files(workdir):
-          with open(os.path.join(workdir, name), "rb") as f:
-            data = f.read()
-          if name == "metrics.jsonl" and len(data) > GZIP_ABOVE:
-            _add_bytes(tar, base + f"{run}/metrics.jsonl.gz", gzip.compress(data, mtime=0))
-          else:
-            _add_bytes(tar, base + f"{run}/{name}", public(data.decode()).encode())
+  with atomic.write(out, "wb") as archive:
+    with tarfile.open(out, "w:gz", fileobj=archive) as tar:  # `out` names it in the gzip header
+      for entry in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        folder = os.path.join(root, entry)
+        if os.path.isfile(os.path.join(folder, "sweep.json")):
+          study = studies.get(entry, entry)
+          with open(os.path.join(folder, "sweep.json"), "rb") as f:
+            _add_bytes(tar, f"{PREFIX}{study}/runs/sweep.json", public(f.read().decode()).encode())
           counts[study] = counts.get(study, 0) + 1
-        own = _read_json(os.path.join(workdir, "machine.json"))
-        _add_bytes(tar, base + f"{run}/machine.json", json.dumps({**machine, **own}, indent=2).encode() + b"\n")
-        counts[study] += 1
-    for arcname, path in (extra or {}).items():
-      if os.path.isfile(path):
-        with open(path, "rb") as f:
-          _add_bytes(tar, PREFIX + arcname, public(f.read().decode()).encode())
-        study = arcname.split("/")[0]
-        counts[study] = counts.get(study, 0) + 1
-  size = os.path.getsize(tmp)
-  if size > limit:
-    os.remove(tmp)
-    raise RecordsError(f"the records archive would be {size / 2**20:.1f} MiB, over the {limit / 2**20:.0f} MiB "
-                       f"a returned file may weigh; bundle fewer runs per archive.")
-  os.replace(tmp, out)
+          runs = [(run, os.path.join(folder, run)) for run in sorted(os.listdir(folder))]
+        elif os.path.isfile(os.path.join(folder, "config.json")):
+          study, runs = studies.get(".", os.path.basename(os.path.normpath(root))), [(entry, folder)]
+        else:
+          continue
+        base = f"{PREFIX}{study}/runs/"
+        for run, workdir in runs:
+          if not os.path.isdir(workdir) or not os.path.exists(os.path.join(workdir, "config.json")):
+            continue
+          for name in _run_files(workdir):
+            with open(os.path.join(workdir, name), "rb") as f:
+              data = f.read()
+            if name == "metrics.jsonl" and len(data) > GZIP_ABOVE:
+              _add_bytes(tar, base + f"{run}/metrics.jsonl.gz", gzip.compress(data, mtime=0))
+            else:
+              _add_bytes(tar, base + f"{run}/{name}", public(data.decode()).encode())
+            counts[study] = counts.get(study, 0) + 1
+          own = _read_json(os.path.join(workdir, "machine.json"))
+          _add_bytes(tar, base + f"{run}/machine.json", json.dumps({**machine, **own}, indent=2).encode() + b"\n")
+          counts[study] += 1
+      for arcname, path in (extra or {}).items():
+        if os.path.isfile(path):
+          with open(path, "rb") as f:
+            _add_bytes(tar, PREFIX + arcname, public(f.read().decode()).encode())
+          study = arcname.split("/")[0]
+          counts[study] = counts.get(study, 0) + 1
+    size = archive.tell()
+    if size > limit:  # atomic.write removes the partial archive
+      raise RecordsError(f"the records archive would be {size / 2**20:.1f} MiB, over the {limit / 2**20:.0f} MiB "
+                         f"a returned file may weigh; bundle fewer runs per archive.")
   say(f"records {out}: {size / 1e6:.2f} MB, " + ", ".join(f"{k}: {v} files" for k, v in sorted(counts.items())))
   return counts
 

@@ -28,6 +28,7 @@ import tarfile
 import zipfile
 from concurrent import futures
 
+from alexnet_jax import atomic
 from experiments import campaign
 
 REPO = campaign.REPO
@@ -107,17 +108,16 @@ def pack_images(src: str, quality: int, dest: str = os.path.join(DATA, "imagenet
     raise PackError(f"--quality must be 1..95, got {quality}.")
   os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
   counts = {"train": 0, "val": 0}
-  with futures.ProcessPoolExecutor(max_workers=os.cpu_count()) as pool, \
-       zipfile.ZipFile(dest + ".tmp", "w", zipfile.ZIP_STORED) as z:
-    pending = [(rel, pool.submit(_reencode, data, quality)) for rel, data in _sources(src)]
-    for rel, fut in pending:
-      z.writestr(rel, fut.result())
-      counts[rel.split("/")[0]] += 1
-  if not counts["train"] or not counts["val"]:
-    os.remove(dest + ".tmp")
-    raise PackError(f"{src}: found {counts['train']} train and {counts['val']} val images; expected "
-                    f"<root>/train/<class>/<image> and <root>/val/<class>/<image>.")
-  os.replace(dest + ".tmp", dest)
+  with atomic.write(dest, "wb") as f:  # an error or a refusal below leaves no partial zip
+    with futures.ProcessPoolExecutor(max_workers=os.cpu_count()) as pool, \
+         zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as z:
+      pending = [(rel, pool.submit(_reencode, data, quality)) for rel, data in _sources(src)]
+      for rel, fut in pending:
+        z.writestr(rel, fut.result())
+        counts[rel.split("/")[0]] += 1
+    if not counts["train"] or not counts["val"]:
+      raise PackError(f"{src}: found {counts['train']} train and {counts['val']} val images; expected "
+                      f"<root>/train/<class>/<image> and <root>/val/<class>/<image>.")
   return counts
 
 

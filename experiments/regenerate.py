@@ -29,6 +29,7 @@ import re
 import sys
 from typing import Callable, Sequence
 
+from alexnet_jax import atomic
 from experiments import results_docs as docs
 from experiments import results_tables as tables
 
@@ -162,10 +163,8 @@ def run(root: str, check: bool, out=sys.stdout) -> int:
   for p, _, new in differ:
     full = os.path.join(root, *p.split("/"))
     os.makedirs(os.path.dirname(full), exist_ok=True)
-    tmp = full + ".tmp"
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
+    with atomic.write(full, encoding="utf-8", newline="") as f:
       f.write(new)
-    os.replace(tmp, full)
   print(f"Rewrote {len(differ)} file(s)" + (": " + ", ".join(p for p, _, _ in differ) if differ else "."), file=out)
   return 0
 

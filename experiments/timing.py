@@ -18,6 +18,8 @@ import sys
 import time
 from typing import Any, Callable
 
+from alexnet_jax import atomic
+
 MIN_ROUNDS = 5
 
 
@@ -107,11 +109,7 @@ def machine(module: str, argv: list[str] | None = None) -> dict[str, Any]:
 def write_record(path: str, record: dict[str, Any]) -> str:
   """Writes a benchmark record as JSON, whole or not at all."""
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(record, f, indent=1, sort_keys=True)
-    f.write("\n")
-  os.replace(tmp, path)
+  atomic.write_text(path, json.dumps(record, indent=1, sort_keys=True) + "\n")
   return path
 
 

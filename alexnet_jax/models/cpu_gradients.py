@@ -113,12 +113,11 @@ _NHWC = ("NHWC", "HWIO", "NHWC")
 # A k×k convolution becomes one matrix product over its patches (`_patch_conv`) when the
 # product has at most this many rows (batch × output positions): at batch 8, ResNet-50's
 # 7×7 and 4×4 stages and AlexNet's 13×13 layers. On so few positions YNNPACK's convolutions
-# are slow (ResNet-50's 4×4 3×3 layer: 21 ms forward and backward, 11 ms as a product); on
-# larger maps the product loses (a 28×28 3×3 layer: 7.4 ms against 10.8).
+# are slower than the product; on larger maps (28×28) the product is the slower one.
 _PATCH_MAX_ROWS = 1600
 # ... and when it is strided with at least this many input channels: the input gradient of a
 # strided convolution needs base dilation, which YNNPACK does not take, so XLA runs it on
-# Eigen (ResNet-50's 28×28→14×14 3×3 layer: 12.2 ms, 9.6 as a product).
+# Eigen, slower than the product.
 _PATCH_STRIDED_MIN_CIN = 128
 
 
@@ -136,9 +135,9 @@ def _pointwise_conv_bwd(stride, precision, out_dtype, residual, g):
   """Both gradients as matrix products over batch × positions, equal to JAX's up to float rounding.
 
   XLA:CPU computes a 1×1 kernel's gradient as a convolution whose window is the whole feature
-  map, behind two transposes (2-3× slower than one product), and the input gradient as a
-  convolution with a transposed copy of the kernel; `g · Wᵀ` reads the kernel as it is stored
-  (15-30% faster per layer). With a stride, the input gradient is spread back onto the strided
+  map, behind two transposes (slower than one product), and the input gradient as a
+  convolution with a transposed copy of the kernel; `g · Wᵀ` reads the kernel as it is stored,
+  with no copy. With a stride, the input gradient is spread back onto the strided
   positions by an interior-padded `lax.pad` (the positions the kernel never saw get zero).
   """
   x, kernel = residual

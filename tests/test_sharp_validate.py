@@ -73,6 +73,8 @@ def test_seq_checks_type_length_emptiness_and_each_value():
   assert may_be_empty((0.0,)) == "a sequence of values, each a number > 0"
   accepts_anything = validate.seq(lambda v: None, 2)
   assert accepts_anything((1, 2)) is None and accepts_anything((1,)) == "a sequence of 2 values, each ?"
+  # the element rule's words come from a value no rule accepts
+  assert validate.seq(validate.one_of(None, 1))(("x",)) == "a sequence of values, each one of None, 1"
 
 
 def test_subset_and_matrix3():

@@ -172,6 +172,10 @@ def test_loading_a_config_loads_no_model_code():
 
 def test_model_choices_are_what_the_modules_build():
   from alexnet_jax import model_choices
-  from alexnet_jax.models import layers, resnet, vgg
+  from alexnet_jax.configs import alexnet as alexnet_config
+  from alexnet_jax.models import alexnet, layers, resnet, vgg
   assert tuple(layers.ACTIVATIONS) == model_choices.ACTIVATIONS
   assert vgg.STAGES is model_choices.VGG_STAGES and resnet.DEPTHS is model_choices.RESNET_STAGES
+  assert tuple(alexnet.VARIANTS) == model_choices.FIELDS["variant"]
+  for arg in ("variant", "towers", "remove_conv"):  # the config string offers what validation accepts
+    assert alexnet_config.FAMILY_ARGS[arg].choices is model_choices.FIELDS[arg], arg

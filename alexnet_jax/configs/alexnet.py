@@ -80,17 +80,18 @@ Examples:
   python main.py --config=configs/alexnet.py:smoke,lrn=False  # an ablation
 """
 
+from alexnet_jax import model_choices
 from alexnet_jax.configs import common
 from alexnet_jax.errors import ConfigError
 
 SMOKE_WIDTH = 0.5
 
 FAMILY_ARGS = {
-    "variant": common.Arg(str, "paper", "model.variant", choices=("paper", "owt")),
+    "variant": common.Arg(str, "paper", "model.variant", choices=model_choices.FIELDS["variant"]),
     "lrn": common.Arg(bool, None, "model.lrn"),
     "tower_lrn": common.Arg(bool, False, "model.tower_lrn"),
     "overlap": common.Arg(bool, True, "model.pool_window", to=lambda v, a: 3 if v else 2),
-    "towers": common.Arg(int, None, "model.towers", choices=(1, 2)),
+    "towers": common.Arg(int, None, "model.towers", choices=model_choices.FIELDS["towers"]),
     "dropout": common.rate(0.5, "model.dropout"),
     "act": common.Arg(str, "relu", "model.act", choices=common.ACTIVATIONS),
     "init": common.Arg(str, "paper", "model.init_scheme", choices=common.INIT_SCHEMES),
@@ -100,7 +101,7 @@ FAMILY_ARGS = {
                            to=lambda v, a: 2 if v == 224 and not a.smoke else 0,
                            apply=lambda c, v, a: None if a.smoke else setattr(c.input, "image_size", v)),
     "pca": common.Arg(float, 0.1, "input.pca_lighting", low=0.0),
-    "remove_conv": common.Arg(int, 0, "model.remove_conv", choices=(0, 2, 3, 4, 5)),
+    "remove_conv": common.Arg(int, 0, "model.remove_conv", choices=model_choices.FIELDS["remove_conv"]),
     "sched": common.Arg(str, "plateau", "schedule.name", choices=common.SCHEDULES),
     "lr": common.positive(float, 0.01, "schedule.base_lr"),
     "norm": common.norm_arg("mean"),

@@ -84,3 +84,32 @@ def test_did_not_train_at_its_boundaries():
   assert stats.did_not_train(60.0, 10, train_loss=2.0, loss_margin=0.31)
   assert not stats.did_not_train(60.0, 10, train_loss=2.0, loss_margin=0.30)
   assert not stats.did_not_train(0.0, 0) and not stats.did_not_train(None, 10, None)
+
+
+def test_tost_claims_equivalence_only_below_alpha():
+  p = stats.tost(0.25, 1.0, 4, 1.0).p
+  assert not stats.tost(0.25, 1.0, 4, 1.0, alpha=p).equivalent
+  assert stats.tost(0.25, 1.0, 4, 1.0, alpha=math.nextafter(p, 1.0)).equivalent
+
+
+def test_compare_passes_its_levels_on_and_keeps_each_member_whole():
+  base = {0: 70.0, 1: 71.0, 2: 72.0}
+  pairs = {"two": stats.paired({0: 71.0, 1: 72.5}, base),               # n = 2 is tested
+           "three": stats.paired({0: 70.2, 1: 70.9, 2: 72.3}, base),
+           "one": stats.paired({2: 75.0}, base),
+           "dead": stats.paired({0: 10.0, 1: 10.0, 2: 10.0}, base)}
+  out = stats.compare(pairs, {"dead": "did not train"}, alpha=0.1, target=0.9, margin=1.0)
+  assert out["dead"] == stats.Comparison("dead", pairs["dead"], "did not train")
+  assert out["one"] == stats.Comparison("one", pairs["one"], "too few seeds")
+  family = {n: stats.t_test_p(pairs[n].mean, pairs[n].sd, pairs[n].n) for n in ("two", "three")}
+  corrections = stats.holm(family, 0.1)
+  for name, status in [("two", "unresolved"), ("three", "equivalent")]:
+    pr, h = pairs[name], corrections[name]
+    want = stats.Comparison(
+        name, pr, status, stats.t_interval(pr.mean, pr.sd, pr.n, 0.1), family[name], h,
+        stats.t_interval(pr.mean, pr.sd, pr.n, h.level), stats.min_detectable_effect(pr.sd, pr.n, 0.05, 0.9),
+        stats.tost(pr.mean, pr.sd, pr.n, 1.0, 0.1))
+    assert out[name] == want
+  # By hand: "two" has d = (1, 1.5), t = 1.25/0.25 = 5 on 1 degree of freedom.
+  assert out["two"].p == pytest.approx(1 - 2 / math.pi * math.atan(5.0), rel=1e-12)
+  assert corrections["two"].rank == 1 and corrections["two"].level == pytest.approx(0.05)

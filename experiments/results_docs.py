@@ -20,11 +20,11 @@ BENCHMARKS = ("experiments", "results", "benchmarks")
 
 # Published numbers whose raw records are lost: (where, the numbers, what is missing, how to make a record).
 LOST = [
-    ("README.md, Quickstart; BENCHMARKS.md, the quick run",
+    ("README.md, What you get; BENCHMARKS.md, the quick run",
      "wall times of the quick run (1m10s, 1m44s, 2m04s, 2m14s, 2m39s) and its 34% / 95% top-1 / top-5",
      "timings typed from the console; no metrics.jsonl or summary.json kept",
      "`python main.py --config=configs/alexnet.py:smoke` with its workdir's summary.json committed as a run record"),
-    ("README.md, Quick mode, measured",
+    ("docs/MODELS.md, Quick mode, measured",
      "every row of the table (top-1, top-5, wall time of each family's `smoke` config)",
      "summary.json of each run", "each command of the table, its workdir bundled with `experiments.campaign bundle`"),
     ("README.md, Results; imagenette_alexnet/README.md, eval_10crop_seed0.md",
@@ -38,7 +38,7 @@ LOST = [
      "755.8 / 705.0 img/s of the decode pipelines",
      "one run's console output; the store was read right after it was written (page cache warm)",
      "`python -m experiments.store_bench` (cold and warm reads) → benchmarks/store_read.json"),
-    ("README.md, Speed and scale; BENCHMARKS.md, CPU sections",
+    ("BENCHMARKS.md, CPU sections",
      "every JAX/PyTorch ratio, img/s, ms per step and before/after ratio of the CPU train step (runs A-O and the "
      "jax 0.10.2 / 0.12 tables), and the tf.data vs DataLoader rates",
      "no benchmark JSON was kept; the ratios were typed from the console",
@@ -114,8 +114,9 @@ def _verdicts(root: str) -> dict[str, list[str]]:
   return by
 
 
-def render_ablations(root: str) -> str:
-  """The ablations in words, from the seed table's verdicts (its rules: experiments/seeds.py)."""
+def render_ablations(root: str, link: str = "experiments/results/imagenette_alexnet/seeds.md") -> str:
+  """The ablations in words, from the seed table's verdicts (its rules: experiments/seeds.py); `link` is the
+  seed table's path from the document the block is in."""
   rows = {r["member"]: r for r in tables.seed_tables(root, "imagenette_alexnet")[2]}
   by = _verdicts(root)
   resolved = by.pop("resolved", [])
@@ -126,7 +127,7 @@ def render_ablations(root: str) -> str:
   for verdict, members in by.items():
     parts.append(f"{names.get(verdict, verdict)}: " + ", ".join(f"`{m}`" for m in members))
   pairs = [f"`{m}` {r['d_top1']}" for m, r in rows.items() if r["verdict"] == "too few seeds" and r["d_top1"]]
-  return ("Seed table ([seeds.md](experiments/results/imagenette_alexnet/seeds.md), from the per-run record): "
+  return (f"Seed table ([seeds.md]({link}), from the per-run record): "
           + "; ".join(parts) + ". A pair counts only when both runs stopped at the same step, and every seed-1 run "
           "was stopped by the deadline at its own epoch, so each member has at most its seed-0 pair. "
           "Seed-0 differences in top-1 points, one seed each and no test: " + ", ".join(pairs) + ".\n")

@@ -1,7 +1,7 @@
 """Every command in the README's code blocks works: its config loads, its model fits its input.
 
-Each `python main.py`, `alexnet-jax`, `python -m ...` and `pip install -r` line of README.md is
-checked in-process (no subprocesses):
+Each `python main.py`, `alexnet-jax`, `python -m ...` and `pip install -r` line of README.md and of
+the pages under docs/ (`DOCUMENTS`) is checked in-process (no subprocesses):
 
 - a config-taking command: the config loads with its arguments and `--config.*` overrides through
   the same flag parser main.py uses, and `jax.eval_shape` of its model on the config's input size
@@ -31,6 +31,8 @@ from alexnet_jax import config_files
 from tests.conftest import REPO
 
 README = REPO / "README.md"
+# The documents whose commands are checked: the README and every page under docs/.
+DOCUMENTS = [README, *sorted((REPO / "docs").glob("*.md"))]
 _KNOWN_CLASSES = {"embedded": 10, "imagenet2012": 1000, "cifar10": 10, "cifar100": 100, "mnist": 10}
 
 
@@ -122,21 +124,34 @@ KNOWN_BROKEN = {
 }
 
 
+def documented_commands() -> list[tuple[str, list[str]]]:
+  """(document, words) of every command of DOCUMENTS, the document named relative to the repository."""
+  return [(str(doc.relative_to(REPO)), words) for doc in DOCUMENTS for words in readme_commands(doc.read_text())]
+
+
 def _cases() -> list:
   cases = []
-  for words in readme_commands(README.read_text()):
+  for doc, words in documented_commands():
     text = " ".join(words)
     marks = [pytest.mark.xfail(reason=KNOWN_BROKEN[text], strict=True)] if text in KNOWN_BROKEN else []
-    cases.append(pytest.param(words, id=text[:120], marks=marks))
+    cases.append(pytest.param(words, id=f"{doc}: {text}"[:120], marks=marks))
   return cases
 
 
 CASES = _cases()
 
 
-def test_the_readme_has_commands():
-  assert len(CASES) >= 15
-  assert any("alexnet-jax" in c.values[0][0] for c in CASES), "the installed command is documented"
+def test_the_readme_has_its_two_commands_and_the_docs_theirs():
+  readme = [" ".join(words) for doc, words in documented_commands() if doc == "README.md"]
+  assert "python main.py --config=configs/alexnet.py:smoke" in readme, "the quick run"
+  assert "python -m pytest -q" in readme, "the test command"
+  assert any(c.startswith("alexnet-jax") for c in readme), "the installed command is documented"
+  ci = (REPO / ".ci" / "run").read_text()
+  assert "-m pytest -q" in ci, "CI runs the README's test command"
+  pages = {doc for doc, _ in documented_commands() if doc != "README.md"}
+  for page in ("CONFIGS", "IMAGENET", "STORES", "EVALUATION", "SWEEPS", "SPEED"):
+    assert f"docs/{page}.md" in pages, f"docs/{page}.md has no checked command"
+  assert len(CASES) >= 40
 
 
 @pytest.mark.parametrize("words", CASES)
@@ -179,7 +194,7 @@ def test_a_broken_geometry_is_caught():
 
 def _training_commands() -> list:
   seen, out = set(), []
-  for words in readme_commands(README.read_text()):
+  for _, words in documented_commands():
     parsed = config_command(words)
     modes = [w for w in words if w.startswith("--mode=")] + (["train"] if words[:1] == ["alexnet-jax"] and words[1] == "train" else [])
     if words[:1] == ["alexnet-jax"] and words[1] != "train":

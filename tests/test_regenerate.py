@@ -128,6 +128,7 @@ def test_the_command_does_not_import_jax():
 
 def test_every_document_with_the_mark_points_to_the_rerun_list():
   docs = [os.path.join(REPO, "README.md"), os.path.join(REPO, "BENCHMARKS.md")]
+  docs += [os.path.join(REPO, "docs", f) for f in os.listdir(os.path.join(REPO, "docs")) if f.endswith(".md")]
   for folder, _, files in os.walk(os.path.join(REPO, "experiments", "results")):
     docs += [os.path.join(folder, f) for f in files if f.endswith(".md") and f != "RERUN.md"]
   marked = [d for d in docs if results_docs.MARK in open(d, encoding="utf-8").read()]

@@ -50,8 +50,9 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     # layers and wiring on maps of a few pixels.
     "layers": ("alexnet_jax/models/layers.py", ("tests/test_sharp_layers.py",)),
     "alexnet": ("alexnet_jax/models/alexnet.py", ("tests/test_sharp_alexnet.py",)),
-    "device_augment": ("alexnet_jax/data/device_augment.py",
-                       ("tests/test_device_augment.py", "tests/test_sharp_device_augment.py")),
+    # test_device_augment.py checks distributions over thousands of draws (tens of seconds a mutant);
+    # test_sharp_device_augment.py checks the same functions exactly on tiny images.
+    "device_augment": ("alexnet_jax/data/device_augment.py", ("tests/test_sharp_device_augment.py",)),
     "checkpoint": ("alexnet_jax/checkpoint.py", ("tests/test_checkpoint.py", "tests/test_sharp_checkpoint.py")),
     "stats": ("experiments/stats.py", ("tests/test_stats.py", "tests/test_sharp_stats.py")),
     "aggregate": ("experiments/aggregate.py", ("tests/test_aggregate.py", "tests/test_sharp_aggregate.py")),

@@ -201,8 +201,9 @@ def test_restore_takes_the_targets_structure_and_dtypes_and_logs(tmp_path, caplo
   caplog.set_level(logging.INFO)
   mgr = checkpoint.manager(str(tmp_path), async_save=False)
   try:
-    tree = checkpoint.Checkpointed(state=_tree(2.0), pending=np.asarray(5.0, np.float32))
-    checkpoint.save(mgr, 3, tree, {"step": 3})
+    for step in (3, 4):  # the step asked for, not the latest
+      tree = checkpoint.Checkpointed(state=_tree(step - 1.0), pending=np.asarray(step + 2.0, np.float32))
+      checkpoint.save(mgr, step, tree, {"step": step})
     target = checkpoint.Checkpointed(state=_tree(0.0, np.float16), pending=np.asarray(0.0, np.float32))
     restored, meta = checkpoint.restore(mgr, 3, target)
   finally:

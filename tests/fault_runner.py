@@ -1,8 +1,9 @@
 """Runs main.py with a fault injected into the write of one checkpoint, at a known point.
 
-  python tests/fault_runner.py pause <step> <marker file> main.py-arguments...
-  python tests/fault_runner.py enospc <step> main.py-arguments...
-  python tests/fault_runner.py evalpause <step> <marker file> main.py-arguments...
+  python tests/fault_runner.py [--no-tensorflow] pause <step> <marker file> main.py-arguments...
+  python tests/fault_runner.py [--no-tensorflow] enospc <step> main.py-arguments...
+  python tests/fault_runner.py [--no-tensorflow] evalpause <step> <marker file> main.py-arguments...
+  python tests/fault_runner.py [--no-tensorflow] none main.py-arguments...
 
 Orbax writes a checkpoint into a temporary folder and makes it visible by renaming it to
 `<step>` once every file is written. `pause` holds that rename back for checkpoint `<step>`:
@@ -12,7 +13,9 @@ hoping. `enospc` makes the same moment fail as a full disk would: Orbax's backgr
 raises "No space left on device" with the checkpoint's files written but never committed.
 `evalpause` holds the evaluation after training step `<step>` open: once it has begun, it
 writes `<marker file>` and waits for the run's stop signal before evaluating, so a signal
-sent after the marker appears is certain to land during that evaluation.
+sent after the marker appears is certain to land during that evaluation. `none` injects no
+fault. `--no-tensorflow` makes importing TensorFlow or TFDS fail, as where they are not
+installed: training from a prepared store needs neither, and a short run starts faster.
 """
 
 import asyncio
@@ -23,11 +26,17 @@ import runpy
 import sys
 import time
 
-from orbax.checkpoint._src.path import atomicity
-
 
 def main() -> None:
-  mode, step, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+  argv = sys.argv[1:]
+  if argv[0] == "--no-tensorflow":
+    sys.modules.update(tensorflow=None, tensorflow_datasets=None)
+    argv = argv[1:]
+  if argv[0] == "none":
+    _run_main(argv[1:])
+    return
+  mode, step, args = argv[0], argv[1], argv[2:]
+  from orbax.checkpoint._src.path import atomicity  # after the block above
   if mode == "evalpause":
     _pause_evaluation(int(step), pathlib.Path(args[0]))
     _run_main(args[1:])

@@ -3,6 +3,7 @@
   python tests/fault_runner.py [--no-tensorflow] pause <step> <marker file> main.py-arguments...
   python tests/fault_runner.py [--no-tensorflow] enospc <step> main.py-arguments...
   python tests/fault_runner.py [--no-tensorflow] evalpause <step> <marker file> main.py-arguments...
+  python tests/fault_runner.py [--no-tensorflow] steppause <step> <marker file> <release file> main.py-arguments...
   python tests/fault_runner.py [--no-tensorflow] none main.py-arguments...
 
 Orbax writes a checkpoint into a temporary folder and makes it visible by renaming it to
@@ -13,7 +14,10 @@ hoping. `enospc` makes the same moment fail as a full disk would: Orbax's backgr
 raises "No space left on device" with the checkpoint's files written but never committed.
 `evalpause` holds the evaluation after training step `<step>` open: once it has begun, it
 writes `<marker file>` and waits for the run's stop signal before evaluating, so a signal
-sent after the marker appears is certain to land during that evaluation. `none` injects no
+sent after the marker appears is certain to land during that evaluation. `steppause` holds
+the run after training step `<step>`: it writes `<marker file>` and waits until `<release file>`
+exists, so a signal sent in between lands at a known step however loaded the machine (with
+several processes, the others wait for it at their next collective). `none` injects no
 fault. `--no-tensorflow` makes importing TensorFlow or TFDS fail, as where they are not
 installed: training from a prepared store needs neither, and a short run starts faster.
 """
@@ -40,6 +44,10 @@ def main() -> None:
   if mode == "evalpause":
     _pause_evaluation(int(step), pathlib.Path(args[0]))
     _run_main(args[1:])
+    return
+  if mode == "steppause":
+    _pause_after_step(int(step), pathlib.Path(args[0]), pathlib.Path(args[1]))
+    _run_main(args[2:])
     return
   finalize = atomicity.AtomicRenameTemporaryPath.finalize
   if mode == "pause":
@@ -79,6 +87,22 @@ def _pause_evaluation(step: int, marker: pathlib.Path) -> None:
 
   train._Preemption.__enter__ = entered
   eval_run.Evaluator.run = paused
+
+
+def _pause_after_step(step: int, marker: pathlib.Path, release: pathlib.Path) -> None:
+  """Makes the run wait after training step `step` (the preemption check of every step) until `release` exists."""
+  sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+  from alexnet_jax import train
+  stop_after = train._Preemption.stop_after
+
+  def paused(self, done: int) -> bool:
+    if done == step:
+      marker.write_text(str(step))
+      while not release.exists():  # a signal's handler runs during this sleep
+        time.sleep(0.01)
+    return stop_after(self, done)
+
+  train._Preemption.stop_after = paused
 
 
 def _run_main(args: list[str]) -> None:

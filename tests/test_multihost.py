@@ -8,8 +8,8 @@ folder pipeline gives process i the i-th stride of one global permutation), so t
 losses must agree, and the Orbax checkpoint written jointly by both processes must load.
 
 Preemption: SIGTERM to one of two processes makes both save the same step (JAX's
-preemption sync point) and exit; resuming both ends bit-identical to an uninterrupted
-two-process run.
+preemption sync point) and exit; resuming both ends bit-identical to the uninterrupted
+two-process run above.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from tests.conftest import subprocess_env
 from tests.conftest import write_image_folder
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-STEPS = 4
+STEPS = 12
+PAUSE_STEP = 2  # the preempted run's second process waits after this step for the signal
 TIMEOUT_S = 600  # generous: CI machines with 2 shared cores can be slow
 
 
@@ -142,7 +143,7 @@ def test_both_processes_finish_and_write_one_checkpoint(runs):
 
 def test_losses_equal_the_single_process_run(runs):
   multi, single = _train_losses(runs["multi"]), _train_losses(runs["single"])
-  assert [s for s, _ in multi] == [s for s, _ in single] == [2, 4]
+  assert [s for s, _ in multi] == [s for s, _ in single] == list(range(2, STEPS + 1, 2))
   np.testing.assert_allclose([v for _, v in multi], [v for _, v in single], rtol=1e-4, atol=1e-5)
   ev_m = json.loads((runs["multi"] / "summary.json").read_text())["eval"]
   ev_s = json.loads((runs["single"] / "summary.json").read_text())["eval"]
@@ -156,22 +157,6 @@ def test_two_process_checkpoint_restores_in_one_process(runs):
                         capture_output=True, text=True, timeout=TIMEOUT_S)
   assert proc.returncode == 0, proc.stderr[-5000:]
   assert f"Restored checkpoint step {STEPS}" in proc.stderr, proc.stderr[-3000:]
-
-
-PREEMPT_STEPS = 60
-
-
-def _logged_steps(workdir: pathlib.Path) -> list[int]:
-  path = workdir / "metrics.jsonl"
-  if not path.exists():
-    return []
-  steps = []
-  for line in path.read_text().splitlines():
-    try:
-      steps.append(json.loads(line)["step"])
-    except (json.JSONDecodeError, KeyError):
-      pass
-  return steps
 
 
 def _history(workdir: pathlib.Path) -> list[dict]:
@@ -194,15 +179,20 @@ def _state(workdir: pathlib.Path, step: int) -> dict[str, np.ndarray]:
   return {jax.tree_util.keystr(k): np.asarray(v) for k, v in flat}
 
 
-def test_sigterm_to_one_process_stops_both_at_the_same_step_and_resume_is_exact(data, tmp_path):
-  stopped, whole = tmp_path / "stopped", tmp_path / "whole"
-  # The uninterrupted reference runs alongside the run that gets the signal.
-  procs = _start({**_two_processes(data, stopped, PREEMPT_STEPS), **_two_processes(data, whole, PREEMPT_STEPS)},
-                 tmp_path)
-  first = {k: v for k, v in procs.items() if k.startswith("stopped.")}
-  _wait(first, tmp_path, until=lambda: any(s >= 2 for s in _logged_steps(stopped)))
-  assert first["stopped.process1"].poll() is None, "the run ended before the signal could be sent"
-  first["stopped.process1"].send_signal(signal.SIGTERM)  # the process that does not coordinate
+def test_sigterm_to_one_process_stops_both_at_the_same_step_and_resume_is_exact(runs, tmp_path):
+  """The uninterrupted reference is the `runs` fixture's two-process run. Process 1 of the run that
+  gets the signal waits after step PAUSE_STEP (tests/fault_runner.py) until the signal has been
+  sent, so the signal cannot come too late however slow the machine."""
+  stopped, marker, release = tmp_path / "stopped", tmp_path / "paused", tmp_path / "release"
+  commands = _two_processes(runs["data"], stopped, STEPS)
+  pause = [str(REPO / "tests" / "fault_runner.py"), "steppause", str(PAUSE_STEP), str(marker), str(release)]
+  commands["stopped.process1"][1:2] = pause  # in place of main.py
+  procs = _start(commands, tmp_path)
+  _wait(procs, tmp_path, until=marker.exists)
+  assert procs["stopped.process1"].poll() is None, "the run ended before the signal could be sent"
+  procs["stopped.process1"].send_signal(signal.SIGTERM)  # the process that does not coordinate
+  time.sleep(1.0)  # JAX's preemption service passes the notice on while the process waits
+  release.touch()
   _wait(procs, tmp_path)
 
   saved = set()
@@ -213,15 +203,16 @@ def test_sigterm_to_one_process_stops_both_at_the_same_step_and_resume_is_exact(
     saved.add(int(found[0]))
   assert len(saved) == 1, f"the processes saved different steps: {saved}"
   step = saved.pop()
-  assert 2 <= step < PREEMPT_STEPS
+  assert PAUSE_STEP <= step < STEPS
   summary = json.loads((stopped / "summary.json").read_text())
   assert summary["step"] == step and not summary["done"]
   assert sorted(int(p.name) for p in (stopped / "checkpoints").iterdir() if p.name.isdigit()) == [step]
 
-  _wait(_start(_two_processes(data, stopped, PREEMPT_STEPS), tmp_path), tmp_path)  # resume both
+  _wait(_start(_two_processes(runs["data"], stopped, STEPS), tmp_path), tmp_path)  # resume both
+  whole = runs["multi"]
   assert json.loads((stopped / "summary.json").read_text())["done"]
   assert _history(stopped) == _history(whole)
-  a, b = _state(stopped, PREEMPT_STEPS), _state(whole, PREEMPT_STEPS)
+  a, b = _state(stopped, STEPS), _state(whole, STEPS)
   assert a.keys() == b.keys()
   differ = [k for k in a if not np.array_equal(a[k], b[k])]
   assert not differ, f"the resumed run differs from the uninterrupted one in: {differ[:10]}"

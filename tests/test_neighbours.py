@@ -65,14 +65,14 @@ def test_features_are_the_classifier_input(family):
     return
   dim = FEATURE_DIM[family](config.model)
   x = jax.random.normal(jax.random.key(1), images.shape)
-  variables = init(x)
-  feats = features.penultimate(model.apply, variables, x)
+  variables = jax.jit(init)(x)  # whole programs, not op by op
+  feats = jax.jit(lambda v, x: features.penultimate(model.apply, v, x))(variables, x)
   assert feats.shape == (2, dim)
   flat = jax.tree_util.tree_flatten_with_path(variables["params"])[0]
   params = {jax.tree_util.keystr(p, simple=True, separator="/"): v for p, v in flat}
   (head,) = [k for k, v in params.items() if k.endswith("kernel") and v.shape == (dim, 10)]
   np.testing.assert_allclose(feats @ params[head] + params[head.replace("kernel", "bias")],
-                             model.apply(variables, x, train=False), rtol=1e-4, atol=1e-4)
+                             jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, x), rtol=1e-4, atol=1e-4)
 
 
 def _copy(trained_run, tmp_path):

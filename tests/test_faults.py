@@ -1,6 +1,6 @@
 """Fault tests: a run survives kill -9, preemption, a NaN and a kill during a checkpoint write, one
-killed before its summary completes it, a checkpoint of another model is refused, and broken images
-are named. Signals during a save or an evaluation, damaged checkpoints and a full disk are in
+killed before its summary completes it, and a checkpoint of another model is refused. Signals
+during a save or an evaluation, damaged checkpoints, a full disk and broken images are in
 test_faults_signals.py; tests/fault_helpers.py has the tiny run and the uninterrupted reference.
 """
 
@@ -11,11 +11,9 @@ import pathlib
 import shutil
 import signal
 
-import numpy as np
 import pytest
 
 from tests import fault_helpers as fh
-from tests.conftest import write_image_folder
 from tests.fault_helpers import reference  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.timeout(900)
@@ -121,31 +119,3 @@ def test_other_model_family_and_width_list_mismatches(reference):
     assert "conv1/kernel" in str(e.value)
   finally:
     mgr.close()
-
-
-def test_broken_images_train_and_are_named(tmp_path):
-  """An image folder with corrupt files trains to the end and the log names each bad file."""
-  root = tmp_path / "folder_data"
-  rng = np.random.default_rng(0)
-  colours = {"red": (200, 30, 30), "blue": (30, 30, 200)}
-
-  def noisy(k, c):
-    return np.clip(np.array(colours[c]) + rng.normal(0, 20, (72, 80, 3)), 0, 255).astype(np.uint8)
-
-  write_image_folder(root, {"train": {"red": 12, "blue": 12}, "validation": {"red": 4, "blue": 4}},
-                     names=lambda k: f"img{k}.jpg" if k % 2 else f"img{k}.png", pixels=noisy)
-  bad = {"empty.jpg": b"", "truncated.jpg": (root / "train" / "red" / "img1.jpg").read_bytes()[:200],
-         "text.png": b"this is not an image"}
-  for name, data in bad.items():
-    (root / "train" / "blue" / name).write_bytes(data)
-  wd = tmp_path / "run"
-  rc, log = fh.run(wd, f"--config.dataset={root}", "--config.num_train_steps=4",
-                 "--config.batch_size=8", "--config.eval_batch_size=8",
-                 "--config.log_every_steps=2", "--config.checkpoint_every_steps=4",
-                    tensorflow=True)  # an image folder is read through tf.data
-  assert rc == 0, log[-3000:]
-  assert "unreadable" in log
-  for name in bad:
-    assert name in log, f"{name} is not named in the log"
-  summary = json.loads((wd / "summary.json").read_text())
-  assert summary["done"] and summary["eval"]["num_examples"] == 8

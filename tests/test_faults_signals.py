@@ -1,6 +1,7 @@
 """Fault tests: a second SIGTERM while the first one's save cannot finish, SIGTERM during an
-evaluation, partial and damaged checkpoints, and a full disk during a checkpoint write (the
-others are in test_faults.py; tests/fault_helpers.py has the tiny run and the reference).
+evaluation, partial and damaged checkpoints, a full disk during a checkpoint write, and broken
+images in a folder (the others are in test_faults.py; tests/fault_helpers.py has the tiny run and
+the reference).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import signal
 import subprocess
 import uuid
 
+import numpy as np
 import pytest
 
 from tests import fault_helpers as fh
+from tests.conftest import write_image_folder
 from tests.fault_helpers import reference  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.timeout(900)
@@ -133,3 +136,31 @@ def test_full_disk_during_checkpoint_keeps_previous(reference, tmp_path):
   finally:
     if mounted:
       subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=30)
+
+
+def test_broken_images_train_and_are_named(tmp_path):
+  """An image folder with corrupt files trains to the end and the log names each bad file."""
+  root = tmp_path / "folder_data"
+  rng = np.random.default_rng(0)
+  colours = {"red": (200, 30, 30), "blue": (30, 30, 200)}
+
+  def noisy(k, c):
+    return np.clip(np.array(colours[c]) + rng.normal(0, 20, (72, 80, 3)), 0, 255).astype(np.uint8)
+
+  write_image_folder(root, {"train": {"red": 12, "blue": 12}, "validation": {"red": 4, "blue": 4}},
+                     names=lambda k: f"img{k}.jpg" if k % 2 else f"img{k}.png", pixels=noisy)
+  bad = {"empty.jpg": b"", "truncated.jpg": (root / "train" / "red" / "img1.jpg").read_bytes()[:200],
+         "text.png": b"this is not an image"}
+  for name, data in bad.items():
+    (root / "train" / "blue" / name).write_bytes(data)
+  wd = tmp_path / "run"
+  rc, log = fh.run(wd, f"--config.dataset={root}", "--config.num_train_steps=4",
+                 "--config.batch_size=8", "--config.eval_batch_size=8",
+                 "--config.log_every_steps=2", "--config.checkpoint_every_steps=4",
+                    tensorflow=True)  # an image folder is read through tf.data
+  assert rc == 0, log[-3000:]
+  assert "unreadable" in log
+  for name in bad:
+    assert name in log, f"{name} is not named in the log"
+  summary = json.loads((wd / "summary.json").read_text())
+  assert summary["done"] and summary["eval"]["num_examples"] == 8

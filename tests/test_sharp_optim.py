@@ -130,6 +130,17 @@ def test_rmsprop_uses_decay_eps_momentum_and_weight_decay():
     np.testing.assert_allclose(ups[t]["kernel"], tr, rtol=1e-5)
 
 
+def test_rmsprop_decays_only_kernels_under_the_mask_and_nothing_at_zero_decay():
+  cfg = _opt(name="rmsprop", eps=0.1, momentum=0.0, weight_decay=0.2, decay_biases_and_norms=False)
+  g = np.asarray(_G1["bias"])
+  ups = _run(cfg, _P, [_G1], lr=1.0)
+  np.testing.assert_allclose(ups[0]["bias"], -g / np.sqrt(0.1 * g * g + 0.1), rtol=1e-5)
+  params = {"kernel": jnp.asarray([[np.inf, 1.0]]), "bias": jnp.asarray([0.0])}
+  grads = {"kernel": jnp.asarray([[2.0, 1.0]]), "bias": jnp.asarray([3.0])}
+  ups = _run(_opt(name="rmsprop", momentum=0.0, weight_decay=0.0), params, [grads], lr=1.0)
+  assert np.isfinite(ups[0]["kernel"]).all()
+
+
 def test_unknown_optimizer_names_itself_and_the_choices():
   with pytest.raises(ConfigError, match="^" + re.escape(
       "config.optimizer.name='lamb' is not known; choose sgd, adamw or rmsprop.") + "$"):

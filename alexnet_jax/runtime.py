@@ -162,11 +162,22 @@ class Runtime:
     pending = metrics_lib.TrainMetrics.empty() if pending is None else pending
     return checkpoint.Checkpointed(state, parallel.host_to_global(pending, self.mesh))
 
-  def augmented_images(self, batch: dict[str, jax.Array], step: int) -> jax.Array:
-    """The images the train step at `step` sees for `batch` (store batches augmented as in the step)."""
-    if self.augment is None:
-      return batch["image"]
-    return jax.jit(self.augment)(batch, self.base_key, jnp.asarray(step, jnp.int32))["image"]
+  def first_step_view(self, state: TrainState, batch: dict[str, jax.Array], step: int
+                      ) -> tuple[jax.Array, dict[str, float]]:
+    """The images the train step at `step` sees for `batch` (store batches augmented as in the
+    step) and, for a model with LRN and no BatchNorm, `layers.lrn_terms` on them: one compiled
+    program for both."""
+    lrn = models.layers.reports_lrn_terms(self.model)
+    if self.augment is None and not lrn:
+      return batch["image"], {}
+
+    def view(params, batch, step):
+      images = batch["image"] if self.augment is None else self.augment(batch, self.base_key, step)["image"]
+      terms = models.layers.lrn_term_arrays(self.model, {"params": params}, images) if lrn else {}
+      return images, terms
+
+    images, terms = jax.jit(view)(state.params, batch, jnp.asarray(step, jnp.int32))
+    return images, {k: float(v) for k, v in terms.items()}
 
   def device_batches(self, host_batches: Iterator[dict[str, np.ndarray]], prefetch: int) -> Iterator[dict]:
     """Moves host batches onto the mesh, keeping `prefetch` transfers in flight; a store's uint8

@@ -122,8 +122,10 @@ def _first_step_checks(rt: runtime.Runtime, state, batch: dict, writer, step: in
   start) a few augmented training images in TensorBoard, exactly as the step sees them."""
   if jax.process_count() > 1:
     return  # both need the whole batch and parameters on one host
-  images = rt.augmented_images(batch, step)
-  models.layers.log_lrn_terms(rt.model, state.params, images)
+  if not (show or models.layers.reports_lrn_terms(rt.model)):
+    return
+  images, lrn_terms = rt.first_step_view(state, batch, step)
+  models.layers.log_lrn_terms(lrn_terms)
   if show:
     writer.write_images(step, {"train/augmented_images": _shown_images(images[:_IMAGES_SHOWN], rt.config)})
 

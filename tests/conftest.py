@@ -19,16 +19,30 @@ CHEAP_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensi
 os.environ["XLA_FLAGS"] = " ".join(filter(None, [os.environ.get("XLA_FLAGS", ""), CHEAP_XLA_FLAGS]))
 
 # Hermetic: the embedded dataset, any TFDS preparation and prepared image stores land in the
-# session's folder, not in the user's ~/tensorflow_datasets, ~/alexnet_jax_data or ~/.cache. Subprocesses (main.py runs) inherit it, and share a
-# persistent XLA compilation cache, which halves the CPU time of a repeated tiny run.
+# process's folder, not in the user's ~/tensorflow_datasets, ~/alexnet_jax_data or ~/.cache.
+# Subprocesses (main.py runs) inherit it.
 SESSION_DIR = pathlib.Path(tempfile.mkdtemp(prefix="alexnet_jax_tests_"))
 atexit.register(shutil.rmtree, SESSION_DIR, ignore_errors=True)
 os.environ["TFDS_DATA_DIR"] = str(SESSION_DIR / "tensorflow_datasets")
 os.environ["ALEXNET_JAX_DATA"] = str(SESSION_DIR / "stores")
 os.environ["XDG_CACHE_HOME"] = str(SESSION_DIR / "cache")  # image-folder screening results
-os.environ["JAX_COMPILATION_CACHE_DIR"] = str(SESSION_DIR / "jax_cache")
-os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
-os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+
+# One persistent XLA compilation cache for the whole test run, every compile in it however short:
+# the pytest-xdist workers and all their child processes (main.py runs) read what any of them
+# compiled, and a step re-jitted in-process (each train_and_evaluate builds its own) is read
+# back instead of compiled again. The process that makes the folder (pytest's main process)
+# removes it at exit; workers, which start with its environment, reuse it.
+_SHARED_ENV = "ALEXNET_JAX_TESTS_SHARED_DIR"
+if os.environ.get("PYTEST_XDIST_WORKER") and os.path.isdir(os.environ.get(_SHARED_ENV, "")):
+  SHARED_DIR = pathlib.Path(os.environ[_SHARED_ENV])
+else:
+  SHARED_DIR = pathlib.Path(tempfile.mkdtemp(prefix="alexnet_jax_tests_shared_"))
+  os.environ[_SHARED_ENV] = str(SHARED_DIR)
+  atexit.register(shutil.rmtree, SHARED_DIR, ignore_errors=True)
+JAX_CACHE = {"JAX_COMPILATION_CACHE_DIR": str(SHARED_DIR / "jax_cache"),
+             "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+             "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+os.environ.update(JAX_CACHE)
 
 # Importing torch (the equivalence tests' peer) after TensorFlow crashes in triton's start-up
 # with these wheels; importing it first, when it is installed, avoids that.
@@ -38,7 +52,13 @@ try:  # noqa: SIM105
 except ImportError:
   pass
 
+import jax  # noqa: E402
 import pytest  # noqa: E402
+
+# The same settings in-process, in case JAX was imported (and read its environment) before this file.
+jax.config.update("jax_compilation_cache_dir", JAX_CACHE["JAX_COMPILATION_CACHE_DIR"])
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -7,6 +7,7 @@ re-implementing them, so an ablation of e.g. LRN behaves identically everywhere.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Optional, Sequence
 
 from absl import logging
@@ -101,17 +102,28 @@ class LocalResponseNorm(nn.Module):
     return (x.astype(jnp.float32) * scale).astype(x.dtype)
 
 
-def lrn_terms(model: nn.Module, variables: Any, images: jax.Array) -> dict[str, float]:
-  """{LRN layer name: median of alpha·Σa²/k} for `images`: the size of LRN's normalisation term."""
+def lrn_term_arrays(model: nn.Module, variables: Any, images: jax.Array) -> dict[str, jax.Array]:
+  """{LRN layer name: median of alpha·Σa²/k} for `images`, as arrays (traceable, for use inside `jax.jit`)."""
   _, state = model.apply(variables, images, train=False, mutable=["intermediates"])
   flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(state.get("intermediates", {})), sep="/")
-  return {path.rsplit("/", 1)[0]: float(value[0]) for path, value in flat.items() if path.endswith("norm_term")}
+  return {path.rsplit("/", 1)[0]: value[0] for path, value in flat.items() if path.endswith("norm_term")}
 
 
-def log_lrn_terms(model: nn.Module, params: Any, images: jax.Array) -> None:
-  """Logs `lrn_terms` once for a model with LRN (and no BatchNorm); does nothing otherwise."""
-  if getattr(model, "lrn", False) and not getattr(model, "bn", False):
-    terms = lrn_terms(model, {"params": params}, images)
+def lrn_terms(model: nn.Module, variables: Any, images: jax.Array) -> dict[str, float]:
+  """{LRN layer name: median of alpha·Σa²/k} for `images`: the size of LRN's normalisation term.
+  One compiled program (run op by op, the forward pass would compile each of its ~90 operations)."""
+  terms = jax.jit(functools.partial(lrn_term_arrays, model))(variables, images)
+  return {k: float(v) for k, v in terms.items()}
+
+
+def reports_lrn_terms(model: nn.Module) -> bool:
+  """Whether `model` has LRN layers whose terms are worth logging (LRN on, no BatchNorm)."""
+  return bool(getattr(model, "lrn", False) and not getattr(model, "bn", False))
+
+
+def log_lrn_terms(terms: dict[str, float]) -> None:
+  """Logs `lrn_terms` (at a run's first step); does nothing when there are none."""
+  if terms:
     logging.info("LRN normalisation term, median alpha*sum(a^2)/k per layer (<< 1: LRN is a fixed gain): %s",
                  ", ".join(f"{k} {v:.3g}" for k, v in terms.items()))
 

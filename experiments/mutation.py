@@ -10,7 +10,8 @@ setup.cfg is the repository's [mutmut] section plus `only_mutate` (the module) a
 that cover it (MODULES). mutmut runs those tests once to learn which test reaches which function,
 then runs, for each mutant, only the tests that reach the mutated function. The raw result of a
 module (every mutant's status) is written to experiments/results/mutation/<module>.json;
-docs/MUTATION.md is rendered from those records and EQUIVALENT.
+docs/MUTATION.md is rendered from those records and the judged-equivalent mutants beside them
+(<module>.equivalent.json).
 
 Score: killed (a test failed, or the mutant hung and timed out) over the mutants that are not
 judged equivalent. A mutant no listed test reaches counts as surviving.
@@ -58,77 +59,21 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "aggregate": ("experiments/aggregate.py", ("tests/test_aggregate.py", "tests/test_sharp_aggregate.py")),
 }
 
-# Surviving mutants judged equivalent (no input can tell them from the original): name → why.
-EQUIVALENT: dict[str, str] = {
-    "alexnet_jax.eval.scoring.xǁTallyǁadd__mutmut_50": "np.add.at casts the hits, as 0.0/1.0, into the int64 "
-                                                      "counts: the same counts as from 0/1.",
-    "alexnet_jax.data.store.x_eval_batches__mutmut_26": "ceil(ceil(n/p)/(B/p)) = ceil(n/B): the batch count is "
-                                                       "the same computed for p processes or one.",
-    "alexnet_jax.data.store.xǁStoreǁ_open_split__mutmut_13": "-2 for a missing shard is as unequal to its size "
-                                                             "and as negative as -1: the same check and message.",
-    "alexnet_jax.data.store.xǁStoreǁgather__mutmut_26": "the order only sorts the reads: indexed by None, both "
-                                                        "sides gain an axis and the same rows land in the same places.",
-    "alexnet_jax.data.store.xǁStoreǁgather__mutmut_28": "the rows within a shard are distinct (or equal rows are equal "
-                                                        "images): a stable sort changes nothing.",
-    "alexnet_jax.data.store.xǁStoreǁgather__mutmut_30": "as mutant 28: the default sort of distinct rows.",
-    "alexnet_jax.data.store.xǁStoreǁgather__mutmut_32": 'NumPy reads the sort kind case-insensitively: "STABLE" is '
-                                                        '"stable".',
-    "alexnet_jax.eval.views.x__five_crops__mutmut_17": "the five crops are taken from a square: its height is "
-                                                       "its width.",
-    "alexnet_jax.eval.views.x_make_preprocess__mutmut_6": "the count in ensure_shape only checks the makers, whose "
-                                                          "stacks already fix the number of views: the same output.",
-    "alexnet_jax.eval.scoring.x_per_class_rows__mutmut_23": 'float("NAN") is the same nan as float("nan").',
-    "alexnet_jax.eval.scoring.x_confused_pairs__mutmut_7": "np.array copies by default: dropping copy=True "
-                                                          "changes nothing.",
-    "alexnet_jax.eval.scoring.x_confused_pairs__mutmut_22": 'NumPy reads the sort kind case-insensitively: '
-                                                           '"STABLE" is "stable".',
-    "alexnet_jax.eval.scoring.x_confused_pairs__mutmut_45": "unreachable: a row with an off-diagonal count > 0 "
-                                                           "has a total > 0 (counts are never negative).",
-    "alexnet_jax.eval.scoring.x_confused_pairs__mutmut_47": "unreachable, as mutant 45: the zero-total branch "
-                                                           "is never taken.",
-    "alexnet_jax.optim.x_make_optimizer__mutmut_62": "optax.rmsprop's default decay is 0.9.",
-    "alexnet_jax.optim.x_make_plateau__mutmut_11": "optax's default atol is 0.0.",
-    "alexnet_jax.optim.x_make_plateau__mutmut_13": "optax's default accumulation_size is 1.",
-    "alexnet_jax.optim.x_make_plateau__mutmut_15": "patience is None only from plateau_init, and init reads no patience.",
-    "alexnet_jax.optim.x_make_plateau__mutmut_21": "min_scale differs only for other schedules, where plateau_update returns first and init reads no min_scale.",
-    "alexnet_jax.optim.x_make_plateau__mutmut_26": "as mutant 21.",
-    "alexnet_jax.optim.x_make_schedule__mutmut_63": "a zero-step warm-up joined at step 0 gives the main schedule at every step >= 0.",
-    "alexnet_jax.optim.x_plateau_init__mutmut_1": "init reads only the dtype of its tree: float32 for None as for a float32 zero.",
-    "alexnet_jax.optim.x_plateau_init__mutmut_3": "init ignores the key's name.",
-    "alexnet_jax.optim.x_plateau_init__mutmut_4": "init ignores the key's name.",
-    "alexnet_jax.optim.x_plateau_init__mutmut_6": "jnp.zeros defaults to float32.",
-    "alexnet_jax.optim.x_plateau_init__mutmut_8": "jnp.zeros defaults to float32.",
-    "alexnet_jax.optim.x_plateau_update__mutmut_6": "make_plateau reads patience None as cfg.patience.",
-    "alexnet_jax.optim.x_plateau_update__mutmut_18": "the scaled updates are discarded; only the state is kept.",
-    "alexnet_jax.optim.x_plateau_update__mutmut_28": "as mutant 18.",
-    "alexnet_jax.optim.x_plateau_update__mutmut_29": "as mutant 18.",
-    "alexnet_jax.optim.x_plateau_update__mutmut_31": "as mutant 18.",
-    "alexnet_jax.optim.x_plateau_update__mutmut_33": "as mutant 18.",
-    "alexnet_jax.optim.x_plateau_update__mutmut_35": "the value is cast to the state's float32 anyway.",
-    "alexnet_jax.optim.x_plateau_update__mutmut_37": "as mutant 35.",
-    "alexnet_jax.models.layers.x_ceil_mode_pads__mutmut_15": "after a dropped window the pad is 0 for any smaller window count.",
-    "alexnet_jax.models.layers.x_ceil_mode_pads__mutmut_17": "as mutant 15.",
-    "alexnet_jax.models.layers.x_max_pool__mutmut_2": "lax reads padding names case-insensitively.",
-    "alexnet_jax.models.layers.x_avg_pool__mutmut_2": "lax reads padding names case-insensitively.",
-    "alexnet_jax.models.layers.x_avg_pool__mutmut_12": "flax's default count_include_pad is True.",
-    "alexnet_jax.models.layers.x_reports_lrn_terms__mutmut_5": "None is as falsy as False under bool().",
-    "alexnet_jax.models.layers.x_reports_lrn_terms__mutmut_15": "as mutant 5.",
-    "alexnet_jax.models.layers.x__adaptive_weights__mutmut_23": "jnp.asarray of Python floats defaults to float32.",
-    "alexnet_jax.models.layers.x__adaptive_weights__mutmut_25": "as mutant 23.",
-    "alexnet_jax.models.layers.x_adaptive_avg_pool__mutmut_30": "einsum reads upper-case subscripts the same.",
-    "alexnet_jax.models.layers.x_batch_norm__mutmut_15": "nn.BatchNorm's default param_dtype is float32.",
-    "alexnet_jax.models.alexnet.xǁAlexNetǁ_forward__mutmut_4": "every layer casts its input to the compute dtype (a max-pool first commutes with the rounding).",
-    "alexnet_jax.models.alexnet.xǁAlexNetǁ_forward__mutmut_22": "the halved counts are even: scaled() rounds 48.0 as 48.",
-    "alexnet_jax.models.alexnet.xǁAlexNetǁ_forward__mutmut_108": "nn.Dense makes float32 parameters for param_dtype None.",
-    "alexnet_jax.models.alexnet.xǁAlexNetǁ_forward__mutmut_114": "nn.Dense's default param_dtype is float32.",
-    "alexnet_jax.models.alexnet.xǁAlexNetǁ_forward__mutmut_135": "as mutant 108.",
-    "alexnet_jax.models.alexnet.xǁAlexNetǁ_forward__mutmut_141": "as mutant 114.",
-    "alexnet_jax.models.alexnet.xǁAlexNetǁ_forward__mutmut_126": "fc8 is not in BIAS_ONE: any other name gives the same initialisers.",
-    "alexnet_jax.models.alexnet.xǁAlexNetǁ_forward__mutmut_127": "as mutant 126.",
-    "alexnet_jax.models.alexnet.xǁAlexNetǁ_forward__mutmut_128": "as mutant 126.",
-    "alexnet_jax.models.alexnet.xǁAlexNetǁ_forward__mutmut_139": "fc8's bias initialiser is zeros, nn.Dense's default.",
-    "alexnet_jax.models.alexnet.xǁAlexNetǁ_forward__mutmut_145": "astype(None) casts to the default float32.",
-}
+# Surviving mutants judged equivalent (no input can tell them from the original), one file a module
+# beside its raw record: <module>.equivalent.json, mutant name → why.
+EQUIVALENT_SUFFIX = ".equivalent.json"
+
+
+def load_equivalent(folder: str = os.path.join(REPO, RECORDS)) -> dict[str, str]:
+  """Every module's judged-equivalent mutants: name → the one line on why."""
+  judged: dict[str, str] = {}
+  for name in MODULES:
+    path = os.path.join(folder, name + EQUIVALENT_SUFFIX)
+    if os.path.exists(path):
+      with open(path, encoding="utf-8") as f:
+        judged.update(json.load(f))
+  return judged
+
 
 KILLED = {1, 3}  # a test failed (3: pytest's internal error, also a failure the mutant caused)
 TIMEOUT = {36, 24, -24, 152, 255}
@@ -161,12 +106,12 @@ def _copy_tree(dest: str, fresh: bool) -> None:
       shutil.copy2(src, os.path.join(dest, rel))
 
 
-def _write_setup_cfg(dest: str, name: str) -> None:
+def _write_setup_cfg(dest: str, name: str, tests: list[str]) -> None:
   parser = configparser.ConfigParser()
   parser.read(os.path.join(REPO, "setup.cfg"))
   section = parser["mutmut"]
   section["only_mutate"] = MODULES[name][0]
-  section["pytest_add_cli_args_test_selection"] = "\n" + "\n".join(_tests(name))
+  section["pytest_add_cli_args_test_selection"] = "\n" + "\n".join(tests)
   with open(os.path.join(dest, "setup.cfg"), "w") as f:
     parser.write(f)
 
@@ -218,8 +163,9 @@ def run_module(name: str, max_children: int, fresh: bool = False, recheck: bool 
   recheck: runs again only the mutants that survived the module's last run (after tests were added).
   """
   work = os.path.join(REPO, WORK, name)
+  tests = _tests(name)  # the files this run uses (a test file added while it runs is not in it)
   _copy_tree(work, fresh and not recheck)
-  _write_setup_cfg(work, name)
+  _write_setup_cfg(work, name, tests)
   command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)]
   if recheck:
     previous = os.path.join(REPO, RECORDS, f"{name}.json")
@@ -240,7 +186,7 @@ def run_module(name: str, max_children: int, fresh: bool = False, recheck: bool 
     tail = open(os.path.join(work, "mutmut.log"), errors="replace").read()[-3000:]
     raise RuntimeError(f"mutmut failed on {module} (exit {proc.returncode}):\n{tail}")
   record = {
-      "module": module, "tests": _tests(name), "tool": f"mutmut {_tool_version()}",
+      "module": module, "tests": tests, "tool": f"mutmut {_tool_version()}",
       "date": started.strftime("%Y-%m-%d"), "wall_s": round(elapsed),
       "command": f"python -m experiments.mutation --modules={name}" + (" --recheck" if recheck else ""),
       "machine": {"host": platform.node(), "cpu_count": os.cpu_count(), "python": platform.python_version()},
@@ -254,8 +200,9 @@ def run_module(name: str, max_children: int, fresh: bool = False, recheck: bool 
   return record
 
 
-def score(record: dict, equivalent: dict[str, str] = EQUIVALENT) -> dict:
+def score(record: dict, equivalent: dict[str, str] | None = None) -> dict:
   """Counts of one module's record: killed (timeouts included), equivalent, survivors, score."""
+  equivalent = load_equivalent() if equivalent is None else equivalent
   status = {k: v for k, v in record["status"].items() if v != "not checked"}
   caught = ("killed", "timeout")
   eq = sorted(k for k, v in status.items() if v not in caught and k in equivalent)
@@ -280,8 +227,9 @@ def _short(mutant: str) -> str:
   return re.sub(r"^(alexnet_jax|experiments)\.", "", mutant)
 
 
-def render_mutation(folder: str = RECORDS, equivalent: dict[str, str] = EQUIVALENT) -> str:
-  """docs/MUTATION.md from the records in `folder` (one JSON file a module)."""
+def render_mutation(folder: str = RECORDS, equivalent: dict[str, str] | None = None) -> str:
+  """docs/MUTATION.md from the records in `folder` (one JSON file a module, and its judged equivalents)."""
+  equivalent = load_equivalent(folder) if equivalent is None else equivalent
   records = {}
   for name in MODULES:
     path = os.path.join(folder, f"{name}.json")

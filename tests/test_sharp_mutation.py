@@ -52,3 +52,24 @@ def test_bad_arguments_are_one_line_and_exit_2(argv, needle, capsys):
   assert mutation.main(argv) == 2
   err = capsys.readouterr().err
   assert err.startswith("error: ") and needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_judged_equivalents_are_read_from_the_file_beside_each_record(tmp_path):
+  status = {"alexnet_jax.eval.scoring.x_f__mutmut_1": "survived", "alexnet_jax.eval.scoring.x_f__mutmut_2": "survived"}
+  (tmp_path / "scoring.json").write_text(json.dumps(_record(status)))
+  (tmp_path / "scoring.equivalent.json").write_text(
+      json.dumps({"alexnet_jax.eval.scoring.x_f__mutmut_2": "the same sum"}))
+  (tmp_path / "nosuch.equivalent.json").write_text(json.dumps({"x": "not a mapped module"}))
+  assert mutation.load_equivalent(str(tmp_path)) == {"alexnet_jax.eval.scoring.x_f__mutmut_2": "the same sum"}
+  text = mutation.render_mutation(str(tmp_path))
+  assert "- `eval.scoring.x_f__mutmut_2`: the same sum" in text and "- `eval.scoring.x_f__mutmut_1` (survived)" in text
+
+
+def test_every_judged_equivalent_names_a_mutant_of_its_own_record():
+  folder = REPO / mutation.RECORDS
+  for name in mutation.MODULES:
+    path = folder / (name + mutation.EQUIVALENT_SUFFIX)
+    if path.exists():
+      record = json.loads((folder / f"{name}.json").read_text())
+      for mutant, why in json.loads(path.read_text()).items():
+        assert mutant in record["status"] and why.strip(), (name, mutant)

@@ -129,70 +129,71 @@ def _meta_codes(work: str, module: str) -> dict:
     return json.load(f)["exit_code_by_key"]
 
 
-def _carry_verdicts_over_added_tests(work: str, old_tests: list[str]) -> bool:
-  """mutmut forgets every verdict when a module's test selection changes. When tests were only
-  added, a killed mutant stays killed (more tests cannot revive it): the previous run's stats are
-  marked as made with the new selection, so only the survivors need to run again."""
-  stats_path = os.path.join(work, "mutants", "mutmut-stats.json")
-  with open(os.path.join(work, "setup.cfg")) as f:
-    new_tests = configparser.ConfigParser()
-    new_tests.read_file(f)
-  if not os.path.exists(stats_path) or not set(old_tests) <= set(
-      new_tests["mutmut"]["pytest_add_cli_args_test_selection"].split()):
-    return False
-  from mutmut import configuration
-  cwd = os.getcwd()
-  os.chdir(work)
-  try:
-    configuration.reset_config()
-    fingerprint = configuration.config().config_fingerprint()
-  finally:
-    os.chdir(cwd)
-    configuration.reset_config()
-  with open(stats_path) as f:
-    stats = json.load(f)
-  stats["config_fingerprint"] = fingerprint
-  with open(stats_path, "w") as f:
-    json.dump(stats, f)
-  return True
+def _source_sha256(module: str) -> str:
+  import hashlib
+  with open(os.path.join(REPO, module), "rb") as f:
+    return hashlib.sha256(f.read()).hexdigest()
+
+
+def _previous(name: str) -> dict:
+  """The module's committed record, which a recheck starts from."""
+  path = os.path.join(REPO, RECORDS, f"{name}.json")
+  if not os.path.exists(path):
+    raise RuntimeError(f"--recheck needs a record of an earlier run of {name}: run it in full first")
+  with open(path) as f:
+    previous = json.load(f)
+  if not set(previous["tests"]) <= set(_tests(name)):
+    raise RuntimeError(f"--recheck of {name}: a test file of the earlier run is no longer mapped: run it in full")
+  if previous.get("source_sha256", _source_sha256(MODULES[name][0])) != _source_sha256(MODULES[name][0]):
+    raise RuntimeError(f"--recheck of {name}: the module changed since its record: run it in full")
+  return previous
 
 
 def run_module(name: str, max_children: int, fresh: bool = False, recheck: bool = False) -> dict:
   """Runs mutmut on one module in its own copy; returns (and writes) the module's raw record.
 
-  recheck: runs again only the mutants that survived the module's last run (after tests were added).
+  recheck: starts from the module's committed record and runs again only its surviving mutants
+  (judged equivalents left out), after tests were added; every other verdict stands (a mutant that
+  some test killed stays killed when tests are only added). The module itself must be unchanged:
+  the same mutants, by name, as in the record.
   """
   work = os.path.join(REPO, WORK, name)
+  module = MODULES[name][0]
   tests = _tests(name)  # the files this run uses (a test file added while it runs is not in it)
-  _copy_tree(work, fresh and not recheck)
+  previous = _previous(name) if recheck else None
+  _copy_tree(work, fresh or recheck)
   _write_setup_cfg(work, name, tests)
   command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)]
-  if recheck:
-    previous = os.path.join(REPO, RECORDS, f"{name}.json")
-    old_tests = json.load(open(previous))["tests"] if os.path.exists(previous) else []
-    caught = KILLED | TIMEOUT
-    survivors = sorted(k for k, v in _meta_codes(work, MODULES[name][0]).items() if v is not None and v not in caught)
-    if not survivors or not _carry_verdicts_over_added_tests(work, old_tests):
-      raise RuntimeError(f"--recheck needs a finished earlier run of {name} whose tests are all still mapped")
+  if previous is not None:
+    judged = load_equivalent()
+    survivors = sorted(k for k, v in previous["status"].items() if v not in ("killed", "timeout") and k not in judged)
+    if not survivors:
+      return previous
     command += survivors
   started = datetime.datetime.now(datetime.timezone.utc)
   with open(os.path.join(work, "mutmut.log"), "w") as log:
     proc = subprocess.run(command, cwd=work, stdout=log, stderr=subprocess.STDOUT,
                           env=dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=""))
   elapsed = (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds()
-  module = MODULES[name][0]
   codes = _meta_codes(work, module)
   if not codes:
     tail = open(os.path.join(work, "mutmut.log"), errors="replace").read()[-3000:]
     raise RuntimeError(f"mutmut failed on {module} (exit {proc.returncode}):\n{tail}")
+  status = {k: _status(v) for k, v in sorted(codes.items())}
+  if previous is not None:
+    if set(status) != set(previous["status"]):
+      raise RuntimeError(f"--recheck of {name}: the mutants differ from the record's: run it in full")
+    status = {k: (status[k] if k in survivors else v) for k, v in previous["status"].items()}
   record = {
-      "module": module, "tests": tests, "tool": f"mutmut {_tool_version()}",
-      "date": started.strftime("%Y-%m-%d"), "wall_s": round(elapsed),
+      "module": module, "tests": tests, "tool": f"mutmut {_tool_version()}", "source_sha256": _source_sha256(module),
+      "date": started.strftime("%Y-%m-%d"), "wall_s": round(elapsed) + (previous or {}).get("wall_s", 0),
       "command": f"python -m experiments.mutation --modules={name}" + (" --recheck" if recheck else ""),
       "machine": {"host": platform.node(), "cpu_count": os.cpu_count(), "python": platform.python_version()},
-      "status": {k: _status(v) for k, v in sorted(codes.items())},
-      "complete": proc.returncode == 0 and None not in codes.values(),
+      "status": status,
+      "complete": proc.returncode == 0 and "not checked" not in status.values(),
   }
+  if previous is not None:
+    record["rechecked"] = len(survivors)
   os.makedirs(os.path.join(REPO, RECORDS), exist_ok=True)
   with open(os.path.join(REPO, RECORDS, f"{name}.json"), "w") as f:
     json.dump(record, f, indent=1, sort_keys=True)
@@ -303,7 +304,11 @@ def main(argv: list[str] | None = None) -> int:
       print("error: mutmut is not installed: pip install -r requirements-dev.txt", file=sys.stderr)
       return 2
     for name in names:
-      s = score(run_module(name, args.max_children, args.fresh, args.recheck))
+      try:
+        s = score(run_module(name, args.max_children, args.fresh, args.recheck))
+      except RuntimeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
       print(f"{name}: {s['killed']}/{s['total']} killed, {len(s['survivors'])} surviving, "
             f"score {100 * s['score']:.1f}%", flush=True)
   text = render_mutation(os.path.join(REPO, RECORDS))

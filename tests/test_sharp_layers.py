@@ -348,3 +348,97 @@ def test_adaptive_avg_pool_sizes():
   sq = layers.adaptive_avg_pool(x, 2)
   np.testing.assert_allclose(sq, a.reshape(1, 2, 2, 2, 3, 2).mean(axis=(2, 4)), rtol=1e-5)
   assert layers.adaptive_avg_pool(x.astype(jnp.bfloat16), 2).dtype == jnp.bfloat16
+
+
+def test_lrn_by_hand_with_groups_edges_and_the_sown_term():
+  a = np.array([[[[1.0, 2.0, 3.0, 4.0], [0.0, 1.0, 0.0, 2.0]]]], np.float32)  # (1, 1, 2, 4)
+  got, state = layers.LocalResponseNorm(3, 2.0, 0.1, 0.5, groups=2).apply({}, jnp.asarray(a),
+                                                                         mutable=["intermediates"])
+  # Groups {0, 1} and {2, 3}: every window is its whole group, clipped at both edges.
+  sums = np.array([[5.0, 5.0, 25.0, 25.0], [1.0, 1.0, 4.0, 4.0]])
+  np.testing.assert_allclose(got[0, 0], a[0, 0] / np.sqrt(2.0 + 0.1 * sums), rtol=1e-6)
+  assert state["intermediates"]["norm_term"][0] == pytest.approx(np.median(0.1 * sums) / 2.0, rel=1e-6)
+  got = layers.LocalResponseNorm(4, 1.0, 1.0, 1.0).apply({}, jnp.asarray(a[:, :, :1]), mutable=["intermediates"])[0]
+  # Size 4: one channel below, two above, clipped at the edges.
+  np.testing.assert_allclose(got[0, 0, 0], np.array([1, 2, 3, 4]) / (1.0 + np.array([14.0, 30.0, 29.0, 25.0])),
+                             rtol=1e-6)
+
+
+def test_avg_pool_with_a_stride_unlike_its_window():
+  x = jnp.arange(35.0).reshape(1, 5, 7, 1)
+  a = np.asarray(x)[0, :, :, 0]
+  want = [[a[2 * i:2 * i + 3, 2 * j:2 * j + 3].mean() for j in range(3)] for i in range(2)]
+  np.testing.assert_allclose(layers.avg_pool(x, 3, 2)[0, :, :, 0], want, rtol=1e-6)
+  want = [[a[3 * i:3 * i + 2, 3 * j:3 * j + 2].mean() for j in range(2)] for i in range(2)]
+  np.testing.assert_allclose(layers.avg_pool(x, 2, 3)[0, :, :, 0], want, rtol=1e-6)
+
+
+def test_grouped_conv_is_one_convolution_per_group():
+  x = _rng(10).normal(size=(1, 3, 3, 4)).astype(np.float32)
+  conv = layers.Conv(4, (1, 1), padding=1, groups=2, use_bias=False)
+  variables = conv.init(jax.random.key(7), x)
+  w = np.asarray(variables["params"]["kernel"])  # (1, 1, 2, 4)
+  got = np.asarray(conv.apply(variables, x))
+  assert got.shape == (1, 5, 5, 4)
+  np.testing.assert_array_equal(got[0, 0], 0.0)  # the integer padding, on every side
+  np.testing.assert_array_equal(got[0, :, -1], 0.0)
+  np.testing.assert_allclose(got[0, 1:4, 1:4, :2], x[0, :, :, :2] @ w[0, 0, :, :2], rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(got[0, 1:4, 1:4, 2:], x[0, :, :, 2:] @ w[0, 0, :, 2:], rtol=1e-5, atol=1e-6)
+
+
+def test_conv_one_group_is_the_fused_convolution(monkeypatch):
+  passed = []
+  real = layers.cpu_gradients.conv_general_dilated
+
+  def spy(*args, **kwargs):
+    passed.append(kwargs.get("feature_group_count"))
+    return real(*args, **kwargs)
+
+  monkeypatch.setattr(layers.cpu_gradients, "conv_general_dilated", spy)
+  conv = layers.Conv(2, (1, 1))
+  x = jnp.ones((1, 2, 2, 2))
+  conv.apply(conv.init(jax.random.key(0), x), x)
+  assert passed == [1, 1]
+
+
+def test_conv_bias_in_bfloat16():
+  x = _rng(11).normal(size=(1, 2, 2, 2)).astype(np.float32)
+  conv = layers.Conv(3, (1, 1), padding=1, dtype=jnp.bfloat16, bias_init=nn.initializers.constant(0.5))
+  variables = conv.init(jax.random.key(8), x)
+  assert variables["params"]["bias"].dtype == jnp.float32
+  got = conv.apply(variables, x)
+  assert got.dtype == jnp.bfloat16 and got.shape == (1, 4, 4, 3)
+  np.testing.assert_array_equal(np.asarray(got[0, 0], np.float32), 0.5)
+  w = np.asarray(variables["params"]["kernel"])[0, 0]
+  np.testing.assert_allclose(np.asarray(got[0, 1:3, 1:3], np.float32), x[0] @ w + 0.5, rtol=3e-2, atol=3e-2)
+
+
+def test_conv_bn_act_integer_padding_bias_and_dtype_without_bn():
+  x = _rng(12).normal(size=(1, 2, 2, 2)).astype(np.float32)
+  block = layers.ConvBNAct(3, kernel=1, padding=2, bn=False, act=None, dtype=jnp.bfloat16,
+                           bias_init=nn.initializers.constant(0.25))
+  variables = block.init(jax.random.key(9), x, train=False)
+  got = block.apply(variables, x, train=False)
+  assert got.dtype == jnp.bfloat16 and got.shape == (1, 6, 6, 3)
+  np.testing.assert_array_equal(np.asarray(got[0, :2], np.float32), 0.25)
+  np.testing.assert_array_equal(np.asarray(got[0, :, 4:], np.float32), 0.25)
+  w = np.asarray(variables["params"]["conv"]["kernel"])[0, 0]
+  np.testing.assert_allclose(np.asarray(got[0, 2:4, 2:4], np.float32), x[0] @ w + 0.25, rtol=3e-2, atol=3e-2)
+
+
+def test_classifier_computes_in_its_dtype_and_returns_float32():
+  head = layers.Classifier(1, dtype=jnp.bfloat16)
+  x = jnp.ones((1, 2), jnp.bfloat16)
+  variables = {"params": {"fc": {"kernel": jnp.asarray([[1.0], [2.0 ** -9]]), "bias": jnp.zeros(1)}}}
+  got = head.apply(variables, x, train=False)
+  assert got.dtype == jnp.float32
+  assert float(got[0, 0]) == 1.0  # 1 + 2^-9 rounds to 1 in bfloat16
+
+
+def test_classifier_dropout_zeroes_or_doubles_in_training_only():
+  head = layers.Classifier(8, dropout=0.5)
+  x = jnp.ones((2, 8))
+  variables = {"params": {"fc": {"kernel": jnp.eye(8), "bias": jnp.zeros(8)}}}
+  np.testing.assert_array_equal(head.apply(variables, x, train=False), 1.0)
+  tr = np.asarray(head.apply(variables, x, train=True, rngs={"dropout": jax.random.key(11)}))
+  assert set(np.unique(tr)) == {0.0, 2.0}

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import inspect
 import math
+import types
 
 import pytest
+from scipy import optimize
 from scipy import stats as sps
 
 from experiments import stats
@@ -113,3 +115,43 @@ def test_compare_passes_its_levels_on_and_keeps_each_member_whole():
   # By hand: "two" has d = (1, 1.5), t = 1.25/0.25 = 5 on 1 degree of freedom.
   assert out["two"].p == pytest.approx(1 - 2 / math.pi * math.atan(5.0), rel=1e-12)
   assert corrections["two"].rank == 1 and corrections["two"].level == pytest.approx(0.05)
+
+
+def _recording_brentq(monkeypatch):
+  """Replaces the root finder `min_detectable_effect` calls with one that records its bracket and tolerance."""
+  calls = []
+
+  def brentq(f, a, b, **kw):
+    calls.append((a, b, kw))
+    return optimize.brentq(f, a, b, **kw)
+
+  monkeypatch.setattr(stats, "optimize", types.SimpleNamespace(brentq=brentq))
+  return calls
+
+
+def test_min_detectable_effect_doubles_its_bracket_from_sd_and_solves_to_a_tolerance_in_sd(monkeypatch):
+  calls = _recording_brentq(monkeypatch)
+  # sd 2, n 5: power at effect 2 (one sd) is 0.40, at 4 it is 0.91; a target of 0.8 needs one doubling.
+  mde = stats.min_detectable_effect(2.0, 5, target=0.8)
+  assert calls == [(0.0, 4.0, {"xtol": 1e-10 * 2.0})]
+  assert stats.power(mde, 2.0, 5) == pytest.approx(0.8, abs=1e-9)
+
+
+def test_min_detectable_effect_keeps_a_bracket_whose_end_has_the_target_power(monkeypatch):
+  calls = _recording_brentq(monkeypatch)
+  target = stats.power(2.0, 2.0, 5)  # exactly the power at the first end, one sd
+  assert stats.min_detectable_effect(2.0, 5, target=target) == 2.0
+  assert [c[:2] for c in calls] == [(0.0, 2.0)]
+
+
+def test_seeds_needed_tries_every_count_up_to_ten_thousand_by_default(monkeypatch):
+  tried = []
+
+  def power(effect, sd, n, alpha):
+    tried.append(n)
+    return 0.0
+
+  monkeypatch.setattr(stats, "power", power)
+  with pytest.raises(ValueError, match=r"^more than 10000 seeds are needed for effect 1\.0 with sd 1\.0$"):
+    stats.seeds_needed(1.0, 1.0)
+  assert tried == list(range(2, 10_001))

@@ -267,3 +267,22 @@ def test_geometry_problems_name_the_smallest_input_or_the_empty_layer():
   assert validate.problems(_config(model__width=0.001), check_data=False) == [
       "config.model: model 'alexnet' with these settings has a layer with no channels at any input size (a "
       "width, group or channel setting is too small)"]
+
+
+def test_smallest_input_bisects_from_1_up_to_1024(monkeypatch):
+  def smallest(first: int, **kwargs):
+    monkeypatch.setattr(validate, "fits", lambda model_cfg, size: size >= first)
+    return validate.smallest_input(_model(name="alexnet"), **kwargs)
+  assert [smallest(n) for n in (1, 2, 33, 1023, 1024)] == [1, 2, 33, 1023, 1024]
+  assert smallest(1025) is None and smallest(1025, upto=1025) == 1025
+
+
+def test_fits_checks_every_feature_map_not_only_the_parameters_and_logits():
+  # VGG's adaptive pool makes 7×7 maps from empty ones and its parameters do not depend on the input size:
+  # only the feature maps in between show that an 8 px input leaves nothing after the fifth pool
+  vgg = _model(name="vgg", depth=11, width=0.125, fc_dim=8)
+  assert validate.fits(vgg, 16) and not validate.fits(vgg, 8)
+
+
+def test_fits_traces_an_rgb_image():
+  assert validate.fits(_model(name="resnet", depth=18, width=0.125), 8)  # ResNet refuses other channel counts

@@ -8,12 +8,15 @@ Tiny trees and synchronous Orbax saves: the whole file runs in seconds.
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import shutil
 from types import SimpleNamespace
 
+import jax.numpy as jnp
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
 from alexnet_jax import checkpoint
@@ -321,3 +324,76 @@ def test_the_array_reader_is_read_only_and_creates_nothing(tmp_path, monkeypatch
   with pytest.raises(checkpoint.CheckpointUnreadableError) as e:
     checkpoint.array_shapes("run", 4)
   assert str(e.value) == "Checkpoint step 4 of 'run' has no readable 'state' metadata."
+
+
+# ----------------------------------------------------------------------------- what Orbax is asked for
+
+def test_a_writer_told_not_to_create_its_folder_creates_nothing(tmp_path):
+  mgr = checkpoint.manager(str(tmp_path / "none"), async_save=False, create=False)
+  try:
+    assert mgr._options.create is False and mgr.all_steps() == []  # pylint: disable=protected-access
+  finally:
+    mgr.close()
+  assert not (tmp_path / "none").exists()
+
+
+def test_the_readers_ask_orbax_for_nothing_it_must_refuse_or_cannot_read(tmp_path, caplog):
+  _save(tmp_path, (5,), tree_of=_train_state)
+  caplog.set_level(logging.WARNING)
+  checkpoint.open_read_only(str(tmp_path)).close()
+  checkpoint._array_reader(str(tmp_path)).close()
+  assert checkpoint.array_shapes(str(tmp_path), 5)["params/conv1/bias"] == (4,)
+  warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+  assert warnings and not [w for w in warnings if "create" in w or '"meta"' in w], warnings
+
+
+def test_read_meta_and_restore_name_the_json_handler_themselves(tmp_path):
+  _save(tmp_path, (10,))
+  directory = checkpoint.checkpoint_dir(str(tmp_path))
+  fresh = ocp.CheckpointManager(directory)  # a manager that knows no handler
+  try:
+    assert checkpoint.read_meta(fresh, 10) == {"step": 10}
+  finally:
+    fresh.close()
+  state_only = ocp.CheckpointManager(directory)
+  try:  # Orbax learns a handler from the args of a restore: here the state's only
+    state_only.restore(10, args=ocp.args.Composite(state=ocp.args.StandardRestore(_tree())))
+    tree, meta = checkpoint.restore(state_only, 10, _tree())
+  finally:
+    state_only.close()
+  assert meta == {"step": 10} and float(tree["params"]["b"][0]) == 10.0
+
+
+def test_move_aside_takes_the_first_free_name_and_reloads(tmp_path):
+  ckpt, aside, reloads = tmp_path / "checkpoints", tmp_path / "checkpoints_unreadable", []
+  mgr = SimpleNamespace(directory=ckpt, reload=lambda: reloads.append(True))
+  for name in ("7", "7.1", "7.2"):
+    (ckpt / "7" / "state").mkdir(parents=True)
+    assert checkpoint._move_aside(mgr, 7, ValueError("bad")) == str(aside / name)
+    assert (aside / name / "state").is_dir() and not (ckpt / "7").exists()
+  assert len(reloads) == 3
+
+
+def test_restore_arrays_reads_arrays_saved_on_a_device_this_host_lacks(tmp_path):
+  kernel = jnp.arange(6.0, dtype=jnp.float32).reshape(2, 3)
+  _save(tmp_path, (1,), tree_of=lambda v: checkpoint.Checkpointed(state={"params": {"k": kernel}}, pending=()))
+  shardings = tmp_path / "checkpoints" / "1" / "state" / "_sharding"
+  entries = json.loads(shardings.read_text())
+  assert entries
+  shardings.write_text(json.dumps(  # as if written on a machine with a hundred GPUs
+      {k: json.dumps({**json.loads(v), "device_str": "cuda:99"}) for k, v in entries.items()}))
+  got = checkpoint.restore_arrays(str(tmp_path), 1, ["params/k"])
+  assert type(got["params/k"]) is np.ndarray
+  np.testing.assert_array_equal(got["params/k"], np.asarray(kernel))
+
+
+def test_array_shapes_gives_a_leaf_without_a_shape_as_a_scalar(tmp_path):
+  writer = ocp.CheckpointManager(checkpoint.checkpoint_dir(str(tmp_path)),
+                                 options=ocp.CheckpointManagerOptions(enable_async_checkpointing=False),
+                                 item_handlers={"state": ocp.PyTreeCheckpointHandler()})
+  try:  # Orbax's own PyTree writer keeps strings (this module's writer refuses them)
+    writer.save(1, args=ocp.args.Composite(state=ocp.args.PyTreeSave({"state": {"w": np.ones(2), "name": "net"}})))
+    writer.wait_until_finished()
+  finally:
+    writer.close()
+  assert checkpoint.array_shapes(str(tmp_path), 1) == {"name": (), "w": (2,)}

@@ -39,9 +39,15 @@ def _run(cfg, params, grads_seq, lr=0.1):
   return out
 
 
-_P = {"kernel": jnp.asarray([[1.0, -2.0], [0.5, 3.0]]), "bias": jnp.asarray([1.0, -1.0])}
-_G1 = {"kernel": jnp.asarray([[0.3, -0.1], [0.2, 0.4]]), "bias": jnp.asarray([0.5, -0.2])}
-_G2 = {"kernel": jnp.asarray([[-0.2, 0.6], [0.1, -0.3]]), "bias": jnp.asarray([0.1, 0.7])}
+def _f32(x):
+  return np.asarray(x, np.float32)
+
+
+# NumPy, not JAX, arrays: building a JAX array while the tests are collected would start XLA's threads in
+# the process that the mutation runs fork their workers from.
+_P = {"kernel": _f32([[1.0, -2.0], [0.5, 3.0]]), "bias": _f32([1.0, -1.0])}
+_G1 = {"kernel": _f32([[0.3, -0.1], [0.2, 0.4]]), "bias": _f32([0.5, -0.2])}
+_G2 = {"kernel": _f32([[-0.2, 0.6], [0.1, -0.3]]), "bias": _f32([0.1, 0.7])}
 
 
 def test_the_learning_rate_starts_at_zero():
@@ -141,6 +147,16 @@ def test_rmsprop_decays_only_kernels_under_the_mask_and_nothing_at_zero_decay():
   assert np.isfinite(ups[0]["kernel"]).all()
 
 
+def test_zero_weight_decay_adds_no_part_to_the_chain():
+  """The state's parts are saved in checkpoints: a decay of 0 must not add one (a masked, empty decay)."""
+  def parts(**fields):
+    return [type(s) for s in optim.make_optimizer(_opt(**fields), _P).init(_P).inner_state]
+  assert parts(name="sgd", weight_decay=0.0, momentum=0.9) == [optax.EmptyState, optax.TraceState]
+  assert parts(name="sgd", weight_decay=0.1, momentum=0.9) == [optax.MaskedState, optax.EmptyState, optax.TraceState]
+  assert len(parts(name="rmsprop", weight_decay=0.0, momentum=0.5)) == 1
+  assert parts(name="rmsprop", weight_decay=0.1, momentum=0.5)[0] == optax.MaskedState
+
+
 def test_unknown_optimizer_names_itself_and_the_choices():
   with pytest.raises(ConfigError, match="^" + re.escape(
       "config.optimizer.name='lamb' is not known; choose sgd, adamw or rmsprop.") + "$"):
@@ -174,6 +190,12 @@ def test_step_boundaries_count_from_the_end_of_warmup_and_drop_those_inside_it()
   s = optim.make_schedule(_sched(name="step", base_lr=1.0, factor=0.5, step_epochs=(1.0, 3.0), warmup_epochs=1.0),
                           10, 50)
   np.testing.assert_allclose(_values(s, [5, 10, 29, 30, 40]), [0.5, 1.0, 1.0, 0.5, 0.5], rtol=1e-6)
+
+
+def test_step_boundary_after_warmup_is_at_its_epoch():
+  # Warm-up of 1 epoch (10 steps); the boundary at epoch 2 is at step 20, 10 steps into the main schedule.
+  s = optim.make_schedule(_sched(name="step", base_lr=1.0, factor=0.5, step_epochs=(2.0,), warmup_epochs=1.0), 10, 50)
+  np.testing.assert_allclose(_values(s, [19, 20]), [1.0, 0.5], rtol=1e-6)
 
 
 def test_step_boundary_one_step_in():

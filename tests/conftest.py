@@ -201,3 +201,20 @@ def subprocess_env(**overrides: str) -> dict[str, str]:
   env.update(overrides)
   env["XLA_FLAGS"] = " ".join(filter(None, [overrides.get("XLA_FLAGS", ""), CHEAP_XLA_FLAGS]))
   return env
+
+
+# The slowest files, slowest first (seconds of a full run on 2 cores, roughly): pytest-xdist hands
+# whole files to the workers in collection order, so the long ones start first and the short ones
+# fill in at the end, and both workers finish together. test_faults.py comes after others: it
+# waits for the reference run that test_faults_signals.py builds.
+SLOW_FILES_FIRST = (
+    "test_faults_signals.py", "test_runtime.py", "test_neighbours.py", "test_resnet.py", "test_multihost.py",
+    "test_gpu_bench.py", "test_store.py", "test_faults.py", "test_torch_convert_resnet.py", "test_recipes.py",
+    "test_train.py", "test_models_cpu_gradients.py", "test_pretrained.py", "test_alexnet_paper.py",
+    "test_gpu_session.py", "test_augment_parity.py", "test_paper_pins.py", "test_benchmark.py", "test_parallel.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+  rank = {name: i for i, name in enumerate(SLOW_FILES_FIRST)}
+  items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its order

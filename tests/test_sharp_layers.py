@@ -436,9 +436,23 @@ def test_classifier_computes_in_its_dtype_and_returns_float32():
 
 
 def test_classifier_dropout_zeroes_or_doubles_in_training_only():
-  head = layers.Classifier(8, dropout=0.5)
+  head = layers.Classifier(8, dropout=0.5, kernel_init=lambda key, shape, dtype: jnp.eye(8, dtype=dtype))
   x = jnp.ones((2, 8))
-  variables = {"params": {"fc": {"kernel": jnp.eye(8), "bias": jnp.zeros(8)}}}
+  variables = head.init(jax.random.key(10), x, train=False)  # the given initialiser: an identity head
   np.testing.assert_array_equal(head.apply(variables, x, train=False), 1.0)
   tr = np.asarray(head.apply(variables, x, train=True, rngs={"dropout": jax.random.key(11)}))
   assert set(np.unique(tr)) == {0.0, 2.0}
+
+
+def test_every_block_asks_its_initialisers_for_float32():
+  asked = []
+
+  def init(key, shape, dtype=None):
+    asked.append(dtype)
+    return jnp.zeros(shape, jnp.float32)
+
+  x = jnp.ones((1, 2, 2, 2))
+  layers.Conv(2, (1, 1), kernel_init=init, bias_init=init, dtype=jnp.bfloat16).init(jax.random.key(0), x)
+  layers.ConvBNAct(2, kernel=1, bn=False, kernel_init=init, bias_init=init).init(jax.random.key(0), x, train=False)
+  layers.Classifier(2, kernel_init=init, bias_init=init).init(jax.random.key(0), x.reshape(1, 8), train=False)
+  assert asked == [jnp.float32] * 6

@@ -67,13 +67,16 @@ SPECS: dict[str, Spec] = {
 }
 
 
-def bench_config(name: str, *, batch: int = 0, res: int = 0, dtype: str = "float32"):
-  """The model's training config with the benchmark's batch, input size, dtype and update rule."""
+def bench_config(name: str, *, batch: int = 0, res: int = 0, dtype: str = "float32", quick_batch: int = 0):
+  """The model's training config with the benchmark's batch, input size, dtype and update rule. `batch`
+  is the paper-size nets'; a quick-mode net keeps its own unless `quick_batch` is given (tiny smoke runs)."""
   spec = SPECS[name]
   config = importlib.import_module(f"alexnet_jax.configs.{spec.family}").get_config(spec.arg)
   config.unlock()
   if batch and not spec.quick:
     config.batch_size = config.eval_batch_size = batch
+  if quick_batch and spec.quick:
+    config.batch_size = config.eval_batch_size = quick_batch
   if res:
     config.input.image_size = res
   config.dtype = dtype
@@ -134,8 +137,8 @@ def jax_step(config, classes: int) -> JaxStep:
 
 def row_sizes(name: str, args, on_gpu: bool) -> tuple[int, int]:
   spec = SPECS[name]
-  config = bench_config(name)
-  if spec.quick:  # the quick-mode nets as their quick modes train them
+  config = bench_config(name, quick_batch=getattr(args, "quick_batch", 0))
+  if spec.quick:  # the quick-mode nets as their quick modes train them (or at args.quick_batch)
     return config.batch_size, config.input.image_size
   return args.batch, args.res or (0 if on_gpu else spec.cpu_res) or config.input.image_size
 
@@ -144,7 +147,7 @@ def bench_row(name: str, args, *, on_gpu: bool, tuned_torch: bool) -> dict[str, 
   """One model: JAX and PyTorch steps in interleaved rounds; every round kept."""
   from experiments import torch_twins
   batch, res = row_sizes(name, args, on_gpu)
-  config = bench_config(name, batch=batch, res=res, dtype=args.dtype)
+  config = bench_config(name, batch=batch, res=res, dtype=args.dtype, quick_batch=getattr(args, "quick_batch", 0))
   classes = num_classes(name)
   jx = jax_step(config, classes)
   peers = {"jax": jx.run}

@@ -60,7 +60,8 @@ def parse(argv=None) -> argparse.Namespace:
   p.add_argument("--budget_s", type=float, default=660.0, help="start no part that would end after this")
   p.add_argument("--resume", action="store_true", help="add to the record at --json: run only the parts it "
                  "lacks (one device command may be too short for all)")
-  p.add_argument("--tiny", action="store_true", help="CPU smoke run: batch 2, 1 step per round, tiny sizes")
+  p.add_argument("--tiny", action="store_true", help="CPU smoke run: batch 2 (the quick-mode nets too), 1 step "
+                 "per round, tiny sizes, the fewest store read passes")
   p.add_argument("--skip_torch", action="store_true")
   p.add_argument("--json", default=os.path.join(benchmark.RESULTS, "gpu_step.json"))
   p.add_argument("--compile_child", default="", help=argparse.SUPPRESS)
@@ -75,7 +76,7 @@ def parse(argv=None) -> argparse.Namespace:
   if args.rounds < timing.MIN_ROUNDS or min(args.steps, args.e2e_steps, args.batch, args.store_images) < 1:
     p.error(f"--rounds must be at least {timing.MIN_ROUNDS}; --steps, --e2e_steps, --batch, --store_images positive")
   if args.tiny:
-    args.batch, args.steps, args.e2e_steps, args.store_images, args.read_seconds = 2, 1, 1, 64, 0.2
+    args.batch, args.steps, args.e2e_steps, args.store_images, args.read_seconds = 2, 1, 1, 64, 0.0
   return args
 
 
@@ -100,12 +101,17 @@ def _device_peak_bytes() -> int | None:
     return None
 
 
+def _quick_batch(args) -> int:
+  """--tiny runs the quick-mode nets at --batch too (0: at their own batch, as their quick modes train)."""
+  return args.batch if args.tiny else 0
+
+
 def step_row(name: str, args, on_gpu: bool, peak: float | None) -> dict[str, Any]:
   from experiments import torch_twins
   torch_twins.peak_memory(reset=True)
   ns = argparse.Namespace(batch=args.batch, res=TINY_RES.get(name, 0) if args.tiny else 0, rounds=args.rounds,
                           steps=args.steps, warmup=1, dtype="bfloat16" if on_gpu else "float32",
-                          skip_torch=args.skip_torch)
+                          skip_torch=args.skip_torch, quick_batch=_quick_batch(args))
   row = benchmark.bench_row(name, ns, on_gpu=on_gpu, tuned_torch=on_gpu)
   step_s = args.steps * row["batch"] / row["jax"]["median"]
   row["jax_tflop_s"] = row["gflop_per_step"] * 1e9 / step_s / 1e12
@@ -125,9 +131,10 @@ def compile_child(args) -> None:
   on_gpu = jax.default_backend() == "gpu"
   name = args.compile_child
   batch, res = (args.batch, TINY_RES.get(name, 0)) if args.tiny else (args.batch, 0)
-  ns = argparse.Namespace(batch=batch, res=res)
+  ns = argparse.Namespace(batch=batch, res=res, quick_batch=_quick_batch(args))
   batch, res = benchmark.row_sizes(name, ns, on_gpu)
-  config = benchmark.bench_config(name, batch=batch, res=res, dtype="bfloat16" if on_gpu else "float32")
+  config = benchmark.bench_config(name, batch=batch, res=res, dtype="bfloat16" if on_gpu else "float32",
+                                  quick_batch=ns.quick_batch)
   t = time.perf_counter()
   step = benchmark.jax_step(config, benchmark.num_classes(name))
   step.run(1)
@@ -154,9 +161,10 @@ def compile_row(name: str, args) -> dict[str, Any]:
 
 def e2e_row(name: str, args, on_gpu: bool, store_root: str) -> dict[str, Any]:
   model = TINY_E2E[name] if args.tiny else name
-  batch, res = benchmark.row_sizes(model, argparse.Namespace(batch=args.batch, res=0), on_gpu)
+  ns = argparse.Namespace(batch=args.batch, res=0, quick_batch=_quick_batch(args))
+  batch, res = benchmark.row_sizes(model, ns, on_gpu)
   config = store_bench.store_config(model, os.path.join(store_root, model), batch=batch, res=res,
-                                    dtype="bfloat16" if on_gpu else "float32")
+                                    dtype="bfloat16" if on_gpu else "float32", quick_batch=ns.quick_batch)
   row = store_bench.end_to_end(config, benchmark.num_classes(model), args.rounds, args.e2e_steps,
                                num_train=max(args.store_images, 4 * batch))
   path = row.pop("store_path")

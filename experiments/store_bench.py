@@ -301,10 +301,10 @@ def parse(argv=None) -> argparse.Namespace:
 
 
 def store_config(name: str, store_dir: str, *, batch: int = 0, res: int = 0, dtype: str = "float32",
-                 stored: int = 0):
+                 stored: int = 0, quick_batch: int = 0):
   """A benchmark model's config reading a synthetic store in `store_dir`."""
   from experiments import benchmark
-  config = benchmark.bench_config(name, batch=batch, res=res, dtype=dtype)
+  config = benchmark.bench_config(name, batch=batch, res=res, dtype=dtype, quick_batch=quick_batch)
   config.unlock()
   config.dataset, config.input.pipeline, config.input.store_dir = "synthetic", "store", store_dir
   if stored:

@@ -78,11 +78,31 @@ def _host_memory_bytes() -> int | None:
     return None
 
 
+def _version_file(mod: str) -> str | None:
+  """`__version__` as `mod`/version.py spells it (torch and torchvision write theirs there, with the
+  build's tag such as +cu130), read as text: importing PyTorch only for its version takes seconds."""
+  import importlib.util
+  import re
+  spec = importlib.util.find_spec(mod)
+  if spec is None or not spec.submodule_search_locations:
+    return None
+  for folder in spec.submodule_search_locations:
+    try:
+      with open(os.path.join(folder, "version.py")) as f:
+        found = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", f.read(), re.M)
+    except OSError:
+      continue
+    if found:
+      return found.group(1)
+  return None
+
+
 def versions() -> dict[str, str]:
   out = {"python": platform.python_version()}
   for mod in ("jax", "jaxlib", "flax", "optax", "torch", "torchvision"):
     try:
-      out[mod] = __import__(mod).__version__
+      text = None if mod in sys.modules or not mod.startswith("torch") else _version_file(mod)
+      out[mod] = text or __import__(mod).__version__
     except ImportError:
       out[mod] = "not installed"
   return out

@@ -90,3 +90,12 @@ def test_resume_keeps_the_parts_measured_and_runs_the_rest():
   with pytest.raises(SystemExit) as e:
     gpu_bench.resume({**old, "tiny": True}, new)
   assert e.value.code == 2
+
+
+def test_versions_read_torch_from_its_version_file():
+  """The record's torch versions, build tag included, come from torch's version.py (no import of torch)."""
+  torch = pytest.importorskip("torch")
+  torchvision = pytest.importorskip("torchvision")
+  assert timing._version_file("torch") == torch.__version__
+  assert timing._version_file("torchvision") == torchvision.__version__
+  assert timing._version_file("json") is None and timing._version_file("no_such_module_here") is None

@@ -143,14 +143,14 @@ def test_a_plan_beside_runs_sets_order_overrides_baseline_and_paper(tmp_path):
                              {"step": 30, "train/learning_rate": 9.0}, {"epoch": 3.5, "train/learning_rate": 8.0},
                              {"step": 40, "epoch": 4.0, "train/loss": 0.5}])
   _run(runs, "m_args", {"done": True})
-  (study / "sweep.json").write_text(json.dumps({"baseline": "z_ref", "members": [
+  (study / "sweep.json").write_text(json.dumps({"baseline": "a_both", "members": [
       {"name": "z_ref", "args": None, "overrides": None},
       {"name": "never", "args": {"seed": "1"}},
       {"name": "a_both", "args": {"lrn": "False", "seed": "2"}, "overrides": {"schedule.base_lr": "0.1"},
        "paper": {"top1": -1.4}},
       {"name": "m_args", "args": {"x": "1"}}]}))
   members, baseline = aggregate.load_members(str(study))
-  assert [m.name for m in members] == ["z_ref", "a_both", "m_args"] and baseline == "z_ref"
+  assert [m.name for m in members] == ["z_ref", "a_both", "m_args"] and baseline == "a_both"
   assert [m.overrides for m in members] == ["(base)", "lrn=False seed=2 --config.schedule.base_lr=0.1", "x=1"]
   ref, both, _ = members
   assert ref.machine == {"host": "h1", "date": "2026-01-02"} and both.machine is None
@@ -158,7 +158,7 @@ def test_a_plan_beside_runs_sets_order_overrides_baseline_and_paper(tmp_path):
   assert both.lr_curve == [(1.0, 0.1), (2.0, 0.05)] and both.train_curve == [(1.0, 1.0), (4.0, 0.5)]
   # The plan may also sit in runs/ itself.
   (study / "sweep.json").rename(runs / "sweep.json")
-  assert [m.name for m in aggregate.load_members(str(study))[0]] == ["z_ref", "a_both", "m_args"]
+  assert aggregate.load_members(str(study)) == (members, "a_both")
 
 
 def test_load_members_messages(tmp_path):
@@ -426,13 +426,15 @@ def test_aggregate_defaults_and_charts_not_drawn(seed_sweep, tmp_path, plots):
       folder, aggregate.SeedOptions(min_epochs=1.5))
   # Not over seeds: the results table and its plots only; the output folder is made.
   plain = tmp_path / "plain"
-  _run(plain, "baseline", {"done": True, "eval": {"top1": 0.5}})
+  _run(plain, "baseline", {"done": True, "eval": {"top1": 0.5}}, machine={"description": "box"})
   _run(plain, "b", {"done": True, "eval": {"top1": 0.6}})
   drawn.update(plot_effects=True)
   out = tmp_path / "deep" / "out"
   assert aggregate.aggregate(str(plain), str(out)) == [str(out / f) for f in ("results.md", "results.csv",
                                                                               "curves.png", "effects.png")]
   assert sorted(os.listdir(out)) == ["results.csv", "results.md"]
+  assert (out / "results.md").read_text() == aggregate.render_results_md(str(plain))
+  assert "Machine: box (1 run(s) without machine.json)." in (out / "results.md").read_text()
 
 
 def test_main_flags_reach_the_tables(seed_sweep, tmp_path, plots, capsys):
@@ -477,7 +479,8 @@ def test_main_help(monkeypatch, capsys):
   text = " ".join(capsys.readouterr().out.split())
   assert text.startswith("usage: python -m experiments.aggregate [-h] [--out OUT] [--command COMMAND] "
                          "[--min_epochs MIN_EPOCHS] [--alpha ALPHA] [--power POWER] [--margin MARGIN] "
-                         "[--num_classes NUM_CLASSES] folder Result tables and learning-curve plots for a sweep. ")
+                         "[--num_classes NUM_CLASSES] folder Result tables and learning-curve plots for a sweep. "
+                         "positional arguments: folder ")
   for flag, words in [
       ("folder", "the sweep folder, <workdir_root>/<sweep> (or a study folder with runs/)"),
       ("--out OUT", "where to write the table and plots (default: the sweep folder)"),

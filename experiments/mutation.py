@@ -247,6 +247,7 @@ def render_mutation(folder: str = RECORDS, equivalent: dict[str, str] | None = N
       "```", "pip install -r requirements-dev.txt",
       "nice -n 15 python -m experiments.mutation                  # every module below, one at a time",
       "nice -n 15 python -m experiments.mutation --modules=store   # one module",
+      "nice -n 15 python -m experiments.mutation --modules=store --recheck  # its survivors only, after adding tests",
       "python -m experiments.mutation --report                    # this page from the records", "```", "",
       "Each module runs in its own copy of the tree with the test files mapped to it below; for each",
       "mutant mutmut runs only the tests that reach the mutated function. Killed counts a test failure",

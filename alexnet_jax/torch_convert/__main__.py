@@ -129,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
   stage(f"loading {args.pth}")
   import_torch()  # before any work: a missing torch is one line, not a late traceback
-  console.quiet()  # TensorFlow (for the checkpoint's data info) after torch, as the tests import them
+  console.quiet(import_tensorflow=False)  # the conversion reads no dataset: TensorFlow is not needed
   state_dict = load_state_dict(args.pth)
   bar.advance()
   stage("converting to Flax variables")

@@ -24,7 +24,7 @@ import os
 from typing import Any, Mapping
 
 import jax
-import jax.numpy as jnp
+import numpy as np
 from absl import logging
 
 from alexnet_jax import checkpoint
@@ -52,12 +52,11 @@ def save_pretrained(workdir: str, variables: Mapping[str, Any], config, num_clas
                                   num_eval=0, class_names=())
   with workdir_lib.Lock(workdir):
     rt = runtime.Runtime(config, info=info)
-    state = rt.init_state()
-    target = {"params": state.params, "batch_stats": state.batch_stats}
+    shapes = jax.eval_shape(rt.init_state)  # the leaves, shapes and dtypes, without drawing the weights
+    target = {"params": shapes.params, "batch_stats": shapes.batch_stats}
     given = {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
     _check_same_tree(given, target)
-    cast = jax.tree.map(lambda v, t: jax.device_put(jnp.asarray(v, t.dtype), t.sharding), given, target)
-    state = state.replace(params=cast["params"], batch_stats=cast["batch_stats"])
+    state = rt.state_from_variables(jax.tree.map(lambda v, t: np.asarray(v, t.dtype), given, target))
     mgr = checkpoint.manager(workdir, keep=config.keep_checkpoints, async_save=False)
     checkpoint.save(mgr, step, rt.checkpoint_tree(state),
                     {"step": step, "epoch": 0.0 if step == 0 else None, "done": False, "model": config.model.name,

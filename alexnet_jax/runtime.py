@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -59,6 +59,11 @@ def compute_dtype(config) -> Any:
 def create_train_state(config, model, image_size: int, rng: jax.Array) -> TrainState:
   """Initialises parameters and optimizer state (call under jit for sharded outputs)."""
   variables = model.init({"params": rng, "dropout": rng}, jnp.zeros((1, image_size, image_size, 3)), train=False)
+  return train_state_from(config, model, variables)
+
+
+def train_state_from(config, model, variables: Mapping[str, Any]) -> TrainState:
+  """The step-0 state of `variables` ({'params'[, 'batch_stats']}) with the optimizer's initial state."""
   params = variables["params"]
   tx = optim.make_optimizer(config.optimizer, params)
   return TrainState.create(apply_fn=model.apply, params=params, tx=tx,
@@ -152,6 +157,14 @@ class Runtime:
 
   def init_state(self) -> TrainState:
     return self._init(jax.random.fold_in(self.base_key, -1 % 2**31))
+
+  def state_from_variables(self, variables: Mapping[str, Any]) -> TrainState:
+    """The step-0 state holding `variables` ({'params'[, 'batch_stats']} with `init_state`'s leaves, shapes
+    and dtypes), sharded as `init_state`'s: no random initialisation to overwrite (seconds for a big model)."""
+    # Leaves in, leaves out: a state traced anew holds another optimizer object than the shardings' tree.
+    leaves = jax.jit(lambda v: jax.tree.leaves(train_state_from(self.config, self.model, v)),
+                     out_shardings=jax.tree.leaves(self.state_sharding))(variables)
+    return jax.tree.unflatten(jax.tree.structure(self.state_sharding), leaves)
 
   def checkpoint_tree(self, state: TrainState, pending=None) -> checkpoint.Checkpointed:
     """What a checkpoint stores for `state` (and the pending train metrics, empty by default).

@@ -158,6 +158,13 @@ class Runtime:
   def init_state(self) -> TrainState:
     return self._init(jax.random.fold_in(self.base_key, -1 % 2**31))
 
+  def abstract_state(self) -> TrainState:
+    """`init_state`'s leaves as shapes, dtypes and shardings, computing nothing (a restore target)."""
+    shapes = jax.eval_shape(self.init_state)
+    leaves = [jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s, weak_type=a.weak_type)
+              for a, s in zip(jax.tree.leaves(shapes), jax.tree.leaves(self.state_sharding))]
+    return jax.tree.unflatten(jax.tree.structure(shapes), leaves)
+
   def state_from_variables(self, variables: Mapping[str, Any]) -> TrainState:
     """The step-0 state holding `variables` ({'params'[, 'batch_stats']} with `init_state`'s leaves, shapes
     and dtypes), sharded as `init_state`'s: no random initialisation to overwrite (seconds for a big model)."""
@@ -218,7 +225,7 @@ def restore_for_inference(config, workdir: str, step: int | None = None, info=No
   try:
     step = checkpoint.chosen_step(mgr, workdir, step)
     rt = Runtime(config, info=info)
-    restored, _ = checkpoint.restore(mgr, step, rt.checkpoint_tree(rt.init_state()))
+    restored, _ = checkpoint.restore(mgr, step, rt.checkpoint_tree(rt.abstract_state()))
   finally:
     mgr.close()
   return rt, restored.state, step

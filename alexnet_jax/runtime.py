@@ -163,7 +163,7 @@ class Runtime:
     shapes = jax.eval_shape(self.init_state)
     leaves = [jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s, weak_type=a.weak_type)
               for a, s in zip(jax.tree.leaves(shapes), jax.tree.leaves(self.state_sharding))]
-    return jax.tree.unflatten(jax.tree.structure(shapes), leaves)
+    return jax.tree.unflatten(jax.tree.structure(self.state_sharding), leaves)
 
   def state_from_variables(self, variables: Mapping[str, Any]) -> TrainState:
     """The step-0 state holding `variables` ({'params'[, 'batch_stats']} with `init_state`'s leaves, shapes

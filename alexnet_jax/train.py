@@ -158,10 +158,10 @@ def _train_locked(config, workdir, preempt: _Preemption):
   info, cfg = rt.info, config
   mgr = checkpoint.manager(workdir, keep=cfg.keep_checkpoints, async_save=cfg.async_checkpoints)
 
-  state = rt.init_state()
   pending = metrics_lib.TrainMetrics.empty()
   start_step, prior_wall = 0, 0.0
-  latest, restored, meta = checkpoint.restore_latest(mgr, rt.checkpoint_tree(state, pending))
+  # Restored into shapes, dtypes and shardings: the weights are drawn only for a fresh start.
+  latest, restored, meta = checkpoint.restore_latest(mgr, rt.checkpoint_tree(rt.abstract_state(), pending))
   main_process = jax.process_index() == 0
   if latest is not None:
     state, pending = restored.state, restored.pending
@@ -179,6 +179,7 @@ def _train_locked(config, workdir, preempt: _Preemption):
       return state, summary
     logging.info("Resuming from step %d of %d.", start_step, rt.total_steps)
   else:
+    state = rt.init_state()
     if main_process:
       workdir_lib.save_config(workdir, cfg)
     parameter_overview.log_parameter_overview(state.params)

@@ -10,6 +10,13 @@ losses must agree, and the Orbax checkpoint written jointly by both processes mu
 Preemption: SIGTERM to one of two processes makes both save the same step (JAX's
 preemption sync point) and exit; resuming both ends bit-identical to the uninterrupted
 two-process run above.
+
+The single-process reference is the user's command (`main.py` with TensorFlow): it prepares the
+folder's image store through TensorFlow's decoder. Every other process starts once that store is
+ready and runs with TensorFlow blocked (tests/fault_runner.py --no-tensorflow), as where it is not
+installed: training and evaluating from a prepared store need neither TensorFlow nor the seconds
+of CPU its import takes in each process (TensorBoard's writer is left out; metrics.jsonl and the
+checkpoints are the same either way).
 """
 
 from __future__ import annotations
@@ -26,10 +33,12 @@ import time
 import numpy as np
 import pytest
 
+from alexnet_jax.data.store_layout import MANIFEST
 from tests.conftest import subprocess_env
 from tests.conftest import write_image_folder
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+RUNNER = REPO / "tests" / "fault_runner.py"
 STEPS = 12
 PAUSE_STEP = 2  # the preempted run's second process waits after this step for the signal
 TIMEOUT_S = 600  # generous: CI machines with 2 shared cores can be slow
@@ -53,22 +62,38 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _command(data: pathlib.Path, workdir: pathlib.Path, steps: int = STEPS) -> list[str]:
-  return [sys.executable, "main.py",
+def _command(data: pathlib.Path, workdir: pathlib.Path, steps: int = STEPS, *, tensorflow: bool = False,
+             fault: tuple[str, ...] = ("none",)) -> list[str]:
+  """main.py's command line; without TensorFlow (and with `fault`, tests/fault_runner.py) unless `tensorflow`."""
+  runner = ["main.py"] if tensorflow else [str(RUNNER), "--no-tensorflow", *map(str, fault)]
+  return [sys.executable, *runner,
           f"--config=configs/alexnet.py:smoke,data={data},aug=none,dropout=0.0,width=0.25,seed=3",
           f"--config.num_train_steps={steps}", "--config.batch_size=16", "--config.eval_batch_size=16",
           "--config.model.fc_dim=128", "--config.log_every_steps=2", f"--workdir={workdir}"]
 
 
-def _two_processes(data: pathlib.Path, workdir: pathlib.Path, steps: int) -> dict[str, list[str]]:
+def _two_processes(data: pathlib.Path, workdir: pathlib.Path, steps: int,
+                   faults: dict[int, tuple[str, ...]] | None = None) -> dict[str, list[str]]:
   port = _free_port()
-  return {f"{workdir.name}.process{pid}": _command(data, workdir, steps) + [
+  return {f"{workdir.name}.process{pid}": _command(data, workdir, steps, fault=(faults or {}).get(pid, ("none",))) + [
       f"--coordinator=127.0.0.1:{port}", "--num_processes=2", f"--process_id={pid}"] for pid in range(2)}
 
 
-def _start(commands: dict[str, list[str]], logs: pathlib.Path) -> dict[str, subprocess.Popen]:
-  return {name: subprocess.Popen(cmd, cwd=REPO, env=subprocess_env(), stdout=open(logs / f"{name}.log", "w"),
-                                 stderr=subprocess.STDOUT) for name, cmd in commands.items()}
+def _stores(data: pathlib.Path) -> pathlib.Path:
+  """The prepared-store root of this file's processes (their ALEXNET_JAX_DATA)."""
+  return data.parent / "stores"
+
+
+def _env(data: pathlib.Path) -> dict[str, str]:
+  return subprocess_env(ALEXNET_JAX_DATA=str(_stores(data)))
+
+
+def _start(commands: dict[str, list[str]], logs: pathlib.Path, data: pathlib.Path) -> dict[str, subprocess.Popen]:
+  procs = {}
+  for name, cmd in commands.items():
+    with open(logs / f"{name}.log", "w") as log:  # the child keeps its own copy of the file
+      procs[name] = subprocess.Popen(cmd, cwd=REPO, env=_env(data), stdout=log, stderr=subprocess.STDOUT)
+  return procs
 
 
 def _wait(procs: dict[str, subprocess.Popen], logs: pathlib.Path, until=None) -> None:
@@ -98,7 +123,7 @@ def _train_losses(workdir: pathlib.Path) -> list[tuple[int, float]]:
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> pathlib.Path:
-  root = tmp_path_factory.mktemp("images")
+  root = tmp_path_factory.mktemp("multihost_data") / "images"
   _make_folder(root)
   return root
 
@@ -107,30 +132,17 @@ def data(tmp_path_factory) -> pathlib.Path:
 def runs(tmp_path_factory, data) -> dict[str, pathlib.Path]:
   tmp = tmp_path_factory.mktemp("multihost")
   multi, single = tmp / "two_processes", tmp / "one_process"
-  port = _free_port()
-  commands = {f"process{pid}": _command(data, multi) + [
-      f"--coordinator=127.0.0.1:{port}", "--num_processes=2", f"--process_id={pid}"] for pid in range(2)}
-  # The single-process reference runs alongside: the three share the cores either way.
-  commands["reference"] = _command(data, single)
-  logs = {name: open(tmp / f"{name}.log", "w") for name in commands}
-  procs = {name: subprocess.Popen(cmd, cwd=REPO, env=subprocess_env(), stdout=logs[name], stderr=subprocess.STDOUT)
-           for name, cmd in commands.items()}
+  # The single-process reference prepares the store (through TensorFlow); the two processes, which
+  # read it without TensorFlow, start once it is complete and then run alongside the reference.
+  procs = _start({"reference": _command(data, single, tensorflow=True)}, tmp, data)
+  manifests = lambda: any(_stores(data).glob(f"*/{MANIFEST}"))  # noqa: E731
   try:
-    deadline = time.monotonic() + TIMEOUT_S
-    # A process that dies leaves its peer waiting at a barrier: stop at the first failure.
-    while time.monotonic() < deadline and any(p.poll() is None for p in procs.values()):
-      if any(p.poll() not in (None, 0) for p in procs.values()):
-        break
-      time.sleep(0.5)
+    _wait(procs, tmp, until=manifests)
+    assert manifests(), "the reference run prepared no store:\n" + (tmp / "reference.log").read_text()[-5000:]
+    commands = _two_processes(data, multi, STEPS)
+    procs.update(_start(commands, tmp, data))
   finally:
-    for p in procs.values():
-      if p.poll() is None:
-        p.kill()
-        p.wait()
-    for log in logs.values():
-      log.close()
-  for name, p in procs.items():
-    assert p.returncode == 0, f"{name} failed (rc {p.returncode}):\n" + (tmp / f"{name}.log").read_text()[-5000:]
+    _wait(procs, tmp)  # kills what still runs when the above failed
   return {"multi": multi, "single": single, "data": data}
 
 
@@ -153,7 +165,7 @@ def test_losses_equal_the_single_process_run(runs):
 
 def test_two_process_checkpoint_restores_in_one_process(runs):
   # The jointly written checkpoint is complete: a single process evaluates it.
-  proc = subprocess.run(_command(runs["data"], runs["multi"]) + ["--mode=eval"], cwd=REPO, env=subprocess_env(),
+  proc = subprocess.run(_command(runs["data"], runs["multi"]) + ["--mode=eval"], cwd=REPO, env=_env(runs["data"]),
                         capture_output=True, text=True, timeout=TIMEOUT_S)
   assert proc.returncode == 0, proc.stderr[-5000:]
   assert f"Restored checkpoint step {STEPS}" in proc.stderr, proc.stderr[-3000:]
@@ -184,10 +196,9 @@ def test_sigterm_to_one_process_stops_both_at_the_same_step_and_resume_is_exact(
   gets the signal waits after step PAUSE_STEP (tests/fault_runner.py) until the signal has been
   sent, so the signal cannot come too late however slow the machine."""
   stopped, marker, release = tmp_path / "stopped", tmp_path / "paused", tmp_path / "release"
-  commands = _two_processes(runs["data"], stopped, STEPS)
-  pause = [str(REPO / "tests" / "fault_runner.py"), "steppause", str(PAUSE_STEP), str(marker), str(release)]
-  commands["stopped.process1"][1:2] = pause  # in place of main.py
-  procs = _start(commands, tmp_path)
+  commands = _two_processes(runs["data"], stopped, STEPS,
+                            faults={1: ("steppause", PAUSE_STEP, marker, release)})
+  procs = _start(commands, tmp_path, runs["data"])
   _wait(procs, tmp_path, until=marker.exists)
   assert procs["stopped.process1"].poll() is None, "the run ended before the signal could be sent"
   procs["stopped.process1"].send_signal(signal.SIGTERM)  # the process that does not coordinate
@@ -208,7 +219,7 @@ def test_sigterm_to_one_process_stops_both_at_the_same_step_and_resume_is_exact(
   assert summary["step"] == step and not summary["done"]
   assert sorted(int(p.name) for p in (stopped / "checkpoints").iterdir() if p.name.isdigit()) == [step]
 
-  _wait(_start(_two_processes(runs["data"], stopped, STEPS), tmp_path), tmp_path)  # resume both
+  _wait(_start(_two_processes(runs["data"], stopped, STEPS), tmp_path, runs["data"]), tmp_path)  # resume both
   whole = runs["multi"]
   assert json.loads((stopped / "summary.json").read_text())["done"]
   assert _history(stopped) == _history(whole)

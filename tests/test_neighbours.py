@@ -59,32 +59,40 @@ def test_features_are_the_classifier_input(family):
   size = config.input.image_size
   images = jax.ShapeDtypeStruct((2, size, size, 3), jnp.float32)
   init = lambda x: model.init({"params": jax.random.key(0), "dropout": jax.random.key(0)}, x, train=False)  # noqa: E731
-  shapes = jax.eval_shape(lambda x: features.penultimate(model.apply, init(x), x), images)
-  assert shapes.shape[0] == 2 and shapes.shape[1] > 0 and shapes.dtype == jnp.float32
   if FEATURE_DIM[family] is None:
+    shapes = jax.eval_shape(lambda x: features.penultimate(model.apply, init(x), x), images)
+    assert shapes.shape[0] == 2 and shapes.shape[1] > 0 and shapes.dtype == jnp.float32
     return
+
+  def run(x):  # one program (not op by op, and one compilation): the weights, features and logits
+    v = init(x)
+    return v, features.penultimate(model.apply, v, x), model.apply(v, x, train=False)
+
   dim = FEATURE_DIM[family](config.model)
   x = jax.random.normal(jax.random.key(1), images.shape)
-  variables = jax.jit(init)(x)  # whole programs, not op by op
-  feats = jax.jit(lambda v, x: features.penultimate(model.apply, v, x))(variables, x)
+  variables, feats, logits = jax.jit(run)(x)
+  assert feats.shape[0] == 2 and feats.shape[1] > 0 and feats.dtype == jnp.float32
   assert feats.shape == (2, dim)
   flat = jax.tree_util.tree_flatten_with_path(variables["params"])[0]
   params = {jax.tree_util.keystr(p, simple=True, separator="/"): v for p, v in flat}
   (head,) = [k for k, v in params.items() if k.endswith("kernel") and v.shape == (dim, 10)]
-  np.testing.assert_allclose(feats @ params[head] + params[head.replace("kernel", "bias")],
-                             jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, x), rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(feats @ params[head] + params[head.replace("kernel", "bias")], logits,
+                             rtol=1e-4, atol=1e-4)
 
 
-def _copy(trained_run, tmp_path):
-  wd = tmp_path / "run"
+@pytest.fixture(scope="module")
+def searched(trained_run, tmp_path_factory):
+  """(a copy of the trained run, the result of the neighbours command run on it once): the training
+  set's features are computed once for the file and cached in the copy. Tests copy it again before
+  writing into it."""
+  wd = tmp_path_factory.mktemp("neighbours") / "run"
   shutil.copytree(trained_run.workdir, wd)
-  return wd
+  return wd, neighbours.find(tiny_train_config(), str(wd), queries=3, k=4, pixels=16, chunk=500)
 
 
-def test_neighbours_of_a_trained_run(trained_run, tmp_path):
-  wd = _copy(trained_run, tmp_path)
+def test_neighbours_of_a_trained_run(trained_run, searched, tmp_path):
+  wd, result = searched
   config = tiny_train_config()
-  result = neighbours.find(config, str(wd), queries=3, k=4, pixels=16, chunk=500)
   step = trained_run.summary["step"]
   feats = np.load(wd / "features" / f"train-{step}.npy", mmap_mode="r")
   assert feats.shape == (2048, int(config.model.fc_dim * config.model.width))  # fc7 of the quarter-width net
@@ -107,11 +115,13 @@ def test_neighbours_of_a_trained_run(trained_run, tmp_path):
   assert again["queries"] == result["queries"]
 
 
-def test_a_training_image_as_a_query_file_finds_itself(trained_run, tmp_path):
-  """Through the command line: a training image saved as a file has itself as its nearest neighbour."""
+def test_a_training_image_as_a_query_file_finds_itself(searched, tmp_path):
+  """Through the command line: a training image saved as a file has itself as its nearest neighbour
+  (the training set's features come from the cache the `searched` run wrote, at the same step)."""
   from PIL import Image
   from alexnet_jax.data import store
-  wd = _copy(trained_run, tmp_path)
+  wd = tmp_path / "run"
+  shutil.copytree(searched[0], wd)
   square = store.open_store(tiny_train_config()).gather("train", np.array([42]))[0]  # the stored 72×72 square
   images = tmp_path / "queries"
   images.mkdir()
@@ -160,8 +170,9 @@ def test_real_images_in_a_folder_find_their_own_file(shared_data, tmp_path):
   config.model.width, config.batch_size, config.eval_batch_size = 0.25, 16, 16
   config.lock()
   model = models.build_model(config.model, 10)
-  variables = model.init({"params": jax.random.key(0), "dropout": jax.random.key(0)},
-                         jnp.zeros((1, 64, 64, 3)), train=False)  # an untrained net embeds consistently too
+  # An untrained net embeds consistently too; initialised as one program, not op by op.
+  variables = jax.jit(lambda x: model.init({"params": jax.random.key(0), "dropout": jax.random.key(0)}, x,
+                                           train=False))(jnp.zeros((1, 64, 64, 3)))
   wd = tmp_path / "run"
   pretrained.save_pretrained(str(wd), variables, config, num_classes=10)
   query = sorted((tmp_path / "imagenette" / "train").rglob("*.JPEG"))[37]

@@ -158,7 +158,10 @@ def _prepare_locked(config, final: str, shard_bytes: int, log_every_s: float) ->
     if done < counts[split]:
       ds = _records(source, split, done).map(
           lambda ex: (_square(size)(ex["bytes"]), ex["label"]), num_parallel_calls=-1, deterministic=True)
-      ds = ds.batch(shard_n).prefetch(1)
+      # tf.data allocates a whole batch of this static shape up front: a split smaller than a
+      # shard (small datasets, test stores) must not allocate and zero a GiB of pixels for it.
+      # The shards are the same: full ones of shard_n, then the rest.
+      ds = ds.batch(min(shard_n, counts[split] - done)).prefetch(1)
       for images, labels in ds.as_numpy_iterator():
         try:
           entry = _write_shard(folder, len(shards), images, labels)

@@ -158,8 +158,28 @@ def test_every_plan_names_existing_sweeps_and_a_benchmark_that_takes_its_flags()
 
 
 @pytest.mark.slow
-def test_tiny_plan_through_the_real_trainer(tmp_path):
-  """The CI plan: a store prepared, the program compiled alone, two seeds side by side, the records."""
+def test_tiny_plan_through_the_real_trainer(tmp_path, monkeypatch):
+  """The CI plan: a store prepared, the program compiled alone, two seeds side by side, the records.
+
+  The runs train without TensorFlow, as on the GPU machine (docs/GPU.md); only the store's
+  preparation from the embedded set (TFDS) has it. Each run is spared importing it: seconds of CPU.
+  """
+  block = tmp_path / "block"
+  for name in ("tensorflow", "tensorflow_datasets"):
+    (block / name).mkdir(parents=True)
+    (block / name / "__init__.py").write_text(f'raise ImportError("no {name} here")')
+  monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(block), os.environ.get("PYTHONPATH")])))
+  real_prepare = gpu_session.Session.prepare
+
+  def prepare_with_tensorflow(self, job):
+    path = [p for p in self.env["PYTHONPATH"].split(os.pathsep) if p != str(block)]
+    blocked, self.env = self.env, {**self.env, "PYTHONPATH": os.pathsep.join(path)}
+    try:
+      real_prepare(self, job)
+    finally:
+      self.env = blocked
+
+  monkeypatch.setattr(gpu_session.Session, "prepare", prepare_with_tensorflow)
   assert gpu_session.main(["--plan=tiny", f"--root={tmp_path / 'root'}", f"--out={tmp_path / 'out'}",
                            "--budget_s=600"]) == 0
   status = json.loads((tmp_path / "root" / "status.json").read_text())
@@ -174,6 +194,8 @@ def test_tiny_plan_through_the_real_trainer(tmp_path):
   machine = json.loads((run / "machine.json").read_text())
   assert machine["compile_s"].get("train_step", 0) < status["compile"]["tiny"]["baseline"]["cold"]["compile_s"][
       "train_step"] and sys.executable not in json.dumps(machine)
+  assert "TensorBoard's writer needs TensorFlow" in (tmp_path / "root" / "runs" / "tiny" / "logs" /
+                                                     "baseline-seed=1.log").read_text()
 
 
 def test_leaderboard_table_from_run_records(tmp_path):

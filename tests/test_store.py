@@ -174,9 +174,11 @@ TOTAL = 16
 
 
 def _cli(root: str, workdir: pathlib.Path) -> list[str]:
+  # Batch 8: an epoch is all 16 steps, so each run evaluates once, at its end, and the run killed
+  # after step 8's checkpoint resumes in the middle of an epoch.
   return ["--config=configs/alexnet.py:smoke", "--config.embedded_train_size=128",
           "--config.embedded_eval_size=64", f"--config.input.store_dir={root}",
-          "--config.model.width=0.25", "--config.batch_size=16", "--config.eval_batch_size=32",
+          "--config.model.width=0.25", "--config.batch_size=8", "--config.eval_batch_size=32",
           f"--config.num_train_steps={TOTAL}", "--config.log_every_steps=4",
           "--config.checkpoint_every_steps=8", f"--workdir={workdir}"]
 

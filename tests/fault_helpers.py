@@ -27,12 +27,15 @@ from tests.conftest import subprocess_env
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TOTAL = 30
+# 128 training images at batch 8: an epoch is 16 steps, as with 512 at batch 32, so the evaluation
+# after step 16 and the step numbers the tests assert hold; each step and evaluation does a quarter
+# of the work.
 TINY = [
     "--config=configs/alexnet.py:smoke",
-    "--config.embedded_train_size=512", "--config.embedded_eval_size=128",
+    "--config.embedded_train_size=128", "--config.embedded_eval_size=32",
     f"--config.num_train_steps={TOTAL}", "--config.log_every_steps=5",
     "--config.checkpoint_every_steps=10", "--config.keep_checkpoints=3",
-    "--config.model.width=0.25", "--config.batch_size=32", "--config.eval_batch_size=64",
+    "--config.model.width=0.25", "--config.batch_size=8", "--config.eval_batch_size=16",
 ]
 # The prepared-store root of every run (the ALEXNET_JAX_DATA of the children): the reference run,
 # which has TFDS, prepares the store there once; the runs without TensorFlow read it.

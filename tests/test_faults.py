@@ -22,26 +22,35 @@ pytestmark = pytest.mark.timeout(900)
 def test_kill_preempt_nan_and_resume_end_bit_identical(reference, tmp_path):
   """One run, interrupted five ways in a row, ends exactly like the uninterrupted one.
 
-  The preempted stage and the last one run as a user runs them, with TensorFlow (TensorBoard's
-  writer); the others without it (tests/fault_helpers.py).
+  The preempted stage and the last one run with TensorFlow (TensorBoard's writer), as a user's
+  run does; the others without it (tests/fault_helpers.py).
   """
   wd = tmp_path / "run"
 
-  # 1. kill -9 before the first checkpoint: the rerun starts over from step 0.
-  p = fh.start(wd, log="1")
-  assert fh.wait_for(lambda: fh.logged(wd, 5), p), "the run ended before step 5"
+  # 1. kill -9 before the first checkpoint: the rerun starts over from step 0. The run is held
+  # after step 6 (tests/fault_runner.py), so the kill lands before checkpoint 10 however slow
+  # the machine.
+  held, release = tmp_path / "held_1", tmp_path / "release_1"
+  p = fh.start(wd, log="1", fault=("steppause", 6, held, release))
+  assert fh.wait_for(lambda: held.exists() and fh.logged(wd, 5), p), "the run ended before step 6"
   p.kill()
   p.wait()
   assert fh.complete(wd) == []
 
-  # 2. SIGTERM between checkpoints: the step finishes, a checkpoint is written, exit 0.
-  p = fh.start(wd, log="2", tensorflow=True)
-  assert fh.wait_for(lambda: fh.logged(wd, 15), p)
+  # 2. SIGTERM between checkpoints: the step finishes, a checkpoint is written, exit 0. The run
+  # is held after step 18 until the signal is handled, so it lands there on any machine: between
+  # logged steps, so the checkpoint carries the pending train metrics of steps 16-18.
+  held, release = tmp_path / "held_2", tmp_path / "release_2"
+  p = fh.start(wd, log="2", tensorflow=True, fault=("steppause", 18, held, release))
+  assert fh.wait_for(held.exists, p), "the run ended before step 18"
   p.send_signal(signal.SIGTERM)
+  assert fh.wait_for(lambda: "finishing this step, saving a checkpoint" in fh.log_path(wd, "2").read_text(), p,
+                     timeout=60), "the SIGTERM was not handled"
+  release.touch()
   rc, log = fh.finish(p, wd, "2", timeout=120)
   assert rc == 0, log[-3000:]
   preempted = fh.complete(wd)[-1]
-  assert 15 <= preempted < fh.TOTAL, fh.complete(wd)
+  assert preempted == 18, fh.complete(wd)
   assert f"Saved checkpoint at step {preempted}" in log
   assert json.loads((wd / "summary.json").read_text())["done"] is False
 
@@ -101,11 +110,15 @@ def test_other_model_family_and_width_list_mismatches(reference):
   import jax
   from alexnet_jax import checkpoint, metrics, runtime
   from alexnet_jax.configs import alexnet, zfnet
+  from alexnet_jax.data import store_layout
 
   def target(cfg):
     cfg.unlock()
-    cfg.embedded_train_size, cfg.embedded_eval_size, cfg.batch_size = 512, 128, 32
-    rt = runtime.Runtime(cfg)
+    cfg.embedded_train_size, cfg.embedded_eval_size, cfg.batch_size = 128, 32, 8  # as fh.TINY
+    # The model's shapes need only the class count: no dataset is read (building the tf.data
+    # stream for its info took most of this test's time).
+    info = store_layout.DatasetInfo(name="embedded", num_classes=10, num_train=128, num_eval=32, class_names=())
+    rt = runtime.Runtime(cfg, info=info)
     return checkpoint.Checkpointed(jax.eval_shape(rt.init_state), metrics.TrainMetrics.empty())
 
   mgr = checkpoint.manager(str(reference), create=False, async_save=False)

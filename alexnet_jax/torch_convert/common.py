@@ -69,8 +69,14 @@ def flattened_linear_kernel(weight: np.ndarray, chw: Sequence[int]) -> np.ndarra
     raise ConversionError(
         f"Linear weight has {fan_in} inputs but the feature map is C×H×W = {c}×{h}×{w} = {c * h * w}; "
         "the input resolution or the adaptive pooling size does not match the checkpoint.")
-  hwc = weight.reshape(out, c, h, w).transpose(0, 2, 3, 1).reshape(out, fan_in)
-  return linear_kernel(hwc)
+  # (out, c, h, w) → (h, w, c, out), copied a block of output units at a time: permuting the rows and
+  # then transposing the (out, in) matrix, two strided copies of the whole kernel, took about 5 s of
+  # CPU for VGG's 25088×4096 kernel; this takes about 0.3 s.
+  src = weight.reshape(out, c, h, w)
+  kernel = np.empty((h, w, c, out), weight.dtype)
+  for i in range(0, out, 256):
+    kernel[..., i:i + 256] = src[i:i + 256].transpose(2, 3, 1, 0)
+  return kernel.reshape(fan_in, out)
 
 
 class StateDict:

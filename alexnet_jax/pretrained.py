@@ -43,9 +43,7 @@ def save_pretrained(workdir: str, variables: Mapping[str, Any], config, num_clas
   """Writes `variables` ({'params', optional 'batch_stats'}) as the checkpoint at `step` (0 by
   default) of the new run `workdir`."""
   workdir_lib.prepare(workdir)
-  if os.path.isdir(checkpoint.checkpoint_dir(workdir)) and os.listdir(checkpoint.checkpoint_dir(workdir)):
-    raise workdir_lib.WorkdirError(
-        f"{workdir!r} already holds checkpoints; write pretrained weights into a new --workdir.")
+  refuse_used_workdir(workdir)
   if num_classes is None:
     num_classes = jax.tree.leaves(variables["params"])[-1].shape[-1]
   info = store_layout.DatasetInfo(name=config.dataset, num_classes=num_classes, num_train=config.batch_size,
@@ -65,6 +63,13 @@ def save_pretrained(workdir: str, variables: Mapping[str, Any], config, num_clas
     mgr.close()
     workdir_lib.save_config(workdir, config)
   logging.info("Wrote pretrained weights as step %d of %s", step, workdir)
+
+
+def refuse_used_workdir(workdir: str) -> None:
+  """WorkdirError when `workdir` already holds checkpoints: pretrained weights go into a new run."""
+  if os.path.isdir(checkpoint.checkpoint_dir(workdir)) and os.listdir(checkpoint.checkpoint_dir(workdir)):
+    raise workdir_lib.WorkdirError(
+        f"{workdir!r} already holds checkpoints; write pretrained weights into a new --workdir.")
 
 
 def _check_same_tree(given, target) -> None:

@@ -1,20 +1,33 @@
-"""torchvision weights → step-0 Orbax checkpoint → main.py evaluates it."""
+"""torchvision weights → step-0 Orbax checkpoint → main.py evaluates it.
+
+The converter command and main.py run in-process (their `run` functions, which their command lines
+call): two child processes would each start torch or TensorFlow, and JAX, afresh.
+"""
 
 import functools
-import subprocess
+import logging
 import sys
 
 import pytest
-
-from tests.conftest import REPO
-from tests.conftest import subprocess_env
 
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
 
+@pytest.fixture
+def one_torch_thread():
+  """torch on one thread: its OpenMP workers spin between the ops of a batch-4 forward, burning more
+  CPU than they save."""
+  before = torch.get_num_threads()
+  torch.set_num_threads(1)
+  yield
+  torch.set_num_threads(before)
+
+
 @pytest.mark.slow
-def test_pth_to_checkpoint_then_eval(tmp_path, capsys):
+def test_pth_to_checkpoint_then_eval(tmp_path, capsys, caplog, monkeypatch, one_torch_thread):
+  from alexnet_jax import main_lib
+  from alexnet_jax.torch_convert import __main__ as cli
   torch.manual_seed(0)
   model = torchvision.models.alexnet(weights=None, num_classes=10)
   pth = tmp_path / "alexnet.pth"
@@ -22,8 +35,8 @@ def test_pth_to_checkpoint_then_eval(tmp_path, capsys):
   workdir = tmp_path / "run"
   data_dir = tmp_path / "tfds"
   cfg = ("configs/alexnet.py:variant=owt,geometry=224,data=embedded")
-  subprocess.run([sys.executable, "-m", "alexnet_jax.torch_convert", "--model=alexnet", f"--pth={pth}",
-                  f"--workdir={workdir}", f"--config={cfg}"], cwd=REPO, env=subprocess_env(), check=True, timeout=600)
+  convert_argv = ["--model=alexnet", f"--pth={pth}", f"--workdir={workdir}", f"--config={cfg}"]
+  assert cli.run(convert_argv) == 0  # the exit code of `python -m alexnet_jax.torch_convert ...`
   assert (workdir / "checkpoints" / "0").is_dir()
   assert (workdir / "config.json").is_file()
   # The same weights as safetensors, readable without this package: fc8 is torch's classifier.6.
@@ -53,21 +66,28 @@ def test_pth_to_checkpoint_then_eval(tmp_path, capsys):
   np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-4 * np.abs(theirs).max())
   assert (ours.argmax(-1) == theirs.argmax(-1)).all()
 
-  # A second conversion into the same workdir must not overwrite it: the command's exit code 2
-  # (`run` is what `python -m alexnet_jax.torch_convert` exits with; in-process, it skips a
-  # second start-up of torch, TensorFlow and JAX).
-  from alexnet_jax.torch_convert import __main__ as cli
+  # A second conversion into the same workdir must not overwrite it: the command's exit code 2, given
+  # before it converts anything; save_pretrained refuses it as well.
+  from alexnet_jax import pretrained
+  from alexnet_jax import workdir as workdir_lib
   before = sorted(str(p.relative_to(workdir)) for p in workdir.rglob("*"))
   capsys.readouterr()
-  assert cli.run(["--model=alexnet", f"--pth={pth}", f"--workdir={workdir}", f"--config={cfg}"]) == 2
-  assert "already holds checkpoints" in capsys.readouterr().err
+  assert cli.run(convert_argv) == 2
+  out, err = capsys.readouterr()
+  assert "already holds checkpoints" in err and "converting" not in out
+  with pytest.raises(workdir_lib.WorkdirError, match="already holds checkpoints"):
+    pretrained.save_pretrained(str(workdir), {"params": {}}, config)
   assert sorted(str(p.relative_to(workdir)) for p in workdir.rglob("*")) == before
 
   # main.py evaluates it (a few 224² images: the run is about restoring and evaluating the converted
   # checkpoint, not about its accuracy).
-  out = subprocess.run([sys.executable, "main.py", f"--config={cfg}", f"--workdir={workdir}", "--mode=eval",
-                        f"--config.data_dir={data_dir}", "--config.embedded_eval_size=16",
-                        "--config.embedded_train_size=16", "--config.eval_batch_size=16"],
-                       cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600)
-  assert out.returncode == 0, out.stderr[-3000:]
-  assert "Restored checkpoint step 0" in out.stderr, out.stderr[-3000:]
+  monkeypatch.setattr(sys, "argv", list(sys.argv))  # main_lib.run sets it
+  caplog.set_level(logging.INFO)
+  with pytest.raises(SystemExit) as exit_:
+    main_lib.run(["main.py", f"--config={cfg}", f"--workdir={workdir}", "--mode=eval",
+                  f"--config.data_dir={data_dir}", "--config.embedded_eval_size=16",
+                  "--config.embedded_train_size=16", "--config.eval_batch_size=16"])
+  out, err = capsys.readouterr()
+  assert exit_.value.code in (0, None), (out + err)[-3000:]
+  messages = [r.getMessage() for r in caplog.records]
+  assert any(m.startswith("Restored checkpoint step 0") for m in messages), messages[-30:]

@@ -130,6 +130,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   stage(f"loading {args.pth}")
   import_torch()  # before any work: a missing torch is one line, not a late traceback
   console.quiet(import_tensorflow=False)  # the conversion reads no dataset: TensorFlow is not needed
+  if args.workdir:  # a used workdir is refused before the loading and converting, not after them
+    from alexnet_jax import pretrained
+    pretrained.refuse_used_workdir(args.workdir)
   state_dict = load_state_dict(args.pth)
   bar.advance()
   stage("converting to Flax variables")

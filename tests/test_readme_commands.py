@@ -82,10 +82,19 @@ def num_classes(config) -> int:
   return _KNOWN_CLASSES.get(config.dataset, 10)
 
 
+# The geometry check reads only the model fields, the class count and the input size, which many
+# commands share (a sweep's seeds, one config under other flags): each distinct triple that passed is
+# not traced again (63 commands and sweep members, 21 distinct models).
+_GEOMETRIES_PASSED: set[tuple[str, int, int]] = set()
+
+
 def check_geometry(config) -> None:
   """The model on the config's input size: logits (2, classes), no zero-size intermediate."""
   from alexnet_jax.models import build_model
   classes = num_classes(config)
+  key = (config.model.to_json_best_effort(sort_keys=True), classes, config.input.image_size)
+  if key in _GEOMETRIES_PASSED:
+    return
   module = build_model(config.model, classes)
   size = config.input.image_size
   x = jax.ShapeDtypeStruct((2, size, size, 3), jnp.float32)
@@ -100,6 +109,7 @@ def check_geometry(config) -> None:
   assert main.shape == (2, classes), f"{config.name}: logits {main.shape}, expected {(2, classes)}"
   for path, leaf in jax.tree_util.tree_leaves_with_path(state["intermediates"]):
     assert math.prod(leaf.shape) > 0, f"{config.name}: zero-size feature map {jax.tree_util.keystr(path)} {leaf.shape}"
+  _GEOMETRIES_PASSED.add(key)
 
 
 def sweep_configs(words: list[str]) -> list[tuple[str, list[str]]]:

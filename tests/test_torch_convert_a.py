@@ -17,6 +17,16 @@ from alexnet_jax.torch_convert import __main__ as cli  # noqa: E402
 from alexnet_jax.torch_convert import common  # noqa: E402
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+  """torch on one thread for this file: its OpenMP workers spin between the small ops of these
+  batch-2 forwards, burning more CPU than they save."""
+  before = torch.get_num_threads()
+  torch.set_num_threads(1)
+  yield
+  torch.set_num_threads(before)
+
+
 def randomise(model: "torch.nn.Module") -> "torch.nn.Module":
   """Non-trivial BN statistics and biases, so a mix-up of mean/var or scale/bias would show."""
   torch.manual_seed(0)

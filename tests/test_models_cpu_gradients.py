@@ -41,6 +41,11 @@ def test_max_pool_values_and_gradient_are_xla_select_and_scatter_bit_for_bit(sha
   np.testing.assert_array_equal(jax.jit(lambda g: vjp(g)[0])(g), vjp_ref(g)[0])
 
 
+def _max_abs(x) -> float:
+  """max |x|, in numpy: op by op, jnp compiles a small program per shape."""
+  return float(np.abs(np.asarray(x)).max())
+
+
 def _off_cpu(monkeypatch):
   """Traces as on a GPU: `_active` is what every formulation asks, and it looks at the backend only."""
   monkeypatch.setattr(cpu_gradients, "_active", lambda: False)
@@ -69,12 +74,12 @@ def test_pointwise_conv_gradients_are_matrix_products_equal_to_jax(stride, paddi
       assert "dot_general" in str(jax.make_jaxpr(jax.grad(loss))(variables, x))
   (y_jax, (dv_jax, dx_jax)), (y, (dv, dx)) = grads["jax"], grads["ours"]
   # Sums of the same terms in another order: rounding only. Strided positions get exactly zero.
-  np.testing.assert_allclose(y, y_jax, rtol=1e-5, atol=1e-6 * float(jnp.abs(y_jax).max()))
+  np.testing.assert_allclose(y, y_jax, rtol=1e-5, atol=1e-6 * _max_abs(y_jax))
   np.testing.assert_allclose(dv["params"]["bias"], dv_jax["params"]["bias"], rtol=1e-5, atol=1e-6)
-  np.testing.assert_allclose(dx, dx_jax, rtol=1e-5, atol=1e-6 * float(jnp.abs(dx_jax).max()))
-  np.testing.assert_array_equal(dx == 0, dx_jax == 0)
+  np.testing.assert_allclose(dx, dx_jax, rtol=1e-5, atol=1e-6 * _max_abs(dx_jax))
+  np.testing.assert_array_equal(np.asarray(dx) == 0, np.asarray(dx_jax) == 0)
   want = dv_jax["params"]["kernel"]
-  np.testing.assert_allclose(dv["params"]["kernel"], want, rtol=1e-5, atol=1e-6 * float(jnp.abs(want).max()))
+  np.testing.assert_allclose(dv["params"]["kernel"], want, rtol=1e-5, atol=1e-6 * _max_abs(want))
 
 
 def test_stored_is_a_barrier_on_cpu_only(monkeypatch):
@@ -105,14 +110,15 @@ def test_patch_convolutions_equal_jax_values_and_gradients(shape, kernel, stride
   for name, conv in (("jax", jax.lax.conv_general_dilated), ("ours", cpu_gradients.conv_general_dilated)):
     f = lambda x, k, conv=conv: conv(x, k, (stride, stride), padding,  # noqa: E731
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    y, vjp = jax.vjp(f, x, k)
-    g = jnp.asarray(rng.normal(size=y.shape).astype(np.float32)) if g is None else g
-    out[name] = (y, *vjp(g))
+    g = jnp.asarray(rng.normal(size=jax.eval_shape(f, x, k).shape).astype(np.float32)) if g is None else g
+    # The value and both cotangents in one compiled program: op by op, our formulation's many small
+    # operations would each compile on their own (about 2 s of CPU per case).
+    out[name] = jax.jit(lambda x, k, g, f=f: (lambda y, vjp: (y, *vjp(g)))(*jax.vjp(f, x, k)))(x, k, g)
     if name == "ours":
       jaxpr = str(jax.make_jaxpr(jax.grad(lambda x, k: jnp.vdot(f(x, k), g), (0, 1)))(x, k))
       assert "conv_general_dilated" not in jaxpr and "dot_general" in jaxpr
   for a, b in zip(out["ours"], out["jax"]):
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=2e-6 * float(jnp.abs(b).max()))
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=2e-6 * _max_abs(b))
 
 
 def test_large_maps_and_other_convolutions_keep_jax_convolution(monkeypatch):
@@ -141,7 +147,9 @@ def test_whole_model_gradients_equal_with_and_without_the_cpu_formulations(monke
   model = build_model(config.model, 10, jnp.float32)
   size = config.input.image_size
   x = jnp.asarray(np.random.default_rng(0).normal(size=(4, size, size, 3)).astype(np.float32))
-  variables = model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, x[:1], train=False)
+  # Jitted: op by op, the initialisation would compile each of its operations (about 5 s more CPU).
+  variables = jax.jit(lambda: model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, x[:1],
+                                         train=False))()
 
   def grads():
     def loss(params):
@@ -154,4 +162,4 @@ def test_whole_model_gradients_equal_with_and_without_the_cpu_formulations(monke
   _off_cpu(monkeypatch)
   theirs = grads()
   for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
-    np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5 * float(jnp.abs(b).max()))
+    np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5 * _max_abs(b))

@@ -6,6 +6,7 @@ Everything runs at tiny widths and resolutions on CPU; parameter counts use
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import numpy as np
 import optax
 import pytest
 
+from alexnet_jax import model_choices
 from alexnet_jax.models import build_model
 from alexnet_jax.models import resnet
 from alexnet_jax.configs import resnet as resnet_config
@@ -34,6 +36,21 @@ def tiny_model(depth: int, **kw) -> resnet.ResNet:
 
 def images(n: int = 4, size: int = 16, seed: int = 1) -> jax.Array:
   return jax.random.normal(jax.random.key(seed), (n, size, size, 3))
+
+
+def tiny_variables(depth: int, **kw) -> dict:
+  """`tiny_model(depth, **kw)` initialised (eagerly, as a user would) on `images()`.
+
+  Built once per model and shared: the tests only read them. Eager JAX compiles each
+  operation once per shape, so the tests below keep to `images()`' shape (4×16×16) and
+  reuse what the first initialisation and forward compiled.
+  """
+  return _tiny_variables(depth, tuple(sorted(kw.items())))
+
+
+@functools.cache
+def _tiny_variables(depth: int, kw: tuple) -> dict:
+  return tiny_model(depth, **dict(kw)).init(jax.random.key(0), images(), train=False)
 
 
 def param_count(module: resnet.ResNet) -> int:
@@ -82,18 +99,25 @@ def train_step(module: resnet.ResNet, tx: optax.GradientTransformation):
   return step
 
 
-# One compiled step per block kind: basic (18) and bottleneck + SE (50); the plain
-# bottleneck is the same code with the SE gate off.
-@pytest.mark.parametrize("kw", [dict(depth=18), dict(depth=50, se=True)], ids=["resnet18", "se_resnet50"])
-def test_one_sgd_step_runs_and_updates_params_and_stats(kw):
+# One compiled step per block kind: basic (ResNet-18) and bottleneck + SE; the plain bottleneck is
+# the same code with the SE gate off. The bottleneck net keeps two blocks in its first stage and one
+# in each other: every kind of block ResNet-50 has (projection shortcuts at strides 1 and 2, an
+# identity shortcut) at under half its compile time. Every depth's whole step is traced below.
+@pytest.mark.parametrize("kw", [dict(depth=18), dict(depth=50, se=True)], ids=["resnet18", "se_bottleneck"])
+def test_one_sgd_step_runs_and_updates_params_and_stats(kw, monkeypatch):
+  if kw["depth"] == 50:
+    monkeypatch.setitem(model_choices.RESNET_STAGES, 50, ("bottleneck", (2, 1, 1, 1)))
   module = tiny_model(**kw)
   x, y = images(), jnp.arange(4) % 5
   variables = module.init(jax.random.key(0), x, train=False)
+  assert len([k for k in variables["params"] if k.startswith("layer")]) == sum(resnet.stage_spec(kw["depth"])[1])
   tx = optax.sgd(0.1, momentum=0.9)
   args = (variables["params"], variables["batch_stats"], tx.init(variables["params"]), x, y)
   params, stats, _, loss = compile_fast(train_step(module, tx), *args)(*args)
   assert np.isfinite(float(loss))
-  moved = jax.tree_util.tree_map(lambda a, b: bool(jnp.any(a != b)), variables["params"], params)
+  # Compared in numpy: eager jnp would compile two small programs per distinct parameter shape.
+  moved = jax.tree_util.tree_map(lambda a, b: bool(np.any(np.asarray(a) != np.asarray(b))), variables["params"],
+                                 params)
   assert all(jax.tree_util.tree_leaves(moved)), "every parameter should receive a gradient"
   assert not np.allclose(stats["stem"]["bn"]["mean"], variables["batch_stats"]["stem"]["bn"]["mean"])
 
@@ -102,18 +126,18 @@ def test_one_sgd_step_runs_and_updates_params_and_stats(kw):
 def test_every_depth_forward_and_abstract_train_step(depth):
   """A real (eager) eval forward at every depth, and the full train step traced abstractly.
 
-  Depths 18 and 50 run a compiled step above; the others reuse the same blocks, so
+  Both block kinds run a compiled step above; every depth reuses the same blocks, so
   tracing their step (shapes and dtypes, no compile) keeps the file fast.
   """
   module = tiny_model(depth)
-  x = images(2, 16)
-  variables = module.init(jax.random.key(0), x, train=False)
+  x = images()
+  variables = tiny_variables(depth)
   logits = module.apply(variables, x, train=False)
-  assert logits.shape == (2, 5) and logits.dtype == jnp.float32
+  assert logits.shape == (4, 5) and logits.dtype == jnp.float32
   assert np.all(np.isfinite(np.asarray(logits)))
   tx = optax.sgd(0.1, momentum=0.9)
   out = jax.eval_shape(train_step(module, tx), variables["params"], variables["batch_stats"],
-                       tx.init(variables["params"]), x, jnp.zeros((2,), jnp.int32))
+                       jax.eval_shape(tx.init, variables["params"]), x, jnp.zeros((4,), jnp.int32))
   new_params, new_stats, _, loss = out
   assert loss.shape == () and loss.dtype == jnp.float32
   same = jax.tree_util.tree_map(lambda a, b: a.shape == b.shape, variables["params"], new_params)
@@ -123,11 +147,11 @@ def test_every_depth_forward_and_abstract_train_step(depth):
 
 def test_resnext_grouped_conv_forward():
   module = tiny_model(50, groups=4, width_per_group=16)
-  x = images(2, 16)
+  x = images()
   variables = module.init(jax.random.key(0), x, train=False)
   # planes 4 at width 1/16 → inner width floor(4·16/64)·4 = 4, grouped in 4: kernel in-dim 1.
   assert variables["params"]["layer1_0"]["conv2"]["conv"]["kernel"].shape == (3, 3, 1, 4)
-  assert module.apply(variables, x, train=False).shape == (2, 5)
+  assert module.apply(variables, x, train=False).shape == (4, 5)
 
 
 def test_bottleneck_width_formula():
@@ -145,8 +169,8 @@ def capture(module: resnet.ResNet, variables, x, train: bool):
 
 def test_batchnorm_train_uses_batch_statistics_and_updates_running_stats():
   module = tiny_model(18)
-  x = images(8, 16)
-  variables = module.init(jax.random.key(0), x, train=False)
+  x = images()
+  variables = tiny_variables(18)
   _, state = capture(module, variables, x, train=True)
   conv_out = state["intermediates"]["stem"]["conv"]["__call__"][0]
   bn_out = state["intermediates"]["stem"]["bn"]["__call__"][0]
@@ -161,18 +185,20 @@ def test_batchnorm_train_uses_batch_statistics_and_updates_running_stats():
 
 def test_batchnorm_eval_uses_running_stats_and_is_per_example():
   module = tiny_model(18)
-  x = images(8, 16)
-  variables = module.init(jax.random.key(0), x, train=False)
+  x = images()
+  variables = tiny_variables(18)
   # Non-trivial running statistics, so eval differs from the init's identity BN.
   _, updates = module.apply(variables, x * 3 + 1, train=True, mutable=["batch_stats"])
   variables = {"params": variables["params"], "batch_stats": updates["batch_stats"]}
   full = module.apply(variables, x, train=False)
   np.testing.assert_array_equal(full, module.apply(variables, x, train=False))  # deterministic
-  np.testing.assert_allclose(module.apply(variables, x[:2], train=False), full[:2], rtol=1e-5, atol=1e-5)
-  # Train mode depends on the rest of the batch; eval mode does not.
+  # Train mode depends on the rest of the batch; eval mode does not. The same first two
+  # examples with the other two replaced (same batch shape: nothing new to compile).
+  others = x.at[2:].set(images(seed=2)[2:])
+  np.testing.assert_allclose(module.apply(variables, others, train=False)[:2], full[:2], rtol=1e-5, atol=1e-5)
   train_full, _ = module.apply(variables, x, train=True, mutable=["batch_stats"])
-  train_part, _ = module.apply(variables, x[:2], train=True, mutable=["batch_stats"])
-  assert not np.allclose(train_full[:2], train_part, atol=1e-4)
+  train_others, _ = module.apply(variables, others, train=True, mutable=["batch_stats"])
+  assert not np.allclose(train_full[:2], train_others[:2], atol=1e-4)
   _, state = capture(module, variables, x, train=False)
   conv_out = state["intermediates"]["stem"]["conv"]["__call__"][0]
   stats = variables["batch_stats"]["stem"]["bn"]
@@ -183,8 +209,8 @@ def test_batchnorm_eval_uses_running_stats_and_is_per_example():
 
 def test_batchnorm_train_without_mutable_stats_is_an_error():
   module = tiny_model(18)
-  x = images(2, 16)
-  variables = module.init(jax.random.key(0), x, train=False)
+  x = images()
+  variables = tiny_variables(18)
   with pytest.raises(Exception, match="batch_stats"):
     module.apply(variables, x, train=True)
 
@@ -202,19 +228,16 @@ def test_stride_placement_v1_vs_v15(on_3x3, conv1_size, conv2_size):
 
 
 def test_zero_init_residual_zeroes_last_bn_of_each_block():
-  x = jnp.zeros((1, 16, 16, 3))
   for depth, last in ((18, "conv2"), (50, "conv3")):
-    params = tiny_model(depth, zero_init_residual=True).init(jax.random.key(0), x, train=False)["params"]
+    params = tiny_variables(depth, zero_init_residual=True)["params"]
     assert not np.any(params["layer1_0"][last]["bn"]["scale"])
     assert np.all(params["layer1_0"]["conv1"]["bn"]["scale"] == 1)
-    default = tiny_model(depth).init(jax.random.key(0), x, train=False)["params"]
+    default = tiny_variables(depth)["params"]
     assert np.all(default["layer1_0"][last]["bn"]["scale"] == 1)
 
 
 def test_se_block_gates_residual_branch():
-  module = tiny_model(50, se=True)
-  x = images(2, 16)
-  variables = module.init(jax.random.key(0), x, train=False)
+  variables = tiny_variables(50, se=True)
   se = variables["params"]["layer1_0"]["se"]
   channels = variables["params"]["layer1_0"]["conv3"]["bn"]["scale"].shape[0]
   assert se["fc1"]["kernel"].shape == (channels, max(1, channels // 16))
@@ -227,13 +250,14 @@ def test_se_block_gates_residual_branch():
 
 
 def test_imagenet_stem_and_bfloat16():
+  """Dtypes and shapes only, so abstractly (jax.eval_shape): the same tracing, no compiling."""
   module = resnet.ResNet(num_classes=7, depth=18, width=1 / 16, dtype=jnp.bfloat16)
   x = images(2, 64)
-  variables = module.init(jax.random.key(0), x, train=False)
+  variables = jax.eval_shape(lambda: module.init(jax.random.key(0), x, train=False))
   assert all(p.dtype == jnp.float32 for p in jax.tree_util.tree_leaves(variables["params"]))
-  logits = module.apply(variables, x, train=False)
+  logits = jax.eval_shape(lambda v: module.apply(v, x, train=False), variables)
   assert logits.dtype == jnp.float32 and logits.shape == (2, 7)
-  _, state = capture(module, variables, x, train=False)
+  _, state = jax.eval_shape(lambda v: capture(module, v, x, train=False), variables)
   assert state["intermediates"]["layer1_0"]["__call__"][0].shape[1:3] == (16, 16)  # 64 / 4
   assert state["intermediates"]["layer1_0"]["__call__"][0].dtype == jnp.bfloat16
 
@@ -246,8 +270,8 @@ def test_imagenet_stem_and_bfloat16():
 ])
 def test_bad_model_settings_raise_clear_errors(kw, match):
   module = resnet.ResNet(**kw)
-  with pytest.raises(ValueError, match=match):
-    module.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False)
+  with pytest.raises(ValueError, match=match):  # raised while tracing: abstractly, nothing is computed
+    jax.eval_shape(lambda: module.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False))
 
 
 def test_wrong_input_layout_is_rejected():
@@ -308,7 +332,8 @@ SHARDED_BN_SCRIPT = textwrap.dedent("""
     # from the global ones: equality below is only possible with a global reduction.
     offsets = jnp.repeat(jnp.arange(8.0), 2)[:, None, None, None]
     x = jax.random.normal(jax.random.key(1), (16, 16, 16, 3)) + offsets
-    variables = module.init(jax.random.key(0), x, train=False)
+    # Jitted: eager initialisation compiles every operation on its own (about 3 s more CPU).
+    variables = jax.jit(lambda k: module.init(k, x, train=False))(jax.random.key(0))
     forward = jax.jit(lambda v, x: module.apply(v, x, train=True, mutable=["batch_stats"]))
     logits, updates = forward(variables, x)
     mesh = jax.make_mesh((8,), ("data",))
@@ -373,11 +398,13 @@ def test_resnet_d_shortcut_pools_before_a_stride_1_projection(size):
 
 
 def test_deep_stem_is_three_3x3_convs_then_a_pool():
+  """Shapes only, so abstractly (jax.eval_shape)."""
   module = resnet.ResNet(num_classes=5, depth=18, width=1 / 16, stem="deep", avg_down=True)
-  variables = module.init(jax.random.key(0), jnp.zeros((2, 32, 32, 3)), train=False)
+  x = jnp.zeros((2, 32, 32, 3))
+  variables = jax.eval_shape(lambda: module.init(jax.random.key(0), x, train=False))
   stem = {k: v for k, v in variables["params"].items() if k.startswith("stem")}
   assert sorted(stem) == ["stem1", "stem2", "stem3"]
   shapes = [next(x.shape for x in jax.tree_util.tree_leaves(stem[name]) if x.ndim == 4)
             for name in ("stem1", "stem2", "stem3")]
   assert [s[:2] for s in shapes] == [(3, 3)] * 3 and shapes[0][2] == 3
-  assert module.apply(variables, jnp.zeros((2, 32, 32, 3)), train=False).shape == (2, 5)
+  assert jax.eval_shape(lambda v: module.apply(v, x, train=False), variables).shape == (2, 5)

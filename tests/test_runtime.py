@@ -50,23 +50,40 @@ def _batch(config: ml_collections.ConfigDict, scale: float = 1.0) -> dict[str, j
           "label": jnp.asarray(rng.integers(0, NUM_CLASSES, BATCH).astype(np.int32))}
 
 
-def _step(state: runtime.TrainState, batch, *, label_smoothing: float = 0.0, aux_weight: float = 0.0):
+def _step(state: runtime.TrainState, batch, *, aux_weight: float = 0.0):
   """One jitted runtime.train_step at learning rate LR; returns (new state, loss, finite)."""
-  new, m, finite = _train_step(state, batch, jax.random.key(1), schedule=SCHEDULE,
-                               label_smoothing=label_smoothing, aux_weight=jnp.float32(aux_weight))
+  return _loss(_train_step(state, batch, jax.random.key(1), schedule=SCHEDULE, label_smoothing=0.0,
+                           aux_weight=jnp.float32(aux_weight)))
+
+
+@functools.partial(jax.jit, static_argnames="label_smoothings")
+def _steps_and_outputs(state: runtime.TrainState, batch, aux_weight, label_smoothings=(0.0,)):
+  """One runtime.train_step from `state` per label smoothing (learning rate LR), and the logits and
+  sown auxiliary logits the step at `state.step` computes (same dropout key), in one compiled
+  program: one compile instead of one per step plus one for the forward, whose copies XLA merges."""
+  base_key = jax.random.key(1)
+  steps = [runtime.train_step(state, batch, base_key, schedule=SCHEDULE, label_smoothing=smoothing,
+                              aux_weight=aux_weight) for smoothing in label_smoothings]
+  key = jax.random.fold_in(base_key, state.step)
+  logits, mutated = state.apply_fn(runtime.model_variables(state), batch["image"], train=True,
+                                   rngs={"dropout": key}, mutable=["batch_stats", "aux"])
+  return steps, logits, jax.tree.leaves(mutated.get("aux", {}))
+
+
+def _loss(step_output) -> tuple[runtime.TrainState, float, bool]:
+  """(new state, loss, finite) of one train_step output, as `_step` returns them."""
+  new, m, finite = step_output
   return new, float(m.compute()["loss"]), bool(finite)
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _apply_train(apply_fn, variables, images, key):
-  return apply_fn(variables, images, train=True, rngs={"dropout": key}, mutable=["batch_stats", "aux"])
-
-
-def _step_outputs(state: runtime.TrainState, batch):
-  """The logits and sown auxiliary logits the step at `state.step` computes (same dropout key)."""
-  key = jax.random.fold_in(jax.random.key(1), state.step)
-  logits, mutated = _apply_train(state.apply_fn, runtime.model_variables(state), batch["image"], key)
-  return logits, jax.tree.leaves(mutated.get("aux", {}))
+@pytest.fixture(scope="module")
+def alexnet():
+  """The float32 AlexNet of the bf16 and label-smoothing tests, stepped once from its initial state
+  without and with label smoothing 0.1: (config, state, batch, steps, logits), computed once."""
+  config = _alexnet_config()
+  state, batch = _state(config), _batch(config, 50.0)
+  steps, logits, _ = _steps_and_outputs(state, batch, jnp.float32(0.0), label_smoothings=(0.0, 0.1))
+  return config, state, batch, [_loss(s) for s in steps], logits
 
 
 @pytest.fixture(scope="module")
@@ -88,21 +105,20 @@ def _ce(logits, labels, smoothing: float = 0.0) -> float:
 
 
 def _max_abs_diff(a, b) -> float:
-  return max(float(jnp.max(jnp.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+  # In numpy: eager jnp would compile three small programs per distinct parameter shape.
+  return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in zip(jax.tree.leaves(a),
+                                                                                  jax.tree.leaves(b)))
 
 
-def test_bf16_step_close_to_float32_and_keeps_float32_state():
-  config = _alexnet_config()
+def test_bf16_step_close_to_float32_and_keeps_float32_state(alexnet):
+  config, s32, batch, ((n32, loss32, ok32), _), _ = alexnet
   config16 = _benchmark_optimizer(alexnet_config.get_config("smoke,width=0.25,bf16"))  # the `bf16` argument
   config16.model.fc_dim = 64
   assert (config.dtype, config16.dtype) == ("float32", "bfloat16")
-  batch = _batch(config, 50.0)
-  s32 = _state(config)
   s16 = _state(config16)
   for a, b in zip(jax.tree.leaves(s32.params), jax.tree.leaves(s16.params)):
     assert b.dtype == jnp.float32
     np.testing.assert_array_equal(a, b)  # the same initial parameters
-  n32, loss32, ok32 = _step(s32, batch)
   n16, loss16, ok16 = _step(s16, batch)
   assert ok32 and ok16
   # Close, but not equal: the convolutions and matmuls really ran in bfloat16.
@@ -116,7 +132,8 @@ def _assert_took_a_step(new, state, loss: float, finite: bool) -> None:
   assert finite and np.isfinite(loss) and loss > 0
   assert int(new.step) == 1
   assert _max_abs_diff(new.params, state.params) > 0
-  moved = [bool(jnp.any(n != o)) for n, o in zip(jax.tree.leaves(new.params), jax.tree.leaves(state.params))]
+  moved = [bool(np.any(np.asarray(n) != np.asarray(o)))
+           for n, o in zip(jax.tree.leaves(new.params), jax.tree.leaves(state.params))]
   assert np.mean(moved) > 0.9  # nearly every tensor got an update
 
 
@@ -129,7 +146,7 @@ def test_family_takes_a_training_step(family):
   _assert_took_a_step(new, state, loss, finite)
 
 
-def test_label_smoothing_matches_the_formula():
+def test_label_smoothing_matches_the_formula(alexnet):
   logits = jnp.array([[2.0, 0.5, -1.0, 0.0], [0.0, 3.0, 1.0, -2.0]])
   labels = jnp.array([0, 2])
   for alpha in (0.0, 0.1, 0.4):
@@ -141,11 +158,7 @@ def test_label_smoothing_matches_the_formula():
   np.testing.assert_allclose(float(runtime.cross_entropy(logits, labels, 0.1).mean()) - plain,
                              0.1 * (uniform - plain), rtol=1e-5)
   # And the train step uses it.
-  config = _alexnet_config()
-  state, batch = _state(config), _batch(config, 50.0)
-  step_logits, _ = _step_outputs(state, batch)
-  _, loss0, _ = _step(state, batch)
-  _, loss1, _ = _step(state, batch, label_smoothing=0.1)
+  _, _, batch, ((_, loss0, _), (_, loss1, _)), step_logits = alexnet
   np.testing.assert_allclose(loss0, _ce(step_logits, batch["label"]), rtol=1e-4)
   np.testing.assert_allclose(loss1, _ce(step_logits, batch["label"], 0.1), rtol=1e-4)
 
@@ -153,11 +166,13 @@ def test_label_smoothing_matches_the_formula():
 @pytest.mark.slow
 def test_aux_weight_scales_the_googlenet_aux_term(googlenet):
   _, state, batch = googlenet
-  logits, aux = _step_outputs(state, batch)
+  # aux_weight is traced: both steps run one compiled program.
+  (step0,), logits, aux = _steps_and_outputs(state, batch, jnp.float32(0.0))
+  (step3,), _, _ = _steps_and_outputs(state, batch, jnp.float32(0.3))
   assert len(aux) == 2  # aux1 after inception 4a, aux2 after 4d
   aux_ce = sum(_ce(a.astype(jnp.float32), batch["label"]) for a in aux)
-  _, loss0, _ = _step(state, batch, aux_weight=0.0)
-  new, loss3, finite = _step(state, batch, aux_weight=0.3)
+  _, loss0, _ = _loss(step0)
+  new, loss3, finite = _loss(step3)
   _assert_took_a_step(new, state, loss3, finite)  # GoogLeNet, with its aux heads, trains
   np.testing.assert_allclose(loss0, _ce(logits, batch["label"]), rtol=1e-4)
   np.testing.assert_allclose(loss3 - loss0, 0.3 * aux_ce, rtol=1e-3)

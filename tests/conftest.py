@@ -203,15 +203,18 @@ def subprocess_env(**overrides: str) -> dict[str, str]:
   return env
 
 
-# The slowest files, slowest first (seconds of a full run on 2 cores, roughly): pytest-xdist hands
-# whole files to the workers in collection order, so the long ones start first and the short ones
-# fill in at the end, and both workers finish together. test_faults.py comes after others: it
-# waits for the reference run that test_faults_signals.py builds.
+# The slowest files, slowest first (by their total time in a full run on 2 cores). pytest-xdist
+# hands whole files to the workers in collection order (pytest.ini turns off its reordering by test
+# count), so the long ones start first, the short ones fill in at the end, and both workers finish
+# together. test_faults.py comes after others: it waits for the reference run that
+# test_faults_signals.py builds.
 SLOW_FILES_FIRST = (
-    "test_faults_signals.py", "test_runtime.py", "test_neighbours.py", "test_resnet.py", "test_multihost.py",
-    "test_gpu_bench.py", "test_store.py", "test_faults.py", "test_torch_convert_resnet.py", "test_recipes.py",
-    "test_train.py", "test_models_cpu_gradients.py", "test_pretrained.py", "test_alexnet_paper.py",
-    "test_gpu_session.py", "test_augment_parity.py", "test_paper_pins.py", "test_benchmark.py", "test_parallel.py",
+    "test_faults_signals.py", "test_neighbours.py", "test_resnet.py", "test_runtime.py", "test_faults.py",
+    "test_multihost.py", "test_gpu_session.py", "test_store.py", "test_readme_commands.py", "test_train.py",
+    "test_gpu_bench.py", "test_recipes.py", "test_torch_convert_a.py", "test_augment_parity.py",
+    "test_torch_convert_resnet.py", "test_parallel.py", "test_sharp_device_augment.py", "test_benchmark.py",
+    "test_models_lineage_a.py", "test_models_cpu_gradients.py", "test_cifar_cnn.py", "test_sharp_layers.py",
+    "test_paper_pins.py",
 )
 
 

@@ -44,6 +44,14 @@ JAX_CACHE = {"JAX_COMPILATION_CACHE_DIR": str(SHARED_DIR / "jax_cache"),
              "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
 os.environ.update(JAX_CACHE)
 
+# Libraries' own temporary folders go inside the session folder too, so they go with it: TFDS makes
+# an empty `tmp…tfds` folder in the system temp folder whenever a builder is made for data not yet
+# prepared, and never removes it. Workers and child runs inherit TMPDIR.
+_TMP = SESSION_DIR / "tmp"
+_TMP.mkdir()
+os.environ["TMPDIR"] = str(_TMP)
+tempfile.tempdir = str(_TMP)
+
 # Importing torch (the equivalence tests' peer) after TensorFlow crashes in triton's start-up
 # with these wheels; importing it first, when it is installed, avoids that.
 try:  # noqa: SIM105
